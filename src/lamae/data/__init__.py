@@ -1,0 +1,1 @@
+"""Reading ECG datasets, the one preprocessing function, and the packed store."""

@@ -1,0 +1,134 @@
+"""The one preprocessing function. Its parameters travel with every store and checkpoint.
+
+``prepare`` applies it once when packing a dataset; ``probe`` and the Python API read those
+parameters back from the checkpoint, so a model can never see data prepared differently
+from what it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+
+import numpy as np
+from scipy import signal as sps
+
+from ..errors import RecordError, ShapeError
+
+NORMALIZATIONS = ("lead_zscore", "none")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Resample to ``fs``, optional zero-phase band-pass, fixed window, normalisation."""
+
+    fs: float = 100.0
+    window_s: float = 10.0
+    bandpass: tuple[float, float] | None = (0.5, 40.0)
+    normalize: str = "lead_zscore"
+    max_invalid_fraction: float = 0.5
+
+    def __post_init__(self):
+        if self.fs <= 0 or self.window_s <= 0:
+            raise ValueError(f"fs and window_s must be positive, got {self.fs}, {self.window_s}")
+        if self.bandpass is not None:
+            lo, hi = self.bandpass
+            object.__setattr__(self, "bandpass", (float(lo), float(hi)))
+            if not (0 <= lo < hi < self.fs / 2):
+                raise ValueError(
+                    f"band-pass {self.bandpass} Hz must satisfy 0 <= low < high < fs/2 = {self.fs / 2}"
+                )
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+        if abs(self.fs * self.window_s - round(self.fs * self.window_s)) > 1e-6:
+            raise ValueError("fs * window_s must be a whole number of samples")
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.fs * self.window_s))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["bandpass"] = list(self.bandpass) if self.bandpass else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        d = dict(d)
+        if d.get("bandpass") is not None:
+            d["bandpass"] = tuple(d["bandpass"])
+        return cls(**d)
+
+
+def _fill_invalid(x: np.ndarray, leads, record_id: str, max_frac: float) -> np.ndarray:
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    x = x.copy()
+    n = x.shape[1]
+    t = np.arange(n)
+    for i in np.flatnonzero(bad.any(axis=1)):
+        frac = bad[i].mean()
+        if frac >= 1.0:
+            raise RecordError(record_id, f"lead {leads[i]} is all NaN/inf")
+        if frac > max_frac:
+            raise RecordError(record_id, f"lead {leads[i]} is {frac:.0%} NaN/inf")
+        good = ~bad[i]
+        x[i, bad[i]] = np.interp(t[bad[i]], t[good], x[i, good])
+    return x
+
+
+def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Polyphase resampling along the last axis (anti-aliased)."""
+    if abs(fs_in - fs_out) < 1e-9:
+        return x
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+
+
+def preprocess(
+    signal: np.ndarray,
+    fs: float,
+    prep: Preprocessing,
+    *,
+    leads=None,
+    record_id: str = "input",
+    crop: str = "start",
+) -> np.ndarray:
+    """Return ``prep.n_samples`` samples per lead, float32, as the model expects.
+
+    ``signal`` is (n_leads, n_samples) in mV at rate ``fs``. Isolated NaN/inf samples are
+    interpolated; a lead that is entirely invalid raises :class:`RecordError`. Records
+    shorter than the window are zero-padded at the end (after normalisation, so padding
+    is the lead's mean); longer ones are cropped (``crop="start"`` or ``"center"``).
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    if x.ndim != 2:
+        raise ShapeError(f"{record_id}: expected (leads, samples), got shape {x.shape}")
+    if x.shape[1] < 2:
+        raise RecordError(record_id, f"record has {x.shape[1]} samples")
+    if not (np.isfinite(fs) and fs > 0):
+        raise RecordError(record_id, f"invalid sampling rate {fs}")
+    leads = list(leads) if leads is not None else [str(i) for i in range(x.shape[0])]
+    x = _fill_invalid(x, leads, record_id, prep.max_invalid_fraction)
+    x = resample(x, fs, prep.fs)
+    n = prep.n_samples
+    if x.shape[1] > n:
+        start = 0 if crop == "start" else (x.shape[1] - n) // 2
+        # Filter on a margin around the window to keep edge effects out of it.
+        x = x[:, max(0, start - int(prep.fs)) : start + n + int(prep.fs)]
+        offset = start - max(0, start - int(prep.fs))
+    else:
+        offset = 0
+    if prep.bandpass is not None:
+        sos = sps.butter(2, prep.bandpass, btype="bandpass", fs=prep.fs, output="sos")
+        padlen = min(x.shape[1] - 1, 3 * (2 * sos.shape[0] + 1) * 10)
+        x = sps.sosfiltfilt(sos, x, axis=-1, padlen=padlen)
+    x = x[:, offset : offset + n]
+    if prep.normalize == "lead_zscore":
+        mu = x.mean(axis=1, keepdims=True)
+        sd = x.std(axis=1, keepdims=True)
+        x = np.where(sd > 1e-6, (x - mu) / np.maximum(sd, 1e-6), 0.0)
+    if x.shape[1] < n:
+        x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
+    return x.astype(np.float32)

@@ -1,0 +1,1 @@
+"""Diagnosis labels (the ICD-10-CM hierarchy) and patient-level splits."""

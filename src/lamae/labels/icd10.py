@@ -1,0 +1,154 @@
+"""ICD-10-CM labels: literal parsing of MIMIC-IV-ECG-Ext-ICD lists and hierarchy targets.
+
+Nodes are named the way the paper's table names them: chapter ``IX``, block ``I05-I09``,
+category ``I07``, subcategory ``I071`` (dot-less). A positive code makes every ancestor
+positive. The hierarchy itself comes from the ``simple_icd_10_cm`` package.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import simple_icd_10_cm as cm
+
+from ..errors import LabelError
+
+LEVELS = ("chapter", "block", "category", "subcategory")
+_ROMAN = ["", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII", "XIII",
+          "XIV", "XV", "XVI", "XVII", "XVIII", "XIX", "XX", "XXI", "XXII"]
+
+
+def parse_code_list(text, *, source: str = "labels") -> list[str]:
+    """Parse ``"['I2510', 'E785']"`` literally (never eval). Empty cells give ``[]``."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return []
+    if isinstance(text, (list, tuple)):
+        value = list(text)
+    else:
+        s = str(text).strip()
+        if not s:
+            return []
+        try:
+            value = ast.literal_eval(s)
+        except (ValueError, SyntaxError):
+            raise LabelError(f"{source}: cannot parse code list {s[:80]!r}") from None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
+        raise LabelError(f"{source}: expected a list of code strings, got {str(text)[:80]!r}")
+    return [normalize_code(c) for c in value if c.strip()]
+
+
+def normalize_code(code: str) -> str:
+    return code.strip().replace(".", "").upper()
+
+
+def _node_name(item: str) -> str:
+    if cm.is_chapter(item):
+        return _ROMAN[int(item)] if item.isdigit() and int(item) < len(_ROMAN) else item
+    return item.replace(".", "")
+
+
+def _level(item: str) -> str:
+    if cm.is_chapter(item):
+        return "chapter"
+    if cm.is_block(item):
+        return "block"
+    if cm.is_category(item):
+        return "category"
+    return "subcategory"
+
+
+@lru_cache(maxsize=None)
+def ancestors(code: str) -> tuple[tuple[str, str], ...]:
+    """``(level, node)`` for the code and every ancestor; empty if the code is not in ICD-10-CM.
+
+    >>> [n for _, n in ancestors("I071")]
+    ['I071', 'I07', 'I05-I09', 'IX']
+    """
+    code = normalize_code(code)
+    if not cm.is_valid_item(code):
+        return ()
+    items = [code] + list(cm.get_ancestors(code))
+    return tuple((_level(i), _node_name(i)) for i in items)
+
+
+@lru_cache(maxsize=None)
+def describe(node: str) -> str:
+    if node in _ROMAN[1:]:
+        return cm.get_description(str(_ROMAN.index(node)))
+    try:
+        return cm.get_description(node)
+    except ValueError:
+        return ""
+
+
+@dataclass
+class HierarchyTargets:
+    """Multi-hot targets over the kept nodes. ``y`` is (n_records, n_nodes) uint8."""
+
+    y: np.ndarray
+    nodes: list[str]
+    levels: list[str]
+    unknown_codes: dict[str, int]
+
+    def level_columns(self, level: str) -> list[int]:
+        return [i for i, lv in enumerate(self.levels) if lv == level]
+
+
+def expand(codes) -> dict[str, str]:
+    """All nodes (with their level) implied by a record's codes."""
+    out: dict[str, str] = {}
+    for c in codes:
+        for level, node in ancestors(normalize_code(c)):
+            out[node] = level
+    return out
+
+
+def build_targets(
+    code_lists,
+    train_mask=None,
+    *,
+    min_prevalence: float = 0.01,
+    min_count: int = 5,
+    levels=LEVELS,
+) -> HierarchyTargets:
+    """Multi-hot targets at every hierarchy level, thresholded on the training records.
+
+    A node is kept when its prevalence among training records is at least
+    ``min_prevalence`` and it has at least ``min_count`` training positives. Codes not in
+    ICD-10-CM are counted in ``unknown_codes`` and otherwise ignored.
+    """
+    n = len(code_lists)
+    train = np.ones(n, bool) if train_mask is None else np.asarray(train_mask, bool)
+    expanded, unknown = [], {}
+    for codes in code_lists:
+        nodes = {}
+        for c in codes:
+            anc = ancestors(normalize_code(c))
+            if not anc:
+                unknown[c] = unknown.get(c, 0) + 1
+            nodes.update({node: level for level, node in anc})
+        expanded.append(nodes)
+    counts: dict[str, int] = {}
+    level_of: dict[str, str] = {}
+    for nodes, is_train in zip(expanded, train):
+        for node, level in nodes.items():
+            level_of[node] = level
+            if is_train:
+                counts[node] = counts.get(node, 0) + 1
+    n_train = max(int(train.sum()), 1)
+    kept = [
+        node for node, c in counts.items()
+        if level_of[node] in levels and c >= min_count and c / n_train >= min_prevalence
+    ]
+    order = {lv: i for i, lv in enumerate(LEVELS)}
+    kept.sort(key=lambda nd: (order[level_of[nd]], nd))
+    col = {nd: i for i, nd in enumerate(kept)}
+    y = np.zeros((n, len(kept)), np.uint8)
+    for r, nodes in enumerate(expanded):
+        for node in nodes:
+            if node in col:
+                y[r, col[node]] = 1
+    return HierarchyTargets(y=y, nodes=kept, levels=[level_of[nd] for nd in kept], unknown_codes=unknown)
