@@ -1,0 +1,197 @@
+"""The packed store: a dataset converted once into a memory-mapped array plus an index.
+
+Layout of a store folder::
+
+    signals.npy      (n_rows, 12, n_samples) float16, preprocessed, leads in canonical slots
+    index.parquet    row, record_id, patient_id, split, path, lead_bits, has_labels, codes
+    meta.json        preprocessing parameters, shape, split seed and fractions, source
+    report.json/.md  records skipped and why
+
+``prepare`` works in chunks and records its progress after each one, so an interrupted
+conversion resumes at the last finished chunk; memory stays flat however large the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..errors import LamaeError, LeadNameError, RecordError, ShapeError
+from ..labels.splits import patient_split
+from ..leads import LEAD_INDEX, STANDARD_LEADS
+from .preprocess import Preprocessing, preprocess
+
+STORE_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _load_one(source, prep: Preprocessing, item):
+    """Read and preprocess one record; returns (signal12, lead_bits, None) or (None, 0, problem)."""
+    try:
+        rec = source.read(item)
+        x = preprocess(rec.signal, rec.fs, prep, leads=rec.leads, record_id=rec.record_id)
+    except (RecordError, LeadNameError, ShapeError) as exc:
+        return None, 0, str(exc)
+    except Exception as exc:  # a reader bug must not cost the user the whole conversion
+        return None, 0, f"{item.record_id}: unexpected {type(exc).__name__}: {exc}"
+    out = np.zeros((len(STANDARD_LEADS), prep.n_samples), np.float16)
+    bits = 0
+    for row, lead in zip(x, rec.leads):
+        out[LEAD_INDEX[lead]] = np.clip(row, -60000, 60000)
+        bits |= 1 << LEAD_INDEX[lead]
+    return out, bits, None
+
+
+def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
+            split_fractions=(0.7, 0.15, 0.15), chunk_size: int = 256, workers: int = 1,
+            overwrite: bool = False, progress: bool = True, limit: int | None = None) -> "EcgStore":
+    """Convert ``source`` (a reader) into a store at ``out_dir``; resumes an interrupted run."""
+    out = Path(out_dir)
+    if (out / "meta.json").exists() and not overwrite:
+        return EcgStore(out)
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    items = source.items()
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        raise LamaeError(f"{getattr(source, 'root', source)}: no records found")
+    n, n_leads, t = len(items), len(STANDARD_LEADS), prep.n_samples
+    fingerprint = {
+        "source": str(getattr(source, "root", "")), "format": source.name, "n_items": n,
+        "first": items[0].record_id, "last": items[-1].record_id, "preprocessing": prep.to_dict(),
+    }
+    parts = out / "_parts"
+    progress_path = out / "_progress.json"
+    if progress_path.exists():
+        state = json.loads(progress_path.read_text())
+        if state["fingerprint"] != fingerprint:
+            raise LamaeError(
+                f"{out}: an unfinished conversion with different settings is here "
+                "(other data or preprocessing); pass --overwrite to start again"
+            )
+        signals = np.lib.format.open_memmap(out / "signals.npy", mode="r+")
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise LamaeError(f"{out}: folder is not empty and holds no store; pass --overwrite")
+        parts.mkdir(parents=True, exist_ok=True)
+        signals = np.lib.format.open_memmap(out / "signals.npy", mode="w+", dtype=np.float16,
+                                            shape=(n, n_leads, t))
+        state = {"fingerprint": fingerprint, "next_item": 0, "next_row": 0, "next_part": 0}
+        atomic_write_text(progress_path, json.dumps(state))
+
+    t0 = time.time()
+    load = partial(_load_one, source, prep)
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    bar = tqdm(total=n, initial=state["next_item"], desc="prepare", unit="rec", disable=not progress)
+    try:
+        while state["next_item"] < n:
+            chunk = items[state["next_item"]: state["next_item"] + chunk_size]
+            results = list(pool.map(load, chunk, chunksize=8)) if pool else [load(it) for it in chunk]
+            rows, skipped, row = [], [], state["next_row"]
+            for item, (x, bits, problem) in zip(chunk, results):
+                if problem is not None:
+                    skipped.append({"record_id": item.record_id, "path": item.path, "problem": problem})
+                    continue
+                signals[row] = x
+                rows.append({"row": row, "record_id": item.record_id, "patient_id": item.patient_id,
+                             "path": item.path, "lead_bits": bits, "has_labels": item.codes is not None,
+                             "codes": list(item.codes or [])})
+                row += 1
+            signals.flush()
+            k = state["next_part"]
+            pd.DataFrame(rows, columns=["row", "record_id", "patient_id", "path", "lead_bits",
+                                        "has_labels", "codes"]).to_parquet(parts / f"index-{k:06d}.parquet")
+            atomic_write_text(parts / f"skipped-{k:06d}.json", json.dumps(skipped))
+            state.update(next_item=state["next_item"] + len(chunk), next_row=row, next_part=k + 1)
+            atomic_write_text(progress_path, json.dumps(state))
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if pool:
+            pool.shutdown()
+    del signals
+
+    index = pd.concat([pd.read_parquet(parts / f"index-{k:06d}.parquet")
+                       for k in range(state["next_part"])], ignore_index=True)
+    skipped = sum((json.loads((parts / f"skipped-{k:06d}.json").read_text())
+                   for k in range(state["next_part"])), [])
+    if index.empty:
+        raise LamaeError(f"{out}: every record was skipped; see the problems listed in report.json")
+    index["split"] = patient_split(index["patient_id"], split_fractions, split_seed)
+    index.to_parquet(out / "index.parquet.tmp")
+    os.replace(out / "index.parquet.tmp", out / "index.parquet")
+    meta = {
+        "version": STORE_VERSION, "n_rows": int(len(index)), "shape": [int(len(index)), n_leads, t],
+        "leads": list(STANDARD_LEADS), "dtype": "float16", "preprocessing": prep.to_dict(),
+        "split_seed": split_seed, "split_fractions": list(split_fractions),
+        "source": fingerprint["source"], "format": source.name,
+        "n_source_records": n, "n_skipped": len(skipped),
+    }
+    _write_report(out, skipped, meta, time.time() - t0)
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
+    shutil.rmtree(parts)
+    progress_path.unlink()
+    return EcgStore(out)
+
+
+def _write_report(out: Path, skipped: list[dict], meta: dict, seconds: float) -> None:
+    atomic_write_text(out / "report.json", json.dumps({"skipped": skipped, "seconds": seconds}, indent=2))
+    lines = [f"# prepare report", "", f"- records in source: {meta['n_source_records']}",
+             f"- records stored: {meta['n_rows']}", f"- records skipped: {len(skipped)}", ""]
+    if skipped:
+        lines += ["| record | problem |", "|---|---|"]
+        lines += [f"| {s['record_id']} | {s['problem'].replace('|', '/')} |" for s in skipped]
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+class EcgStore:
+    """Read side of a store. ``signals`` is memory-mapped; nothing is loaded until indexed."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        meta_path = self.path / "meta.json"
+        if not meta_path.exists():
+            hint = (" (a conversion was interrupted: run prepare again to resume)"
+                    if (self.path / "_progress.json").exists() else "")
+            raise LamaeError(f"{self.path}: not a finished lamae store, meta.json is missing{hint}")
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("version") != STORE_VERSION:
+            raise LamaeError(f"{self.path}: store version {self.meta.get('version')} is not {STORE_VERSION}")
+        self.preprocessing = Preprocessing.from_dict(self.meta["preprocessing"])
+        self.index = pd.read_parquet(self.path / "index.parquet")
+        full = np.load(self.path / "signals.npy", mmap_mode="r")
+        self.signals = full[: self.meta["n_rows"]]
+
+    def __len__(self) -> int:
+        return int(self.meta["n_rows"])
+
+    def rows(self, split: str | None = None, *, labeled: bool = False) -> np.ndarray:
+        mask = np.ones(len(self.index), bool)
+        if split is not None:
+            mask &= (self.index["split"] == split).to_numpy()
+        if labeled:
+            mask &= self.index["has_labels"].to_numpy() & (self.index["codes"].map(len) > 0).to_numpy()
+        return self.index["row"].to_numpy()[mask]
+
+    def lead_mask(self, rows) -> np.ndarray:
+        bits = self.index["lead_bits"].to_numpy()[np.asarray(rows)]
+        return (bits[:, None] >> np.arange(len(STANDARD_LEADS))[None, :]) & 1 == 1
+
+    def codes(self, rows) -> list[list[str]]:
+        col = self.index["codes"].to_numpy()
+        return [list(col[r]) for r in np.asarray(rows)]
