@@ -59,9 +59,8 @@ PATIENT_PREVALENCE = {
 COMORBIDITIES = {"E785": 0.30, "I10": 0.30, "E119": 0.20, "N179": 0.10, "I2510": 0.15, "Z7901": 0.03}
 
 
-def twelve_leads_from_vcg(vcg: np.ndarray, dower: np.ndarray = DOWER) -> dict[str, np.ndarray]:
-    """Project a (3, n) dipole onto the 12 leads; limb leads follow Einthoven/Goldberger."""
-    eight = dower @ vcg
+def _derive_limb_leads(eight: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows I, II, V1..V6 -> all 12 leads (Einthoven's and Goldberger's relations)."""
     lead_i, lead_ii = eight[0], eight[1]
     out = {
         "I": lead_i, "II": lead_ii, "III": lead_ii - lead_i,
@@ -69,6 +68,11 @@ def twelve_leads_from_vcg(vcg: np.ndarray, dower: np.ndarray = DOWER) -> dict[st
     }
     out.update({f"V{k + 1}": eight[2 + k] for k in range(6)})
     return out
+
+
+def twelve_leads_from_vcg(vcg: np.ndarray, dower: np.ndarray = DOWER) -> dict[str, np.ndarray]:
+    """Project a (3, n) dipole onto the 12 leads."""
+    return _derive_limb_leads(dower @ vcg)
 
 
 @dataclass
@@ -159,15 +163,19 @@ def simulate_ecg(rng: np.random.Generator, conditions: set, *, axis_deg=45.0, r_
             vcg += np.outer(np.array([-0.3, 0.3, -1.0]) * rng.uniform(0.02, 0.05),
                             np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)))
 
-    # Electrode placement and torso vary: perturb the projection a little per ECG.
+    # Electrode placement and torso vary: perturb the projection a little per ECG. Noise,
+    # wander and hum hit the 8 measured leads; III, aVR, aVL, aVF are then derived from the
+    # noisy I and II, as an electrocardiograph does, so Einthoven's law holds exactly.
     dower = DOWER * (1 + rng.normal(0, 0.08, DOWER.shape))
-    leads = twelve_leads_from_vcg(vcg, dower)
-    x = np.stack([leads[name] for name in MIMIC_LEAD_ORDER])
-    x += rng.normal(0, rng.uniform(0.005, 0.02), x.shape)
-    for i in range(12):
+    measured = dower @ vcg
+    measured += rng.normal(0, rng.uniform(0.005, 0.02), measured.shape)
+    for i in range(measured.shape[0]):
         for _ in range(2):
-            x[i] += rng.uniform(0.02, 0.2) * np.sin(2 * np.pi * rng.uniform(0.05, 0.4) * t + rng.uniform(0, 6.3))
-    x += rng.uniform(0, 0.015) * np.sin(2 * np.pi * 60 * t)[None, :]
+            measured[i] += rng.uniform(0.02, 0.2) * np.sin(2 * np.pi * rng.uniform(0.05, 0.4) * t
+                                                           + rng.uniform(0, 6.3))
+    measured += rng.uniform(0, 0.015) * np.sin(2 * np.pi * 60 * t)[None, :]
+    leads = _derive_limb_leads(measured)
+    x = np.stack([leads[name] for name in MIMIC_LEAD_ORDER])
     return x
 
 

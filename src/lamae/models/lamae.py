@@ -192,6 +192,9 @@ class Lamae(nn.Module):
         self.dec_norm = nn.LayerNorm(dd)
         self.dec_pred = nn.Linear(dd, p)
         self.apply(self._init)
+        # As in MAE: the patch projection starts at xavier scale so a patch's content is not
+        # drowned by the (unit-amplitude) sine-cosine positions; learning stalls otherwise.
+        nn.init.xavier_uniform_(self.patch_embed.weight)
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
 

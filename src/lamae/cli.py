@@ -1,0 +1,184 @@
+"""The ``lamae`` command: synth -> prepare -> pretrain -> probe, and ``demo`` for all four."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .errors import LamaeError
+
+
+def _add_synth(sub):
+    p = sub.add_parser("synth", help="write a synthetic MIMIC-IV-ECG-style dataset with ICD-10 labels")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--records", type=int, default=1000, help="number of ECGs (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="processes writing records")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_synth(a):
+    from .data.synth import synthesize_mimic
+
+    out = synthesize_mimic(a.out, a.records, seed=a.seed, workers=a.workers)
+    print(f"wrote {a.records} records to {out}")
+
+
+def _prep_args(p):
+    p.add_argument("--fs", type=float, default=100.0, help="target sampling rate in Hz (default 100)")
+    p.add_argument("--window", type=float, default=10.0, help="window length in seconds (default 10)")
+    p.add_argument("--bandpass", type=float, nargs=2, default=[0.5, 40.0], metavar=("LOW", "HIGH"),
+                   help="zero-phase band-pass in Hz (default 0.5 40)")
+    p.add_argument("--no-bandpass", action="store_true", help="disable the band-pass filter")
+    p.add_argument("--normalize", default="lead_zscore", choices=["lead_zscore", "none"])
+
+
+def _preprocessing(a):
+    from .data.preprocess import Preprocessing
+
+    return Preprocessing(fs=a.fs, window_s=a.window, bandpass=None if a.no_bandpass else tuple(a.bandpass),
+                         normalize=a.normalize)
+
+
+def _add_prepare(sub):
+    p = sub.add_parser("prepare", help="convert a dataset once into a packed, memory-mapped store")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--out", required=True, help="store folder")
+    p.add_argument("--format", default="mimic", choices=["mimic", "wfdb"],
+                   help="mimic: MIMIC-IV-ECG layout (+ Ext-ICD labels); wfdb: any WFDB folder")
+    p.add_argument("--labels", help="records_w_diag_icd10.csv (default: the one in DATA, if any)")
+    p.add_argument("--label-column", default="all_diag_all",
+                   help="Ext-ICD diagnosis column (default all_diag_all)")
+    _prep_args(p)
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the patient-level 70/15/15 split")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--chunk-size", type=int, default=256, help="records between progress saves")
+    p.add_argument("--limit", type=int, help="only the first N records")
+    p.add_argument("--overwrite", action="store_true", help="discard an existing or unfinished store")
+    p.set_defaults(func=cmd_prepare)
+
+
+def cmd_prepare(a):
+    from .data.sources import open_source
+    from .data.store import prepare
+
+    kwargs = {"labels": a.labels, "label_column": a.label_column} if a.format == "mimic" else {}
+    source = open_source(a.format, a.data, **kwargs)
+    store = prepare(source, a.out, _preprocessing(a), split_seed=a.split_seed, chunk_size=a.chunk_size,
+                    workers=a.workers, overwrite=a.overwrite, limit=a.limit)
+    m = store.meta
+    print(f"store {store.path}: {m['n_rows']} records stored, {m['n_skipped']} skipped "
+          f"(see {store.path / 'report.md'})")
+
+
+def _add_pretrain(sub):
+    p = sub.add_parser("pretrain", help="pretrain LAMAE on a store (masked-patch reconstruction)")
+    p.add_argument("--store", help="store folder made by `lamae prepare`")
+    p.add_argument("--out", help="run folder (checkpoints, loss.csv, loss.png)")
+    p.add_argument("--config", help="YAML file with PretrainConfig fields")
+    p.add_argument("--size", choices=["tiny", "small", "base"])
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--base-lr", type=float, help="lr = base_lr * batch_size / 256")
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--workers", dest="num_workers", type=int, help="data loader worker processes")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set model.n_latents=8 --set warmup_steps=50")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.set_defaults(func=cmd_pretrain)
+
+
+def pretrain_config_from_args(a):
+    from .config import apply_overrides, from_dict, load_yaml
+    from .train.pretrain import PretrainConfig
+
+    d = asdict(PretrainConfig())
+    d.update(load_yaml(a.config))
+    for key in ("store", "out", "size", "steps", "batch_size", "base_lr", "checkpoint_every",
+                "num_workers", "device", "seed"):
+        if getattr(a, key, None) is not None:
+            d[key] = getattr(a, key)
+    d = apply_overrides(d, a.set)
+    cfg = from_dict(PretrainConfig, d)
+    if not cfg.store:
+        raise LamaeError("pretrain needs --store (or `store:` in --config)")
+    return cfg
+
+
+def cmd_pretrain(a):
+    from .train.pretrain import pretrain
+
+    cfg = pretrain_config_from_args(a)
+    r = pretrain(cfg, resume=a.resume)
+    print(f"pretrained {r['parameters'] / 1e6:.2f}M parameters for {r['steps']} steps in {r['seconds']:.0f} s; "
+          f"final loss {r['final_loss']:.4f}; run folder {r['out']}")
+
+
+def _add_probe(sub):
+    p = sub.add_parser("probe", help="linear-probe a frozen checkpoint on ICD-10 hierarchy nodes")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or run folder (latest)")
+    p.add_argument("--store", required=True)
+    p.add_argument("--out", required=True, help="folder for probe.md, probe.json, roc.png")
+    p.add_argument("--min-prevalence", type=float, default=0.01)
+    p.add_argument("--min-count", type=int, default=5)
+    p.add_argument("--pooling", default="latent", choices=["latent", "leads"],
+                   help="latent: LAMAE's aggregator; leads: mean of per-lead CLS (LAMAE_E)")
+    p.add_argument("--no-random-baseline", action="store_true",
+                   help="skip the frozen randomly initialised encoder column")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_probe)
+
+
+def cmd_probe(a):
+    from .eval.probe import run_probe
+
+    report = run_probe(a.checkpoint, a.store, a.out, min_prevalence=a.min_prevalence, min_count=a.min_count,
+                       pooling=a.pooling, random_baseline=not a.no_random_baseline, device=a.device)
+    print((Path(a.out) / "probe.md").read_text())
+    return report
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="synth -> prepare -> pretrain (tiny) -> probe, on built-in data")
+    p.add_argument("--out", default="lamae-demo", help="working folder (default ./lamae-demo)")
+    p.add_argument("--records", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(a):
+    from .demo import run_demo
+
+    run_demo(a.out, records=a.records, steps=a.steps, workers=a.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="lamae", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lamae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_synth, _add_prepare, _add_pretrain, _add_probe, _add_demo):
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (LamaeError, FileNotFoundError, ValueError) as exc:
+        print(f"lamae {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Typed configuration: dataclasses loaded from YAML and overridden on the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+def _coerce(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(d: dict, overrides: list[str] | None) -> dict:
+    """``["model.dim=128", "steps=500"]`` -> nested updates of ``d`` (values parsed as YAML)."""
+    d = json.loads(json.dumps(d))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        target = d
+        *path, last = key.strip().split(".")
+        for k in path:
+            target = target.setdefault(k, {})
+        target[last] = _coerce(value)
+    return d
+
+
+def from_dict(cls, d: dict):
+    """Build dataclass ``cls`` from a dict, refusing unknown keys (typos should fail loudly)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}; known: {sorted(names)}")
+    return cls(**d)
+
+
+def load_yaml(path: str | Path | None) -> dict:
+    if path is None:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+__all__ = ["apply_overrides", "from_dict", "load_yaml", "to_dict", "get_type_hints"]

@@ -1,0 +1,230 @@
+"""Linear probing of a frozen encoder on ICD-10-CM hierarchy nodes.
+
+Embeddings come from the frozen model on unmasked input; a multi-label logistic regression
+(one linear layer, L2 penalty chosen on the validation split) is fitted on the training
+patients and scored on the test patients: AUROC per node and macro AUROC per level.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint
+from ..data.store import EcgStore, atomic_write_text
+from ..errors import LamaeError
+from ..labels.icd10 import LEVELS, build_targets, describe
+from ..models.lamae import Lamae
+
+
+@torch.no_grad()
+def embed_store(model: Lamae, store: EcgStore, rows, *, batch_size: int = 256, pooling: str = "latent",
+                device: str | torch.device = "cpu", progress: bool = True, desc: str = "embed"):
+    """Embeddings (n, D) and lead weights (n, 12) for ``rows`` of ``store``."""
+    model = model.to(device).eval()
+    rows = np.asarray(rows)
+    feats, weights = [], []
+    leads = torch.arange(store.signals.shape[1], device=device)
+    for i in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", disable=not progress):
+        r = rows[i:i + batch_size]
+        x = torch.from_numpy(np.asarray(store.signals[r], dtype=np.float32)).to(device)
+        present = torch.from_numpy(store.lead_mask(r)).to(device)
+        f, w = model.embed(x, leads, present, pooling=pooling)
+        feats.append(f.float().cpu().numpy())
+        weights.append(w.float().cpu().numpy())
+    return np.concatenate(feats), np.concatenate(weights)
+
+
+@dataclass
+class LinearProbe:
+    weight: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    weight_decay: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mean) / self.std
+        return 1 / (1 + np.exp(-(z @ self.weight.T + self.bias)))
+
+
+def _fit_one(x: torch.Tensor, y: torch.Tensor, wd: float, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+    lin = torch.nn.Linear(x.shape[1], y.shape[1], dtype=torch.float64)
+    torch.nn.init.zeros_(lin.weight)
+    torch.nn.init.zeros_(lin.bias)
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(lin(x), y) + wd * lin.weight.pow(2).sum() / 2
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return lin.weight.detach(), lin.bias.detach()
+
+
+def macro_auroc(y: np.ndarray, p: np.ndarray) -> float:
+    scores = [roc_auc_score(y[:, j], p[:, j]) for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def fit_linear_probe(x_train, y_train, x_val, y_val, *, weight_decays=(1e-4, 1e-3, 1e-2, 1e-1),
+                     max_iter: int = 300) -> LinearProbe:
+    """Multi-label logistic regression on standardised features; L2 weight picked on val macro AUROC."""
+    mean = x_train.mean(0)
+    std = x_train.std(0) + 1e-6
+    xt = torch.from_numpy((x_train - mean) / std).double()
+    yt = torch.from_numpy(y_train).double()
+    best = None
+    for wd in weight_decays:
+        w, b = _fit_one(xt, yt, wd, max_iter)
+        probe = LinearProbe(w.numpy(), b.numpy(), mean, std, wd)
+        score = macro_auroc(y_val, probe.predict(x_val)) if len(x_val) else -wd
+        if best is None or score > best[0]:
+            best = (score, probe)
+    return best[1]
+
+
+def node_aurocs(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    out = np.full(y.shape[1], np.nan)
+    for j in range(y.shape[1]):
+        if 0 < y[:, j].sum() < len(y):
+            out[j] = roc_auc_score(y[:, j], p[:, j])
+    return out
+
+
+def probe_features(feats: dict[str, np.ndarray], targets, splits: np.ndarray) -> dict:
+    """Fit a probe per feature set (name -> features aligned with ``splits``); AUROC per node."""
+    y = targets.y.astype(np.float64)
+    tr, va, te = (splits == s for s in ("train", "val", "test"))
+    results = {}
+    for name, x in feats.items():
+        probe = fit_linear_probe(x[tr], y[tr], x[va], y[va])
+        p_test = probe.predict(x[te])
+        aucs = node_aurocs(y[te], p_test)
+        per_level = {}
+        for level in LEVELS:
+            cols = [j for j, lv in enumerate(targets.levels) if lv == level and np.isfinite(aucs[j])]
+            per_level[level] = float(np.mean(aucs[cols])) if cols else float("nan")
+        finite = aucs[np.isfinite(aucs)]
+        results[name] = {"auroc": aucs, "per_level": per_level,
+                         "macro": float(finite.mean()) if len(finite) else float("nan"),
+                         "weight_decay": probe.weight_decay, "p_test": p_test}
+    return results
+
+
+def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, min_count: int = 5,
+              pooling: str = "latent", random_baseline: bool = True, batch_size: int = 256,
+              device: str = "cpu", progress: bool = True) -> dict:
+    """Embed the store's labelled records, probe every ICD-10 node, write Markdown/JSON/ROC plot."""
+    model, config = load_checkpoint(checkpoint)
+    store = EcgStore(store_path)
+    if config["preprocessing"] != store.preprocessing.to_dict():
+        raise LamaeError(
+            f"{store.path}: store preprocessing {store.preprocessing.to_dict()} differs from the "
+            f"checkpoint's {config['preprocessing']}; prepare the data again with the checkpoint's settings"
+        )
+    rows = store.rows(labeled=True)
+    if len(rows) == 0:
+        raise LamaeError(f"{store.path}: no records with diagnosis codes; prepare with a labels file")
+    splits = store.index["split"].to_numpy()[rows]
+    targets = build_targets(store.codes(rows), splits == "train", min_prevalence=min_prevalence,
+                            min_count=min_count)
+    if not targets.nodes:
+        raise LamaeError(f"{store.path}: no ICD-10 node reaches min_prevalence={min_prevalence} "
+                         f"and min_count={min_count} among training records")
+    feats = {}
+    feats["LAMAE"], lead_w = embed_store(model, store, rows, batch_size=batch_size, pooling=pooling,
+                                         device=device, progress=progress, desc="embed (pretrained)")
+    if random_baseline:
+        torch.manual_seed(0)
+        random_model = Lamae(model.cfg)
+        feats["random init"], _ = embed_store(random_model, store, rows, batch_size=batch_size,
+                                              pooling=pooling, device=device, progress=progress,
+                                              desc="embed (random init)")
+    results = probe_features(feats, targets, splits)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    y_test = targets.y[splits == "test"]
+    y_train = targets.y[splits == "train"]
+    report = {
+        "checkpoint": config["path"], "store": str(store.path), "pooling": pooling,
+        "n_records": {s: int((splits == s).sum()) for s in ("train", "val", "test")},
+        "min_prevalence": min_prevalence, "min_count": min_count,
+        "unknown_codes": targets.unknown_codes,
+        "nodes": [{"node": n, "level": lv, "description": describe(n),
+                   "train_positives": int(y_train[:, j].sum()), "test_positives": int(y_test[:, j].sum()),
+                   **{name: _num(r["auroc"][j]) for name, r in results.items()}}
+                  for j, (n, lv) in enumerate(zip(targets.nodes, targets.levels))],
+        "macro": {name: {**{lv: _num(v) for lv, v in r["per_level"].items()}, "all": _num(r["macro"]),
+                         "weight_decay": r["weight_decay"]} for name, r in results.items()},
+        "mean_lead_weights": dict(zip(
+            __import__("lamae.leads", fromlist=["STANDARD_LEADS"]).STANDARD_LEADS,
+            [round(float(v), 4) for v in lead_w.mean(0)])),
+    }
+    atomic_write_text(out / "probe.json", json.dumps(report, indent=2))
+    atomic_write_text(out / "probe.md", probe_markdown(report))
+    plot_roc(targets, y_test, results["LAMAE"]["p_test"], out / "roc.png")
+    return report
+
+
+def _num(v: float):
+    return None if not np.isfinite(v) else round(float(v), 4)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def probe_markdown(report: dict) -> str:
+    names = list(report["macro"])
+    n = report["n_records"]
+    lines = [
+        "# Linear probe on ICD-10-CM nodes", "",
+        f"- checkpoint: `{report['checkpoint']}`", f"- store: `{report['store']}`",
+        f"- labelled records: train {n['train']}, val {n['val']}, test {n['test']} (patient-disjoint)",
+        f"- representation: `{report['pooling']}` pooling; node kept if train prevalence >= "
+        f"{report['min_prevalence']} and >= {report['min_count']} train positives",
+        "- AUROC on the test split; n/a where the test split has no positive or no negative", "",
+        "## Macro AUROC per hierarchy level", "",
+        "| level | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
+    ]
+    for level in [*LEVELS, "all"]:
+        lines.append(f"| {level} | " + " | ".join(_fmt(report["macro"][m][level]) for m in names) + " |")
+    lines += ["", "## AUROC per node", "",
+              "| node | level | description | train pos | test pos | " + " | ".join(names) + " |",
+              "|---|---|---|---|---|" + "---|" * len(names)]
+    for r in report["nodes"]:
+        lines.append(f"| {r['node']} | {r['level']} | {r['description']} | {r['train_positives']} | "
+                     f"{r['test_positives']} | " + " | ".join(_fmt(r[m]) for m in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_roc(targets, y_test, p_test, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(LEVELS), figsize=(4.2 * len(LEVELS), 4.2), squeeze=False)
+    for ax, level in zip(axes[0], LEVELS):
+        for j in [j for j, lv in enumerate(targets.levels) if lv == level][:10]:
+            if 0 < y_test[:, j].sum() < len(y_test):
+                fpr, tpr, _ = roc_curve(y_test[:, j], p_test[:, j])
+                ax.plot(fpr, tpr, lw=1.2, label=f"{targets.nodes[j]} ({roc_auc_score(y_test[:, j], p_test[:, j]):.2f})")
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set_title(level)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Linear-probe ROC per ICD-10-CM node (test split)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

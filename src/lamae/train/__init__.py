@@ -1,0 +1,1 @@
+"""Pretraining (``pretrain.py``) and its learning-rate schedule."""

@@ -1,0 +1,240 @@
+"""Masked-autoencoder pretraining on a packed store, resumable at any checkpoint.
+
+The whole loop is ``pretrain()``. Data order and masks are functions of (seed, step), so a
+run resumed from a checkpoint sees exactly the batches and masks the uninterrupted run
+would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..checkpoint import load_trainer_state, save_checkpoint
+from ..data.store import EcgStore, atomic_write_text
+from ..errors import LamaeError
+from ..models.lamae import SIZES, Lamae, LamaeConfig
+
+
+@dataclass
+class PretrainConfig:
+    store: str = ""
+    out: str = "runs/pretrain"
+    size: str = "tiny"
+    model: dict = field(default_factory=dict)  # overrides of the named size's LamaeConfig
+    steps: int = 1000
+    batch_size: int = 64
+    base_lr: float = 1.5e-4        # lr = base_lr * batch_size / 256
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 10
+    keep_checkpoints: int = 3
+    num_workers: int = 0
+    device: str = "auto"
+    split: str = "train"           # pretrain on the training patients only
+
+    @property
+    def lr(self) -> float:
+        return self.base_lr * self.batch_size / 256
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warmup then cosine decay to ``min_lr_ratio * lr``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos)
+
+
+class StoreBatches(Dataset):
+    """Item ``step`` is that step's batch: rows from a per-epoch permutation seeded by (seed, epoch)."""
+
+    def __init__(self, store: EcgStore, rows: np.ndarray, batch_size: int, seed: int):
+        if len(rows) < batch_size:
+            raise LamaeError(f"{store.path}: {len(rows)} training records, fewer than batch size {batch_size}")
+        self.store, self.rows, self.batch_size, self.seed = store, np.asarray(rows), batch_size, seed
+        self.per_epoch = len(self.rows) // batch_size
+        self._epoch, self._perm = -1, None
+
+    def __len__(self):
+        return 2**62
+
+    def rows_for(self, step: int) -> np.ndarray:
+        epoch, k = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.rows)
+            self._epoch = epoch
+        return np.sort(self._perm[k * self.batch_size:(k + 1) * self.batch_size])
+
+    def __getitem__(self, step: int):
+        rows = self.rows_for(step)
+        x = torch.from_numpy(np.asarray(self.store.signals[rows], dtype=np.float32))
+        present = torch.from_numpy(self.store.lead_mask(rows))
+        return x, present
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float):
+    """Decay matrices only; norms, biases, embeddings, tokens and latents are not decayed."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_matrix = p.ndim >= 2 and "embed" not in name.split(".")[0] and name not in ("cls_token", "mask_token")
+        (decay if is_matrix and not name.endswith("latents") else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _latest_step(out: Path) -> tuple[int, Path] | None:
+    latest = out / "latest.json"
+    if not latest.exists():
+        return None
+    info = json.loads(latest.read_text())
+    return int(info["step"]), out / info["path"]
+
+
+def _trim_log(path: Path, upto: int) -> None:
+    if not path.exists():
+        return
+    with path.open() as f:
+        rows = list(csv.reader(f))
+    keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= upto]
+    atomic_write_text(path, "".join(",".join(r) + "\n" for r in keep))
+
+
+def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    out = Path(cfg.out)
+    if cfg.size not in SIZES:
+        raise ValueError(f"unknown size {cfg.size!r}; choose from {sorted(SIZES)}")
+    unknown = set(cfg.model) - set(LamaeConfig.__dataclass_fields__) | {"fs", "window_s"} & set(cfg.model)
+    if unknown:
+        raise ValueError(f"unknown or store-determined model settings: {sorted(unknown)}")
+    store = EcgStore(cfg.store)
+    prep = store.preprocessing
+    model_cfg = LamaeConfig(**{**SIZES[cfg.size], **cfg.model, "fs": prep.fs, "window_s": prep.window_s})
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = Lamae(model_cfg).to(device)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
+
+    start = 0
+    found = _latest_step(out)
+    if found is not None and not resume:
+        raise LamaeError(f"{out}: a run is already here (step {found[0]}); pass --resume to continue it "
+                         "or choose another --out")
+    if resume and found is not None:
+        start, folder = found
+        from ..checkpoint import load_checkpoint
+        loaded, saved = load_checkpoint(folder)
+        if saved["model"] != model_cfg.to_dict() or saved["preprocessing"] != prep.to_dict():
+            raise LamaeError(f"{folder}: checkpoint configuration differs from this run's; cannot resume")
+        model.load_state_dict(loaded.state_dict())
+        opt.load_state_dict(load_trainer_state(folder)["optimizer"])
+        _trim_log(out / "loss.csv", start)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "pretrain_config.json", json.dumps(asdict(cfg), indent=2))
+
+    rows = store.rows(cfg.split)
+    batches = StoreBatches(store, rows, cfg.batch_size, cfg.seed)
+    loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps),
+                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=cfg.num_workers > 0)
+    use_bf16 = device.type == "cuda"
+    log_path = out / "loss.csv"
+    new_log = not log_path.exists()
+    log = log_path.open("a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "loss", "lr", "grad_norm", "seconds", "ecgs_per_s"])
+    extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store)}}
+
+    def checkpoint(step: int):
+        name = f"checkpoints/step-{step:07d}"
+        save_checkpoint(out / name, model, prep, extra={**extra, "step": step},
+                        trainer_state={"optimizer": opt.state_dict(), "step": step})
+        atomic_write_text(out / "latest.json", json.dumps({"step": step, "path": name}))
+        saved = sorted((out / "checkpoints").glob("step-*[0-9]"))
+        for old in saved[: max(0, len(saved) - cfg.keep_checkpoints)]:
+            import shutil
+            shutil.rmtree(old)
+
+    model.train()
+    t0, seen, last_loss = time.time(), 0, float("nan")
+    bar = tqdm(total=cfg.steps, initial=start, desc="pretrain", unit="step", disable=not progress)
+    step = start
+    try:
+        for step, (x, present) in zip(range(start, cfg.steps), loader):
+            x, present = x.to(device, non_blocking=True), present.to(device, non_blocking=True)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = model(x, torch.arange(x.shape[1], device=device), present, generator=gen)["loss"]
+            if not torch.isfinite(loss):
+                raise LamaeError(
+                    f"loss became {loss.item()} at step {step}; stopping. The last good checkpoint is "
+                    f"{out / 'latest.json'}; try a lower --base-lr or check the data"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            seen += x.shape[0]
+            last_loss = loss.item()
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                el = time.time() - t0
+                writer.writerow([done, f"{last_loss:.6f}", f"{lr_at(step, cfg):.3e}", f"{float(gnorm):.4f}",
+                                 f"{el:.2f}", f"{seen / max(el, 1e-9):.1f}"])
+                log.flush()
+                bar.set_postfix(loss=f"{last_loss:.4f}")
+            bar.update()
+            if done % cfg.checkpoint_every == 0 and done != cfg.steps:
+                checkpoint(done)
+        if start < cfg.steps:
+            checkpoint(cfg.steps)
+    finally:
+        bar.close()
+        log.close()
+    plot_loss(log_path, out / "loss.png")
+    return {"out": str(out), "steps": cfg.steps, "final_loss": last_loss,
+            "seconds": time.time() - t0, "parameters": model.num_parameters()}
+
+
+def plot_loss(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(csv_path)
+    if df.empty:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(df["step"], df["loss"], lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("masked-patch MSE")
+    ax.set_title("LAMAE pretraining loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)

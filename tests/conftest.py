@@ -1,0 +1,37 @@
+"""Shared fixtures: a small synthetic MIMIC-style dataset and a store of short windows."""
+
+from pathlib import Path
+
+import pytest
+
+from lamae.data.preprocess import Preprocessing
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Short windows keep the tests fast on 2 CPU cores: 2 s at 100 Hz = 8 patches of 25 samples.
+TEST_PREP = Preprocessing(fs=100.0, window_s=2.0, bandpass=(0.5, 40.0))
+TINY = dict(n_latents=4)
+
+
+def shared(*parts) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    from lamae.data.synth import synthesize_mimic
+
+    return synthesize_mimic(tmp_path_factory.mktemp("synth"), 90, seed=3, progress=False)
+
+
+@pytest.fixture(scope="session")
+def store(synth_dir, tmp_path_factory):
+    from lamae.data.sources import MimicEcgReader
+    from lamae.data.store import prepare
+
+    return prepare(MimicEcgReader(synth_dir), tmp_path_factory.mktemp("store") / "s", TEST_PREP,
+                   chunk_size=32, progress=False)

@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pytest
+
+from lamae.data.sources import MimicEcgReader
+from lamae.data.store import EcgStore, prepare
+from lamae.errors import LamaeError
+from lamae.leads import LEAD_INDEX
+from tests.conftest import TEST_PREP
+
+
+def test_store_contents(store, synth_dir):
+    assert store.signals.shape == (90, 12, 200) and store.signals.dtype == np.float16
+    assert store.meta["preprocessing"] == TEST_PREP.to_dict()
+    assert set(store.index["split"]) == {"train", "val", "test"}
+    assert store.lead_mask(np.arange(5)).all()
+    # MIMIC's aVF (5th column on disk) lands in the canonical aVF slot
+    reader = MimicEcgReader(synth_dir)
+    item = reader.items()[0]
+    rec = reader.read(item)
+    from lamae.data.preprocess import preprocess
+    x = preprocess(rec.signal, rec.fs, TEST_PREP, leads=rec.leads)
+    row = int(store.index.set_index("record_id").loc[item.record_id, "row"])
+    np.testing.assert_allclose(store.signals[row, LEAD_INDEX["aVF"]], x[rec.leads.index("aVF")], atol=2e-2)
+
+
+class _Crash(MimicEcgReader):
+    """Raises as if the process were killed when it reaches record number ``at``."""
+
+    def __init__(self, root, at):
+        super().__init__(root)
+        self.at, self.count = at, 0
+
+    def read(self, item):
+        self.count += 1
+        if self.count == self.at:
+            raise KeyboardInterrupt
+        return super().read(item)
+
+
+def test_interrupted_prepare_resumes_to_the_same_store(synth_dir, store, tmp_path):
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        prepare(_Crash(synth_dir, at=50), out, TEST_PREP, chunk_size=16, progress=False)
+    assert not (out / "meta.json").exists()
+    with pytest.raises(LamaeError, match="interrupted"):
+        EcgStore(out)
+    progress = json.loads((out / "_progress.json").read_text())
+    assert progress["next_item"] == 48  # three finished chunks kept
+    resumed = prepare(MimicEcgReader(synth_dir), out, TEST_PREP, chunk_size=16, progress=False)
+    np.testing.assert_array_equal(np.asarray(resumed.signals), np.asarray(store.signals))
+    assert resumed.index.drop(columns="codes").equals(store.index.drop(columns="codes"))
+
+
+def test_bad_records_are_skipped_and_reported(synth_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_dir, root)
+    items = MimicEcgReader(root).items()
+    dat = root / (items[3].path + ".dat")
+    dat.write_bytes(dat.read_bytes()[:1000])
+    (root / (items[7].path + ".dat")).unlink()
+    s = prepare(MimicEcgReader(root), tmp_path / "store", TEST_PREP, progress=False)
+    assert len(s) == 88
+    report = json.loads((tmp_path / "store" / "report.json").read_text())
+    problems = {r["record_id"]: r["problem"] for r in report["skipped"]}
+    assert "truncated" in problems[items[3].record_id] and "missing" in problems[items[7].record_id]
+    assert items[3].record_id in (tmp_path / "store" / "report.md").read_text()
+
+
+def test_changed_settings_do_not_mix_into_an_unfinished_store(synth_dir, tmp_path):
+    out = tmp_path / "s"
+    with pytest.raises(KeyboardInterrupt):
+        prepare(_Crash(synth_dir, at=20), out, TEST_PREP, chunk_size=16, progress=False)
+    from lamae.data.preprocess import Preprocessing
+    with pytest.raises(LamaeError, match="different settings"):
+        prepare(MimicEcgReader(synth_dir), out, Preprocessing(fs=100, window_s=4), progress=False)

@@ -1,0 +1,33 @@
+"""The command line as a user runs it: synth -> prepare -> pretrain -> probe."""
+
+import json
+
+from lamae.cli import main
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    data, store, run, probe = (tmp_path / n for n in ("data", "store", "run", "probe"))
+    assert main(["synth", str(data), "--records", "60", "--seed", "5"]) == 0
+    assert main(["prepare", str(data), "--out", str(store), "--window", "2"]) == 0
+    assert main(["pretrain", "--store", str(store), "--out", str(run), "--steps", "6", "--batch-size", "8",
+                 "--set", "model.n_latents=2", "--set", "warmup_steps=2"]) == 0
+    assert json.loads((run / "latest.json").read_text())["step"] == 6
+    config = json.loads((run / "checkpoints" / "step-0000006" / "config.json").read_text())
+    assert config["model"]["n_latents"] == 2 and config["train"]["warmup_steps"] == 2
+    # a finished run can be extended to more steps
+    assert main(["pretrain", "--store", str(store), "--out", str(run), "--steps", "8", "--batch-size", "8",
+                 "--set", "model.n_latents=2", "--set", "warmup_steps=2", "--resume"]) == 0
+    assert json.loads((run / "latest.json").read_text())["step"] == 8
+    assert main(["probe", "--checkpoint", str(run), "--store", str(store), "--out", str(probe),
+                 "--min-count", "2", "--min-prevalence", "0.02"]) == 0
+    out = capsys.readouterr().out
+    assert "Macro AUROC per hierarchy level" in out
+
+
+def test_cli_errors_name_the_problem(tmp_path, capsys):
+    assert main(["prepare", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["pretrain", "--store", str(tmp_path / "nostore"), "--out", str(tmp_path / "r")]) == 2
+    assert "not a finished lamae store" in capsys.readouterr().err
+    assert main(["pretrain", "--store", "x", "--set", "model.bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err

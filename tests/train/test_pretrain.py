@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lamae.checkpoint import load_checkpoint
+from lamae.errors import LamaeError
+from lamae.train import pretrain as pretrain_mod
+from lamae.train.pretrain import PretrainConfig, lr_at, pretrain
+
+
+def cfg(store, out, **kw):
+    base = dict(store=str(store.path), out=str(out), size="tiny", steps=24, batch_size=16, base_lr=0.05,
+                warmup_steps=3, checkpoint_every=8, log_every=4, model={"n_latents": 4})
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def test_schedule_warms_up_then_decays():
+    c = PretrainConfig(steps=100, warmup_steps=10, base_lr=2.56e-2, batch_size=10)
+    lrs = [lr_at(s, c) for s in range(100)]
+    assert lrs[0] < lrs[5] < lrs[9] == pytest.approx(c.lr)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] < 0.05 * c.lr
+
+
+def test_pretraining_lowers_the_loss(store, tmp_path):
+    # Short windows, a small set seen many times: the masked-patch loss must fall clearly.
+    pretrain(cfg(store, tmp_path / "run", steps=160, checkpoint_every=1000, log_every=10), progress=False)
+    loss = pd.read_csv(tmp_path / "run" / "loss.csv")["loss"].to_numpy()
+    assert loss[-3:].mean() < 0.9 * loss[:2].mean(), loss
+
+
+def test_checkpoints_and_outputs(store, tmp_path):
+    out = tmp_path / "run"
+    pretrain(cfg(store, out), progress=False)
+    latest = json.loads((out / "latest.json").read_text())
+    assert latest["step"] == 24
+    ck = out / latest["path"]
+    assert {p.name for p in ck.iterdir()} == {"model.safetensors", "config.json", "trainer.pt"}
+    config = json.loads((ck / "config.json").read_text())
+    assert config["preprocessing"] == store.meta["preprocessing"]
+    assert config["model"]["fs"] == 100.0 and config["model"]["window_s"] == 2.0
+    assert len(list((out / "checkpoints").iterdir())) == 3  # steps 8, 16, 24
+    assert (out / "loss.png").stat().st_size > 1000
+    assert list(pd.read_csv(out / "loss.csv")["step"]) == [4, 8, 12, 16, 20, 24]
+    model, _ = load_checkpoint(out)
+    assert load_file(str(ck / "model.safetensors")).keys() == model.state_dict().keys()
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(store, tmp_path, monkeypatch):
+    pretrain(cfg(store, tmp_path / "full"), progress=False)
+
+    real = pretrain_mod.lr_at
+
+    def crash_at_step_13(step, c):
+        if step == 13:
+            raise KeyboardInterrupt
+        return real(step, c)
+
+    monkeypatch.setattr(pretrain_mod, "lr_at", crash_at_step_13)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg(store, tmp_path / "crashed"), progress=False)
+    monkeypatch.setattr(pretrain_mod, "lr_at", real)
+    assert json.loads((tmp_path / "crashed" / "latest.json").read_text())["step"] == 8
+    with pytest.raises(LamaeError, match="--resume"):
+        pretrain(cfg(store, tmp_path / "crashed"), progress=False)
+    pretrain(cfg(store, tmp_path / "crashed"), resume=True, progress=False)
+
+    a, _ = load_checkpoint(tmp_path / "full")
+    b, _ = load_checkpoint(tmp_path / "crashed")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name  # bitwise on CPU
+    la = pd.read_csv(tmp_path / "full" / "loss.csv")
+    lb = pd.read_csv(tmp_path / "crashed" / "loss.csv")
+    np.testing.assert_array_equal(la["loss"].to_numpy(), lb["loss"].to_numpy())
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(store, tmp_path, monkeypatch):
+    real = pretrain_mod.StoreBatches.__getitem__
+
+    def corrupt_from_step_10(self, step):
+        x, present = real(self, step)
+        return (x * float("nan") if step >= 10 else x), present
+
+    monkeypatch.setattr(pretrain_mod.StoreBatches, "__getitem__", corrupt_from_step_10)
+    with pytest.raises(LamaeError, match="loss became nan at step 10"):
+        pretrain(cfg(store, tmp_path / "run"), progress=False)
+    assert json.loads((tmp_path / "run" / "latest.json").read_text())["step"] == 8
+    model, _ = load_checkpoint(tmp_path / "run")
+    assert all(torch.isfinite(p).all() for p in model.state_dict().values())
