@@ -147,8 +147,8 @@ def cmd_probe(a):
 def _add_demo(sub):
     p = sub.add_parser("demo", help="synth -> prepare -> pretrain (tiny) -> probe, on built-in data")
     p.add_argument("--out", default="lamae-demo", help="working folder (default ./lamae-demo)")
-    p.add_argument("--records", type=int, default=2000)
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--records", type=int, default=2000, help="synthetic ECGs (default 2000)")
+    p.add_argument("--steps", type=int, default=1000, help="pretraining steps (default 1000)")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_demo)
 

@@ -77,3 +77,12 @@ def test_changed_settings_do_not_mix_into_an_unfinished_store(synth_dir, tmp_pat
     from lamae.data.preprocess import Preprocessing
     with pytest.raises(LamaeError, match="different settings"):
         prepare(MimicEcgReader(synth_dir), out, Preprocessing(fs=100, window_s=4), progress=False)
+
+
+def test_existing_store_with_other_preprocessing_is_not_reused(store, synth_dir):
+    from lamae.data.preprocess import Preprocessing
+
+    assert prepare(MimicEcgReader(synth_dir), store.path, TEST_PREP, progress=False).path == store.path
+    with pytest.raises(LamaeError, match="other preprocessing"):
+        prepare(MimicEcgReader(synth_dir), store.path, Preprocessing(fs=100, window_s=2.0, bandpass=None),
+                progress=False)

@@ -62,7 +62,11 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     """Convert ``source`` (a reader) into a store at ``out_dir``; resumes an interrupted run."""
     out = Path(out_dir)
     if (out / "meta.json").exists() and not overwrite:
-        return EcgStore(out)
+        existing = EcgStore(out)
+        if existing.preprocessing != prep:
+            raise LamaeError(f"{out}: a store with other preprocessing ({existing.meta['preprocessing']}) "
+                             "is already here; pass --overwrite or choose another --out")
+        return existing
     if overwrite and out.exists():
         shutil.rmtree(out)
     items = source.items()

@@ -57,6 +57,8 @@ PATIENT_PREVALENCE = {
 }
 # Comorbidities with no direct ECG signature (some correlate with conditions, as in real data).
 COMORBIDITIES = {"E785": 0.30, "I10": 0.30, "E119": 0.20, "N179": 0.10, "I2510": 0.15, "Z7901": 0.03}
+# Of those, independent of every condition: a probe can only be at chance on these.
+NO_SIGNATURE_CODES = ("E785", "E119", "N179")
 
 
 def _derive_limb_leads(eight: np.ndarray) -> dict[str, np.ndarray]:

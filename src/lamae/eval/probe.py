@@ -20,6 +20,7 @@ from ..checkpoint import load_checkpoint
 from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import LEVELS, build_targets, describe
+from ..leads import STANDARD_LEADS
 from ..models.lamae import Lamae
 
 
@@ -101,28 +102,36 @@ def node_aurocs(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
-def probe_features(feats: dict[str, np.ndarray], targets, splits: np.ndarray) -> dict:
-    """Fit a probe per feature set (name -> features aligned with ``splits``); AUROC per node."""
+def probe_features(feats: dict[str, np.ndarray], targets, splits: np.ndarray, *,
+                   min_test_positives: int = 5) -> dict:
+    """Fit a probe per feature set (name -> features aligned with ``splits``); AUROC per node.
+
+    Macro averages use only nodes with at least ``min_test_positives`` positives and as many
+    negatives in the test split: an AUROC from two positives is mostly noise.
+    """
     y = targets.y.astype(np.float64)
     tr, va, te = (splits == s for s in ("train", "val", "test"))
+    pos = y[te].sum(0)
+    supported = (pos >= min_test_positives) & (te.sum() - pos >= min_test_positives)
     results = {}
     for name, x in feats.items():
         probe = fit_linear_probe(x[tr], y[tr], x[va], y[va])
         p_test = probe.predict(x[te])
         aucs = node_aurocs(y[te], p_test)
+        in_macro = np.where(supported, aucs, np.nan)
         per_level = {}
         for level in LEVELS:
-            cols = [j for j, lv in enumerate(targets.levels) if lv == level and np.isfinite(aucs[j])]
-            per_level[level] = float(np.mean(aucs[cols])) if cols else float("nan")
-        finite = aucs[np.isfinite(aucs)]
-        results[name] = {"auroc": aucs, "per_level": per_level,
+            cols = [j for j, lv in enumerate(targets.levels) if lv == level and np.isfinite(in_macro[j])]
+            per_level[level] = float(np.mean(in_macro[cols])) if cols else float("nan")
+        finite = in_macro[np.isfinite(in_macro)]
+        results[name] = {"auroc": aucs, "per_level": per_level, "in_macro": supported,
                          "macro": float(finite.mean()) if len(finite) else float("nan"),
                          "weight_decay": probe.weight_decay, "p_test": p_test}
     return results
 
 
 def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, min_count: int = 5,
-              pooling: str = "latent", random_baseline: bool = True, batch_size: int = 256,
+              min_test_positives: int = 5, pooling: str = "latent", random_baseline: bool = True, batch_size: int = 256,
               device: str = "cpu", progress: bool = True) -> dict:
     """Embed the store's labelled records, probe every ICD-10 node, write Markdown/JSON/ROC plot."""
     model, config = load_checkpoint(checkpoint)
@@ -150,7 +159,7 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
         feats["random init"], _ = embed_store(random_model, store, rows, batch_size=batch_size,
                                               pooling=pooling, device=device, progress=progress,
                                               desc="embed (random init)")
-    results = probe_features(feats, targets, splits)
+    results = probe_features(feats, targets, splits, min_test_positives=min_test_positives)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     y_test = targets.y[splits == "test"]
@@ -158,17 +167,16 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
     report = {
         "checkpoint": config["path"], "store": str(store.path), "pooling": pooling,
         "n_records": {s: int((splits == s).sum()) for s in ("train", "val", "test")},
-        "min_prevalence": min_prevalence, "min_count": min_count,
+        "min_prevalence": min_prevalence, "min_count": min_count, "min_test_positives": min_test_positives,
         "unknown_codes": targets.unknown_codes,
         "nodes": [{"node": n, "level": lv, "description": describe(n),
                    "train_positives": int(y_train[:, j].sum()), "test_positives": int(y_test[:, j].sum()),
+                   "in_macro": bool(results["LAMAE"]["in_macro"][j]),
                    **{name: _num(r["auroc"][j]) for name, r in results.items()}}
                   for j, (n, lv) in enumerate(zip(targets.nodes, targets.levels))],
         "macro": {name: {**{lv: _num(v) for lv, v in r["per_level"].items()}, "all": _num(r["macro"]),
                          "weight_decay": r["weight_decay"]} for name, r in results.items()},
-        "mean_lead_weights": dict(zip(
-            __import__("lamae.leads", fromlist=["STANDARD_LEADS"]).STANDARD_LEADS,
-            [round(float(v), 4) for v in lead_w.mean(0)])),
+        "mean_lead_weights": dict(zip(STANDARD_LEADS, [round(float(v), 4) for v in lead_w.mean(0)])),
     }
     atomic_write_text(out / "probe.json", json.dumps(report, indent=2))
     atomic_write_text(out / "probe.md", probe_markdown(report))
@@ -193,7 +201,9 @@ def probe_markdown(report: dict) -> str:
         f"- labelled records: train {n['train']}, val {n['val']}, test {n['test']} (patient-disjoint)",
         f"- representation: `{report['pooling']}` pooling; node kept if train prevalence >= "
         f"{report['min_prevalence']} and >= {report['min_count']} train positives",
-        "- AUROC on the test split; n/a where the test split has no positive or no negative", "",
+        "- AUROC on the test split; n/a where the test split has no positive or no negative; "
+        f"nodes marked * have fewer than {report['min_test_positives']} test positives (or negatives) "
+        "and are left out of the macro averages", "",
         "## Macro AUROC per hierarchy level", "",
         "| level | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
     ]
@@ -203,7 +213,8 @@ def probe_markdown(report: dict) -> str:
               "| node | level | description | train pos | test pos | " + " | ".join(names) + " |",
               "|---|---|---|---|---|" + "---|" * len(names)]
     for r in report["nodes"]:
-        lines.append(f"| {r['node']} | {r['level']} | {r['description']} | {r['train_positives']} | "
+        mark = "" if r["in_macro"] else "*"
+        lines.append(f"| {r['node']}{mark} | {r['level']} | {r['description']} | {r['train_positives']} | "
                      f"{r['test_positives']} | " + " | ".join(_fmt(r[m]) for m in names) + " |")
     return "\n".join(lines) + "\n"
 

@@ -88,13 +88,13 @@ class StoreBatches(Dataset):
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float):
-    """Decay matrices only; norms, biases, embeddings, tokens and latents are not decayed."""
+    """Decay weight matrices of linear layers only; norms, biases, embedding tables, tokens and
+    latent vectors are not decayed."""
+    linear = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        is_matrix = p.ndim >= 2 and "embed" not in name.split(".")[0] and name not in ("cls_token", "mask_token")
-        (decay if is_matrix and not name.endswith("latents") else no_decay).append(p)
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if id(p) in linear else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
