@@ -62,11 +62,20 @@ def test_bad_records_are_skipped_and_reported(synth_dir, tmp_path):
     dat = root / (items[3].path + ".dat")
     dat.write_bytes(dat.read_bytes()[:1000])
     (root / (items[7].path + ".dat")).unlink()
+    hea = root / (items[11].path + ".hea")
+    hea.write_text(hea.read_text().replace(" V6", " X6"))
+    from lamae.data.synth import MIMIC_LEAD_ORDER
+    from lamae.data.wfdb_io import write_wfdb
+    rec = MimicEcgReader(root).read(items[13])
+    rec.signal[2] = np.nan
+    write_wfdb(items[13].record_id, (root / items[13].path).parent, rec.signal, MIMIC_LEAD_ORDER, 500)
     s = prepare(MimicEcgReader(root), tmp_path / "store", TEST_PREP, progress=False)
-    assert len(s) == 88
+    assert len(s) == 86
     report = json.loads((tmp_path / "store" / "report.json").read_text())
     problems = {r["record_id"]: r["problem"] for r in report["skipped"]}
     assert "truncated" in problems[items[3].record_id] and "missing" in problems[items[7].record_id]
+    assert "unknown lead name 'X6'" in problems[items[11].record_id]
+    assert "lead III is all NaN" in problems[items[13].record_id]
     assert items[3].record_id in (tmp_path / "store" / "report.md").read_text()
 
 

@@ -46,3 +46,14 @@ def test_some_records_carry_nan_samples(tmp_path):
 def test_labels_are_parsed_literally(tmp_path, synth_dir):
     lab = read_ext_icd_labels(synth_dir / "records_w_diag_icd10.csv")
     assert all(isinstance(c, list) for c in lab["codes"])
+
+
+def test_reader_walks_files_when_record_list_is_absent(synth_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "walk"
+    shutil.copytree(synth_dir, root)
+    (root / "record_list.csv").unlink()
+    walked = {(it.record_id, it.patient_id, it.path, it.codes) for it in MimicEcgReader(root).items()}
+    listed = {(it.record_id, it.patient_id, it.path, it.codes) for it in MimicEcgReader(synth_dir).items()}
+    assert walked == listed
