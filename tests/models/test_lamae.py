@@ -14,7 +14,9 @@ def tiny(**kw):
 
 
 @pytest.mark.parametrize("kw", [{}, {"latent_input": "tokens"}, {"latent_mode": "nvembed"},
-                                {"latent_depth": 1}, {"use_latent_attention": False}])
+                                {"latent_depth": 1}, {"aggregator": "mean"},
+                                {"aggregator": "none"}, {"private_leads": True, "aggregator": "none"},
+                                {"token_mixing": "joint", "aggregator": "none"}])
 def test_embedding_is_invariant_to_lead_order(kw):
     m = tiny(**kw)
     x = torch.randn(3, 12, T)
@@ -81,7 +83,7 @@ def test_forward_shapes_and_gradients_reach_every_part():
     out = m(torch.randn(2, 12, T), torch.arange(12))
     assert out["pred"].shape == (2, 12, 8, 25) and out["mask"].shape == (2, 12, 8)
     out["loss"].backward()
-    for name in ["patch_embed.weight", "lead_embed.weight", "blocks.0.attn.qkv.weight",
+    for name in ["patch_embed.weight", "lead_embed.weight", "encoders.0.0.attn.qkv.weight",
                  "latent.latents", "latent.cross.q.weight", "dec_blocks.0.mlp.0.weight", "dec_pred.weight"]:
         g = dict(m.named_parameters())[name].grad
         assert g is not None and g.abs().sum() > 0, name
@@ -96,7 +98,7 @@ def test_decoder_uses_other_leads_through_the_latents():
     x2[0, 5] += 3.0  # change another lead only
     p2 = m(x2, torch.arange(12), generator=g.manual_seed(0))["pred"][0, 0]
     assert not torch.allclose(p1, p2)
-    m_ablate = tiny(use_latent_attention=False)
+    m_ablate = tiny(aggregator="none")
     q1 = m_ablate(x, torch.arange(12), generator=g.manual_seed(0))["pred"][0, 0]
     q2 = m_ablate(x2, torch.arange(12), generator=g.manual_seed(0))["pred"][0, 0]
     torch.testing.assert_close(q1, q2)  # no cross-lead path without latent attention
@@ -119,3 +121,41 @@ def test_named_sizes():
     base = Lamae(LamaeConfig(**SIZES["base"]))
     assert 80e6 < base.num_parameters("encoder") < 90e6  # ViT-B encoder, the paper's ~86M
     assert len(STANDARD_LEADS) == base.lead_embed.num_embeddings
+
+
+def test_joint_model_mixes_leads_in_the_encoder():
+    m = tiny(token_mixing="joint", aggregator="none")
+    x = torch.randn(1, 12, T)
+    g = torch.Generator()
+    a = m.encode(x, torch.arange(12)[None], torch.ones(1, 12, dtype=torch.bool), 0.75, g.manual_seed(0))[0]
+    x2 = x.clone()
+    x2[0, 5] += 3.0
+    b = m.encode(x2, torch.arange(12)[None], torch.ones(1, 12, dtype=torch.bool), 0.75, g.manual_seed(0))[0]
+    assert not torch.allclose(a[0, 0], b[0, 0])  # lead I's tokens see lead aVF
+    s = tiny(aggregator="none")
+    a = s.encode(x, torch.arange(12)[None], torch.ones(1, 12, dtype=torch.bool), 0.75, g.manual_seed(0))[0]
+    b = s.encode(x2, torch.arange(12)[None], torch.ones(1, 12, dtype=torch.bool), 0.75, g.manual_seed(0))[0]
+    torch.testing.assert_close(a[0, 0], b[0, 0])  # the per-lead encoder does not
+
+
+def test_private_leads_have_their_own_weights():
+    m = tiny(private_leads=True, aggregator="none").train()
+    assert len(m.encoders) == 12
+    m(torch.randn(2, 2, T), ["I", "V1"])["loss"].backward()
+    assert m.encoders[0][0].attn.qkv.weight.grad.abs().sum() > 0
+    assert m.encoders[6][0].attn.qkv.weight.grad.abs().sum() > 0
+    assert m.encoders[1][0].attn.qkv.weight.grad is None  # lead II was not in the batch
+
+
+@pytest.mark.parametrize("align", ["mse", "cosine", "infonce"])
+def test_alignment_loss_is_added_with_its_annealed_weight(align):
+    m = tiny(aggregator="none", align=align, align_weight=0.5).train()
+    x = torch.randn(4, 12, T)
+    g = torch.Generator()
+    out = m(x, torch.arange(12), generator=g.manual_seed(0), align_scale=0.2)
+    assert torch.isfinite(out["align"])
+    torch.testing.assert_close(out["loss"], out["reconstruction"] + 0.5 * 0.2 * out["align"])
+    out0 = m(x, torch.arange(12), generator=g.manual_seed(0), align_scale=0.0)
+    torch.testing.assert_close(out0["loss"], out0["reconstruction"])
+    out["loss"].backward()
+    assert m.encoders[0][0].attn.qkv.weight.grad.abs().sum() > 0

@@ -110,6 +110,6 @@ def test_weight_decay_applies_to_linear_weights_only():
     decay, no_decay = param_groups(m, 0.05)
     names = {id(p): n for n, p in m.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
-    assert "patch_embed.weight" in decayed and "blocks.0.attn.qkv.weight" in decayed
+    assert "patch_embed.weight" in decayed and "encoders.0.0.attn.qkv.weight" in decayed
     assert not decayed & {"lead_embed.weight", "latent.latents", "cls_token", "patch_embed.bias",
-                          "blocks.0.norm1.weight"}
+                          "encoders.0.0.norm1.weight"}

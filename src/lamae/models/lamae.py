@@ -42,7 +42,20 @@ class LamaeConfig:
     latent_depth: int = 0             # latent self-attention blocks after the cross-attention
     latent_mode: str = "pma"          # "pma": latents query leads; "nvembed": leads query latents
     latent_input: str = "cls"         # "cls": one token per lead; "tokens": every visible token
-    use_latent_attention: bool = True  # False: ablation, per-lead CLS averaged, no conditioning
+    # The model family. LAMAE is the default; the paper's baselines are other settings:
+    #   aggregator   "latent": latent attention across leads, decoder conditioned on the latents
+    #                "mean":   mean of per-lead CLS, decoder conditioned on it (ablation of LAMAE)
+    #                "none":   no cross-lead path at all (IndS / IndP / MVMAE)
+    #   token_mixing "per_lead": the encoder sees one lead at a time
+    #                "joint":    one sequence over all leads' tokens (ST-MEM design; use aggregator "none")
+    #   private_leads  separate encoder blocks per lead (IndP)
+    #   align          alignment loss between pooled, L2-normalised lead embeddings (MVMAE)
+    aggregator: str = "latent"
+    token_mixing: str = "per_lead"
+    private_leads: bool = False
+    align: str = "none"               # "none" | "mse" | "cosine" | "infonce"
+    align_weight: float = 1.0         # reached at the end of training (sigmoid-annealed from 0)
+    align_temperature: float = 0.1    # InfoNCE
     decoder_dim: int = 64
     decoder_depth: int = 1
     decoder_heads: int = 4
@@ -58,6 +71,11 @@ class LamaeConfig:
             raise ValueError(
                 f"window of {self.n_samples} samples is not a multiple of patch_size {self.patch_size}"
             )
+        for name, value, allowed in (("aggregator", self.aggregator, ("latent", "mean", "none")),
+                                     ("token_mixing", self.token_mixing, ("per_lead", "joint")),
+                                     ("align", self.align, ("none", "mse", "cosine", "infonce"))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
 
@@ -178,10 +196,13 @@ class Lamae(nn.Module):
         self.register_buffer("pos", sincos_1d(cfg.n_patches, d), persistent=False)
         self.lead_embed = nn.Embedding(n_vocab, d)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        n_stacks = n_vocab if cfg.private_leads else 1
+        self.encoders = nn.ModuleList(
+            nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)) for _ in range(n_stacks)
+        )
         self.norm = nn.LayerNorm(d)
         # Latent attention across leads
-        self.latent = LatentLeadAttention(cfg) if cfg.use_latent_attention else None
+        self.latent = LatentLeadAttention(cfg) if cfg.aggregator == "latent" else None
         # Decoder (shared by all leads), conditioned on the latents
         self.decoder_embed = nn.Linear(d, dd)
         self.latent_to_decoder = nn.Linear(d, dd)
@@ -252,10 +273,31 @@ class Lamae(nn.Module):
         keep, mask, ids_restore = random_masking(b, n_leads, cfg.n_patches, mask_ratio, x.device, generator)
         vis = tok.gather(2, keep[..., None].expand(-1, -1, -1, cfg.dim))
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
-        seq = torch.cat([cls, vis], dim=2).flatten(0, 1)
-        for blk in self.blocks:
-            seq = blk(seq)
-        return self.norm(seq).view(b, n_leads, -1, cfg.dim), mask, ids_restore
+        seq = torch.cat([cls, vis], dim=2)
+        return self.norm(self._run_encoder(seq, leads, present)), mask, ids_restore
+
+    def _run_encoder(self, seq, leads, present):
+        """seq (B, L, S, D) -> (B, L, S, D) through shared, private or joint blocks."""
+        b, n_leads, s, d = seq.shape
+        if self.cfg.token_mixing == "joint":
+            attend = present[:, :, None].expand(-1, -1, s).reshape(b, n_leads * s)
+            x = seq.reshape(b, n_leads * s, d)
+            for blk in self.encoders[0]:
+                x = blk(x, attend)
+            return x.view(b, n_leads, s, d)
+        if not self.cfg.private_leads:
+            x = seq.flatten(0, 1)
+            for blk in self.encoders[0]:
+                x = blk(x)
+            return x.view(b, n_leads, s, d)
+        out = torch.empty_like(seq)
+        for lead in leads.unique().tolist():
+            sel = leads == lead
+            x = seq[sel]
+            for blk in self.encoders[lead]:
+                x = blk(x)
+            out[sel] = x
+        return out
 
     def aggregate(self, encoded, present):
         """Latent attention across leads -> latents (B, K, D), pooled (B, D), lead weights (B, L)."""
@@ -263,7 +305,7 @@ class Lamae(nn.Module):
         if self.latent is None:
             w = present.float() / present.float().sum(1, keepdim=True)
             pooled = (encoded[:, :, 0] * w[..., None]).sum(1)
-            return None, pooled, w
+            return (pooled[:, None] if self.cfg.aggregator == "mean" else None), pooled, w
         if self.cfg.latent_input == "cls":
             items, attend = encoded[:, :, 0], present
             item_lead = torch.arange(n_leads, device=encoded.device)
@@ -273,7 +315,7 @@ class Lamae(nn.Module):
             item_lead = torch.arange(n_leads, device=encoded.device).repeat_interleave(s)
         return self.latent(items, attend, item_lead)
 
-    def decode(self, encoded, leads, ids_restore, latents):
+    def decode(self, encoded, leads, present, ids_restore, latents):
         """Predict every patch of every lead (B, L, N, patch_size)."""
         b, n_leads, s, _ = encoded.shape
         n, dd = self.cfg.n_patches, self.cfg.decoder_dim
@@ -288,11 +330,17 @@ class Lamae(nn.Module):
             cond = self.latent_to_decoder(latents)[:, None].expand(-1, n_leads, -1, -1)
             parts.insert(0, cond)
             n_prefix += cond.shape[2]
-        seq = torch.cat(parts, dim=2).flatten(0, 1)
+        seq = torch.cat(parts, dim=2)
+        width = seq.shape[2]
+        if self.cfg.token_mixing == "joint":
+            seq = seq.reshape(b, n_leads * width, dd)
+            attend = present[:, :, None].expand(-1, -1, width).reshape(b, n_leads * width)
+        else:
+            seq, attend = seq.flatten(0, 1), None
         for blk in self.dec_blocks:
-            seq = blk(seq)
-        seq = self.dec_norm(seq)[:, n_prefix:]
-        return self.dec_pred(seq).view(b, n_leads, n, self.cfg.patch_size)
+            seq = blk(seq, attend)
+        seq = self.dec_norm(seq).view(b, n_leads, width, dd)[:, :, n_prefix:]
+        return self.dec_pred(seq)
 
     def reconstruction_loss(self, x, pred, mask, present):
         """MSE on masked patches of present leads only (averaged over those patches)."""
@@ -304,16 +352,48 @@ class Lamae(nn.Module):
         weight = mask * present[..., None].float()
         return (per_patch * weight).sum() / weight.sum().clamp_min(1.0)
 
+    def alignment_loss(self, encoded, present):
+        """MVMAE's alignment between the L2-normalised per-lead embeddings of each ECG."""
+        z = F.normalize(encoded[:, :, 0].float(), dim=-1)  # (B, L, D)
+        pair = present[:, :, None] & present[:, None, :]
+        pair = pair & ~torch.eye(present.shape[1], dtype=torch.bool, device=z.device)
+        if self.cfg.align in ("mse", "cosine"):
+            cos = z @ z.transpose(1, 2)
+            per_pair = 2 - 2 * cos if self.cfg.align == "mse" else -cos
+            return (per_pair * pair).sum() / pair.sum().clamp_min(1)
+        # InfoNCE across the batch: lead i of ECG b should match lead j of ECG b, not of others.
+        b, n_leads, _ = z.shape
+        total, count = z.new_zeros(()), 0
+        for i in range(n_leads):
+            for j in range(n_leads):
+                ok = pair[:, i, j]
+                if i == j or ok.sum() < 2:
+                    continue
+                zi, zj = z[ok, i], z[ok, j]
+                logits = zi @ zj.T / self.cfg.align_temperature
+                total = total + F.cross_entropy(logits, torch.arange(len(zi), device=z.device))
+                count += 1
+        return total / max(count, 1)
+
     # ------------------------------------------------------------------ API
-    def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None):
-        """Pretraining step. x (B, L, T) preprocessed; leads: names or (B, L)/(L,) lead indices."""
+    def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None,
+                align_scale: float = 1.0):
+        """Pretraining step. x (B, L, T) preprocessed; leads: names or (B, L)/(L,) lead indices.
+
+        ``align_scale`` multiplies ``align_weight`` (the trainer anneals it from 0 to 1).
+        """
         leads, present = self._check(x, leads, present)
         ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
         encoded, mask, ids_restore = self.encode(x, leads, present, ratio, generator)
         latents, pooled, lead_weights = self.aggregate(encoded, present)
-        pred = self.decode(encoded, leads, ids_restore, latents)
-        loss = self.reconstruction_loss(x, pred, mask, present)
-        return {"loss": loss, "pred": pred, "mask": mask, "pooled": pooled, "lead_weights": lead_weights}
+        pred = self.decode(encoded, leads, present, ids_restore, latents)
+        recon = self.reconstruction_loss(x, pred, mask, present)
+        out = {"loss": recon, "reconstruction": recon, "pred": pred, "mask": mask, "pooled": pooled,
+               "lead_weights": lead_weights}
+        if self.cfg.align != "none":
+            out["align"] = self.alignment_loss(encoded, present)
+            out["loss"] = recon + self.cfg.align_weight * align_scale * out["align"]
+        return out
 
     @torch.no_grad()
     def embed(self, x, leads, present=None, pooling: str = "latent"):
@@ -333,6 +413,6 @@ class Lamae(nn.Module):
 
     def num_parameters(self, part: str = "all") -> int:
         if part == "encoder":
-            mods = [self.patch_embed, self.lead_embed, self.blocks, self.norm]
+            mods = [self.patch_embed, self.lead_embed, self.encoders, self.norm]
             return sum(p.numel() for m in mods for p in m.parameters()) + self.cls_token.numel()
         return sum(p.numel() for p in self.parameters())

@@ -51,6 +51,11 @@ class PretrainConfig:
         return self.base_lr * self.batch_size / 256
 
 
+def align_scale_at(step: int, cfg: PretrainConfig) -> float:
+    """Sigmoid annealing of the alignment weight: 0 at the first step, near 1 by a third of training."""
+    return 2.0 / (1.0 + math.exp(-10.0 * step / max(1, cfg.steps))) - 1.0
+
+
 def lr_at(step: int, cfg: PretrainConfig) -> float:
     """Linear warmup then cosine decay to ``min_lr_ratio * lr``."""
     if step < cfg.warmup_steps:
@@ -188,7 +193,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
                 g["lr"] = lr_at(step, cfg)
             gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = model(x, torch.arange(x.shape[1], device=device), present, generator=gen)["loss"]
+                loss = model(x, torch.arange(x.shape[1], device=device), present, generator=gen,
+                             align_scale=align_scale_at(step, cfg))["loss"]
             if not torch.isfinite(loss):
                 raise LamaeError(
                     f"loss became {loss.item()} at step {step}; stopping. The last good checkpoint is "
