@@ -144,6 +144,35 @@ def cmd_probe(a):
     return report
 
 
+def _add_compare(sub):
+    p = sub.add_parser("compare", help="LAMAE against the baselines: matched controls, seeds, paired tests")
+    p.add_argument("config", nargs="?", help="YAML file with CompareConfig fields (see configs/compare.yaml)")
+    p.add_argument("--store", help="store folder (overrides the config)")
+    p.add_argument("--out", help="results folder (overrides the config)")
+    p.add_argument("--models", nargs="+", help="models to compare (default: all)")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2 3 4)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set pretrain.steps=500 --set model.n_latents=8")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(a):
+    from .config import apply_overrides, from_dict, load_yaml
+    from .eval.compare import CompareConfig, run_compare
+
+    d = asdict(CompareConfig())
+    d.update(load_yaml(a.config))
+    for key in ("store", "out", "models", "seeds"):
+        if getattr(a, key) is not None:
+            d[key] = getattr(a, key)
+    cfg = from_dict(CompareConfig, apply_overrides(d, a.set))
+    if not cfg.store:
+        raise LamaeError("compare needs a store (--store or `store:` in the config)")
+    report = run_compare(cfg)
+    print((Path(cfg.out) / "compare.md").read_text())
+    print(f"compare took {report['seconds']:.0f} s; results in {cfg.out}")
+
+
 def _add_demo(sub):
     p = sub.add_parser("demo", help="synth -> prepare -> pretrain (tiny) -> probe, on built-in data")
     p.add_argument("--out", default="lamae-demo", help="working folder (default ./lamae-demo)")
@@ -165,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamae", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lamae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_prepare, _add_pretrain, _add_probe, _add_demo):
+    for add in (_add_synth, _add_prepare, _add_pretrain, _add_probe, _add_compare, _add_demo):
         add(sub)
     return parser
 

@@ -395,6 +395,18 @@ class Lamae(nn.Module):
             out["loss"] = recon + self.cfg.align_weight * align_scale * out["align"]
         return out
 
+    def features(self, x, leads, present=None, pooling: str = "latent"):
+        """One vector per ECG from the unmasked input (differentiable; see ``embed``)."""
+        leads, present = self._check(x, leads, present)
+        encoded, _, _ = self.encode(x, leads, present, 0.0)
+        if pooling == "leads":
+            w = present.float() / present.float().sum(1, keepdim=True)
+            return (encoded[:, :, 0] * w[..., None]).sum(1), w
+        if pooling != "latent":
+            raise ValueError(f"pooling must be 'latent' or 'leads', got {pooling!r}")
+        _, pooled, weights = self.aggregate(encoded, present)
+        return pooled, weights
+
     @torch.no_grad()
     def embed(self, x, leads, present=None, pooling: str = "latent"):
         """One vector per ECG from the unmasked input.
@@ -403,13 +415,7 @@ class Lamae(nn.Module):
         ``"leads"`` averages the per-lead CLS tokens without the aggregator (LAMAE_E).
         Returns (embedding (B, D), lead weights (B, L)).
         """
-        leads, present = self._check(x, leads, present)
-        encoded, _, _ = self.encode(x, leads, present, 0.0)
-        if pooling == "leads":
-            w = present.float() / present.float().sum(1, keepdim=True)
-            return (encoded[:, :, 0] * w[..., None]).sum(1), w
-        _, pooled, weights = self.aggregate(encoded, present)
-        return pooled, weights
+        return self.features(x, leads, present, pooling)
 
     def num_parameters(self, part: str = "all") -> int:
         if part == "encoder":

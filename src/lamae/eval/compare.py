@@ -1,0 +1,364 @@
+"""``lamae compare``: the paper's comparison, with matched controls, seeds and significance.
+
+For every model x seed on one store: pretrain (or train from scratch), embed the labelled
+records with the frozen encoder, fit linear probes on 100% and on fractions of the training
+patients, and score AUROC on the test patients. Each finished model/seed writes
+``runs/MODEL/seed-S/result.json`` and is never recomputed; pretraining itself resumes from
+its last checkpoint. The report has four parts:
+
+(a) matched controls: parameters, masking ratio, optimizer, schedule, steps, epochs, batch,
+    measured FLOPs per training step, wall-clock;
+(b) macro AUROC per label level, mean and std over seeds;
+(c) paired t-test and Wilcoxon over seeds of LAMAE against the strongest baseline, with
+    the effect size;
+(d) label efficiency: probe macro AUROC with 1%, 10% and 100% of the training patients.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..data.store import EcgStore, atomic_write_text
+from ..errors import LamaeError
+from ..labels.icd10 import LEVELS, build_targets
+from ..models.baselines import BASELINES, REFERENCE, count_parameters, match_parameters, model_config
+from ..models.lamae import Lamae
+from ..train.pretrain import PretrainConfig, pretrain
+from ..utils.flops import supervised_step_flops, training_step_flops
+from .probe import embed_store, fit_linear_probe, node_aurocs
+from .stats import paired_tests
+from .supervised import predict_scratch, train_scratch
+
+DEFAULT_MODELS = ["LAMAE", "LAMAE_E", "LAMAE-mean", "IndS", "IndP", "MVMAE", "Joint", "Scratch", "Random"]
+
+
+@dataclass
+class CompareConfig:
+    store: str = ""
+    out: str = "results/compare"
+    models: list = field(default_factory=lambda: list(DEFAULT_MODELS))
+    seeds: list = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    size: str = "tiny"
+    model: dict = field(default_factory=dict)      # shared LamaeConfig overrides
+    pretrain: dict = field(default_factory=dict)   # shared PretrainConfig fields (steps, batch_size, ...)
+    label_fractions: list = field(default_factory=lambda: [0.01, 0.1, 1.0])
+    match_parameters: bool = True
+    parameter_tolerance: float = 0.10
+    min_prevalence: float = 0.01
+    min_count: int = 5
+    min_test_positives: int = 5
+    device: str = "auto"
+
+
+def _targets(store: EcgStore, rows, splits, cfg: CompareConfig):
+    t = build_targets(store.codes(rows), splits == "train", min_prevalence=cfg.min_prevalence,
+                      min_count=cfg.min_count)
+    if not t.nodes:
+        raise LamaeError(f"{store.path}: no label node reaches the prevalence threshold")
+    return t
+
+
+def _level_macro(aucs, levels, supported) -> dict:
+    out = {}
+    for level in [*LEVELS, "all"]:
+        vals = [a for a, lv, ok in zip(aucs, levels, supported) if ok and np.isfinite(a) and level in (lv, "all")]
+        out[level] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def _patient_subset(store: EcgStore, rows, fraction: float, seed: int) -> np.ndarray:
+    """Indices into ``rows`` of the records of a random ``fraction`` of their patients."""
+    pids = store.index["patient_id"].to_numpy()[rows]
+    uniq = np.unique(pids)
+    k = max(1, int(round(fraction * len(uniq))))
+    chosen = set(np.random.default_rng([seed, int(fraction * 1e6)]).choice(uniq, k, replace=False))
+    return np.flatnonzero([p in chosen for p in pids])
+
+
+class Comparison:
+    def __init__(self, cfg: CompareConfig, progress: bool = True):
+        unknown = [m for m in cfg.models if m not in BASELINES]
+        if unknown:
+            raise ValueError(f"unknown models {unknown}; choose from {sorted(BASELINES)}")
+        for m in cfg.models:
+            reuse = BASELINES[m].get("reuse")
+            if reuse and reuse not in cfg.models:
+                raise ValueError(f"{m} reads {reuse}'s pretrained encoder: add {reuse} to models")
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(cfg.out)
+        self.store = EcgStore(cfg.store)
+        prep = self.store.preprocessing
+        self.fixed = {"fs": prep.fs, "window_s": prep.window_s}
+        self.rows = self.store.rows(labeled=True)
+        if len(self.rows) == 0:
+            raise LamaeError(f"{self.store.path}: no labelled records to compare on")
+        self.splits = self.store.index["split"].to_numpy()[self.rows]
+        self.targets = _targets(self.store, self.rows, self.splits, cfg)
+        y_test = self.targets.y[self.splits == "test"]
+        pos = y_test.sum(0)
+        self.supported = (pos >= cfg.min_test_positives) & (len(y_test) - pos >= cfg.min_test_positives)
+        self.reference_params = count_parameters(model_config(REFERENCE, cfg.size, cfg.model, **self.fixed))
+        self.model_cfgs = {}
+        for name in cfg.models:
+            mc = model_config(name, cfg.size, cfg.model, **self.fixed)
+            matched = abs(count_parameters(mc) - self.reference_params) <= cfg.parameter_tolerance * self.reference_params
+            if cfg.match_parameters and not matched:
+                mc, matched = match_parameters(mc, self.reference_params, cfg.parameter_tolerance)
+            self.model_cfgs[name] = (mc, matched)
+
+    # ------------------------------------------------------------------ one model, one seed
+    def pretrain_config(self, name: str, seed: int, out: Path) -> PretrainConfig:
+        mc, _ = self.model_cfgs[name]
+        overrides = {k: v for k, v in mc.to_dict().items() if k not in ("fs", "window_s")}
+        return PretrainConfig(**{**self.cfg.pretrain, "store": self.cfg.store, "out": str(out),
+                                 "size": self.cfg.size, "model": overrides, "seed": seed,
+                                 "device": self.cfg.device})
+
+    def run_one(self, name: str, seed: int) -> dict:
+        spec = BASELINES[name]
+        folder = self.out / "runs" / name / f"seed-{seed}"
+        result_path = folder / "result.json"
+        if result_path.exists():
+            return json.loads(result_path.read_text())
+        folder.mkdir(parents=True, exist_ok=True)
+        tr = self.splits == "train"
+        te = self.splits == "test"
+        va = self.splits == "val"
+        seconds = 0.0
+        if spec["kind"] == "scratch":
+            pcfg = self.pretrain_config(name, seed, folder / "pretrain")
+            model, head, seconds = train_scratch(self.model_cfgs[name][0], self.store, self.rows[tr],
+                                                 self.targets.y[tr], pcfg, pooling=spec["pooling"],
+                                                 progress=self.progress)
+            p_test = predict_scratch(model, head, self.store, self.rows[te], pooling=spec["pooling"])
+            aucs = node_aurocs(self.targets.y[te], p_test)
+            fractions = {"1.0": _level_macro(aucs, self.targets.levels, self.supported)["all"]}
+        else:
+            model = self._encoder(name, seed)
+            if spec["kind"] == "mae":
+                seconds = self._pretrain_seconds(spec.get("reuse", name), seed)
+            feats, _ = embed_store(model, self.store, self.rows, pooling=spec["pooling"], progress=False,
+                                   device=next(model.parameters()).device)
+            y = self.targets.y.astype(np.float64)
+            aucs, fractions = None, {}
+            for frac in self.cfg.label_fractions:
+                sub = _patient_subset(self.store, self.rows[tr], frac, seed)
+                probe = fit_linear_probe(feats[tr][sub], y[tr][sub], feats[va], y[va])
+                a = node_aurocs(y[te], probe.predict(feats[te]))
+                fractions[str(float(frac))] = _level_macro(a, self.targets.levels, self.supported)["all"]
+                if float(frac) == 1.0:
+                    aucs = a
+            if aucs is None:
+                probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
+                aucs = node_aurocs(y[te], probe.predict(feats[te]))
+        result = {
+            "model": name, "seed": seed, "seconds": seconds,
+            "per_level": _level_macro(aucs, self.targets.levels, self.supported),
+            "label_fractions": fractions,
+            "nodes": {n: (None if not np.isfinite(a) else float(a)) for n, a in zip(self.targets.nodes, aucs)},
+        }
+        atomic_write_text(result_path, json.dumps(result, indent=2))
+        return result
+
+    def _encoder(self, name: str, seed: int) -> Lamae:
+        spec = BASELINES[name]
+        if spec["kind"] == "random":
+            torch.manual_seed(seed)
+            return Lamae(self.model_cfgs[name][0])
+        source = spec.get("reuse", name)
+        run = self.out / "runs" / source / f"seed-{seed}" / "pretrain"
+        cfg = self.pretrain_config(source, seed, run)
+        latest = run / "latest.json"
+        done = json.loads(latest.read_text())["step"] if latest.exists() else 0
+        if done < cfg.steps:
+            pretrain(cfg, resume=True, progress=self.progress)
+        model, _ = load_checkpoint(run)
+        return model
+
+    def _pretrain_seconds(self, name: str, seed: int) -> float:
+        import pandas as pd
+
+        log = self.out / "runs" / name / f"seed-{seed}" / "pretrain" / "loss.csv"
+        if not log.exists():
+            return float("nan")
+        df = pd.read_csv(log)
+        # seconds restart from 0 in a resumed run: add up the segments
+        segments = np.split(df["seconds"].to_numpy(), np.flatnonzero(np.diff(df["seconds"].to_numpy()) < 0) + 1)
+        return float(sum(seg[-1] for seg in segments if len(seg)))
+
+    # ------------------------------------------------------------------ report
+    def controls(self, results: dict) -> list[dict]:
+        rows = []
+        n_train = int((self.store.index["split"] == "train").sum())
+        for name in self.cfg.models:
+            mc, matched = self.model_cfgs[name]
+            pcfg = self.pretrain_config(name, 0, self.out)
+            torch.manual_seed(0)
+            model = Lamae(mc)
+            kind = BASELINES[name]["kind"]
+            if kind == "mae":
+                flops = training_step_flops(model, pcfg.batch_size)
+            elif kind == "scratch":
+                flops = supervised_step_flops(model, len(self.targets.nodes), pcfg.batch_size)
+            else:
+                flops = None
+            secs = [r["seconds"] for r in results.get(name, []) if np.isfinite(r["seconds"])]
+            rows.append({
+                "model": name, "kind": kind, "parameters": count_parameters(mc),
+                "parameter_ratio": count_parameters(mc) / self.reference_params, "matched": matched,
+                "width": mc.dim, "mlp_ratio": mc.mlp_ratio,
+                "mask_ratio": mc.mask_ratio if kind == "mae" else None,
+                "optimizer": f"AdamW(0.9, 0.95), wd {pcfg.weight_decay}, lr {pcfg.lr:.2e}",
+                "schedule": f"{pcfg.warmup_steps} warmup + cosine", "steps": pcfg.steps,
+                "epochs": round(pcfg.steps * pcfg.batch_size / max(1, n_train), 2), "batch": pcfg.batch_size,
+                "flops_per_step": flops,
+                "wall_clock_s": float(np.mean(secs)) if secs else None,
+                "reads": BASELINES[name].get("reuse"),
+            })
+        return rows
+
+    def run(self) -> dict:
+        results = {}
+        for name in self.cfg.models:
+            for seed in self.cfg.seeds:
+                if self.progress:
+                    print(f"== {name} seed {seed}", flush=True)
+                results.setdefault(name, []).append(self.run_one(name, seed))
+        report = self.summarise(results)
+        self.write(report)
+        return report
+
+    def summarise(self, results: dict) -> dict:
+        def stat(vals):
+            vals = [v for v in vals if v is not None]
+            return {"mean": float(np.mean(vals)) if vals else None,
+                    "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n": len(vals)}
+
+        levels = [*LEVELS, "all"]
+        hierarchy = {m: {lv: stat([r["per_level"][lv] for r in rs]) for lv in levels} for m, rs in results.items()}
+        fracs = [str(float(f)) for f in self.cfg.label_fractions]
+        efficiency = {m: {f: stat([r["label_fractions"].get(f) for r in rs]) for f in fracs} for m, rs in results.items()}
+        baselines = [m for m in results if m not in (REFERENCE, "LAMAE_E") and hierarchy[m]["all"]["mean"] is not None]
+        tests = None
+        if REFERENCE in results and baselines:
+            strongest = max(baselines, key=lambda m: hierarchy[m]["all"]["mean"])
+            by_seed = {m: {r["seed"]: r["per_level"]["all"] for r in results[m]} for m in (REFERENCE, strongest)}
+            seeds = [s for s in self.cfg.seeds if by_seed[REFERENCE].get(s) is not None
+                     and by_seed[strongest].get(s) is not None]
+            tests = {"reference": REFERENCE, "baseline": strongest, "metric": "macro AUROC (all nodes)",
+                     **paired_tests([by_seed[REFERENCE][s] for s in seeds], [by_seed[strongest][s] for s in seeds])}
+        return {"config": asdict(self.cfg), "store": str(self.store.path),
+                "n_records": {s: int((self.splits == s).sum()) for s in ("train", "val", "test")},
+                "nodes": self.targets.nodes, "levels": self.targets.levels,
+                "supported_nodes": [n for n, ok in zip(self.targets.nodes, self.supported) if ok],
+                "controls": self.controls(results), "hierarchy": hierarchy, "paired_test": tests,
+                "label_efficiency": efficiency, "results": results}
+
+    def write(self, report: dict) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out / "compare.json", json.dumps(report, indent=2, default=float))
+        atomic_write_text(self.out / "compare.md", compare_markdown(report))
+        plot_compare(report, self.out)
+
+
+def _ms(s: dict) -> str:
+    if s["mean"] is None:
+        return "n/a"
+    return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["std"] is not None else "")
+
+
+def compare_markdown(r: dict) -> str:
+    n = r["n_records"]
+    models = list(r["hierarchy"])
+    lines = ["# Model comparison", "",
+             f"- store: `{r['store']}`; labelled records train {n['train']}, val {n['val']}, test {n['test']} "
+             f"(patient-disjoint); seeds {r['config']['seeds']}",
+             f"- {len(r['nodes'])} label nodes, {len(r['supported_nodes'])} with >= "
+             f"{r['config']['min_test_positives']} test positives and negatives enter the macro averages",
+             "- representation: frozen encoder + linear probe, except Scratch (trained end to end)", "",
+             "## (a) Matched controls", "",
+             "| model | params | vs LAMAE | matched | width / MLP ratio | mask | optimizer | schedule | steps | epochs | batch | GFLOPs/step | wall-clock s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in r["controls"]:
+        fl = "-" if c["flops_per_step"] is None else f"{c['flops_per_step'] / 1e9:.2f}"
+        wc = "-" if c["wall_clock_s"] is None else f"{c['wall_clock_s']:.0f}"
+        note = f" (reads {c['reads']})" if c["reads"] else ""
+        lines.append(f"| {c['model']}{note} | {c['parameters']:,} | {c['parameter_ratio']:.2f} | "
+                     f"{'yes' if c['matched'] else 'no'} | {c['width']} / {c['mlp_ratio']} | "
+                     f"{c['mask_ratio'] if c['mask_ratio'] is not None else '-'} | {c['optimizer']} | "
+                     f"{c['schedule']} | {c['steps']} | {c['epochs']} | {c['batch']} | {fl} | {wc} |")
+    levels = list(next(iter(r["hierarchy"].values())))
+    lines += ["", "## (b) Macro AUROC per level (mean ± std over seeds)", "",
+              "| level | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for lv in levels:
+        lines.append(f"| {lv} | " + " | ".join(_ms(r["hierarchy"][m][lv]) for m in models) + " |")
+    lines += ["", "## (c) Paired tests over seeds", ""]
+    t = r["paired_test"]
+    if t is None:
+        lines.append("Not available: LAMAE and at least one baseline are needed.")
+    else:
+        def f(v):
+            return "n/a" if v is None or not np.isfinite(v) else f"{v:.4g}"
+        lines += [f"{t['reference']} against the strongest baseline by mean macro AUROC, **{t['baseline']}** "
+                  f"({t['metric']}, {t['n']} paired seeds):", "",
+                  "| mean difference | t | p (paired t) | W | p (Wilcoxon) | Cohen's d_z |", "|---|---|---|---|---|---|",
+                  f"| {f(t['mean_diff'])} | {f(t['t'])} | {f(t['p_ttest'])} | {f(t['w'])} | {f(t['p_wilcoxon'])} | "
+                  f"{f(t['cohens_dz'])} |", "",
+                  "With fewer than 6 seeds the two-sided Wilcoxon test cannot reach p < 0.05."]
+    fracs = list(next(iter(r["label_efficiency"].values())))
+    lines += ["", "## (d) Label efficiency: macro AUROC by fraction of training patients", "",
+              "| model | " + " | ".join(f"{float(x):.0%}" for x in fracs) + " |", "|---|" + "---|" * len(fracs)]
+    for m in models:
+        lines.append(f"| {m} | " + " | ".join(_ms(r["label_efficiency"][m][x]) for x in fracs) + " |")
+    lines += ["", "Scratch is trained on 100% of the training patients only."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_compare(r: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(r["hierarchy"])
+    levels = list(next(iter(r["hierarchy"].values())))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    width = 0.8 / max(1, len(models))
+    for i, m in enumerate(models):
+        means = [r["hierarchy"][m][lv]["mean"] or np.nan for lv in levels]
+        stds = [r["hierarchy"][m][lv]["std"] or 0 for lv in levels]
+        axes[0].bar(np.arange(len(levels)) + i * width, means, width, yerr=stds, label=m, capsize=2)
+    axes[0].set_xticks(np.arange(len(levels)) + 0.4 - width / 2, levels)
+    axes[0].axhline(0.5, color="k", lw=0.8, ls="--")
+    axes[0].set_ylim(0.4, 1.0)
+    axes[0].set_ylabel("macro AUROC (test)")
+    axes[0].set_title("Linear probe by level (mean ± std over seeds)")
+    axes[0].legend(fontsize=7, ncol=3)
+    fracs = list(next(iter(r["label_efficiency"].values())))
+    for m in models:
+        xs = [float(f) for f in fracs if r["label_efficiency"][m][f]["mean"] is not None]
+        ys = [r["label_efficiency"][m][f]["mean"] for f in fracs if r["label_efficiency"][m][f]["mean"] is not None]
+        es = [r["label_efficiency"][m][f]["std"] or 0 for f in fracs if r["label_efficiency"][m][f]["mean"] is not None]
+        if xs:
+            axes[1].errorbar(xs, ys, yerr=es, marker="o", capsize=2, label=m)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("fraction of training patients")
+    axes[1].set_ylabel("macro AUROC (test)")
+    axes[1].set_title("Label efficiency")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "compare.png", dpi=110)
+    plt.close(fig)
+
+
+def run_compare(cfg: CompareConfig, progress: bool = True) -> dict:
+    t0 = time.time()
+    report = Comparison(cfg, progress=progress).run()
+    report["seconds"] = time.time() - t0
+    return report

@@ -1,0 +1,65 @@
+"""Measured FLOPs of a training step, with torch's FlopCounterMode.
+
+torch's counter has no formula for the CPU flash-attention kernels that
+``scaled_dot_product_attention`` dispatches to, so attention would count as free on CPU;
+they are mapped here onto torch's own SDPA formulas.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils import flop_counter as fc
+
+
+def _cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs):
+    return fc.sdpa_flop_count(query, key, value)
+
+
+def _cpu_sdpa_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs):
+    return fc.sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+def _custom_mapping():
+    mapping = {}
+    aten = torch.ops.aten
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        mapping[aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_sdpa
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
+        mapping[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _cpu_sdpa_backward
+    return mapping
+
+
+def count_flops(fn) -> int:
+    """Total FLOPs of everything ``fn()`` runs (forward and backward if it calls backward)."""
+    with fc.FlopCounterMode(display=False, custom_mapping=_custom_mapping()) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def training_step_flops(model, batch_size: int, n_leads: int = 12, **forward_kwargs) -> int:
+    """FLOPs of one pretraining step (forward + backward) on a random batch."""
+    x = torch.randn(batch_size, n_leads, model.cfg.n_samples)
+    leads = torch.arange(n_leads)
+
+    def step():
+        model(x, leads, **forward_kwargs)["loss"].backward()
+
+    flops = count_flops(step)
+    model.zero_grad(set_to_none=True)
+    return flops
+
+
+def supervised_step_flops(model, n_labels: int, batch_size: int, n_leads: int = 12, pooling: str = "latent") -> int:
+    """FLOPs of one supervised step (features, linear head, BCE, backward)."""
+    x = torch.randn(batch_size, n_leads, model.cfg.n_samples)
+    y = torch.randint(0, 2, (batch_size, n_labels)).float()
+    head = torch.nn.Linear(model.cfg.dim, n_labels)
+    leads = torch.arange(n_leads)
+
+    def step():
+        feats, _ = model.features(x, leads, None, pooling)
+        torch.nn.functional.binary_cross_entropy_with_logits(head(feats), y).backward()
+
+    flops = count_flops(step)
+    model.zero_grad(set_to_none=True)
+    return flops

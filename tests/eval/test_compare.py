@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import pytest
+
+from lamae.eval.compare import CompareConfig, run_compare
+from lamae.eval.stats import paired_tests
+
+
+def test_paired_tests():
+    r = paired_tests([0.80, 0.82, 0.81, 0.83, 0.80], [0.78, 0.80, 0.80, 0.80, 0.79])
+    assert r["n"] == 5 and r["mean_diff"] == pytest.approx(0.018)
+    assert r["p_ttest"] < 0.05 and r["p_wilcoxon"] == pytest.approx(0.0625) and r["cohens_dz"] > 1
+    same = paired_tests([0.8, 0.8], [0.8, 0.8])
+    assert np.isnan(same["p_ttest"]) and np.isnan(same["p_wilcoxon"]) and same["mean_diff"] == 0
+
+
+def test_compare_two_models_two_seeds_fills_every_table_and_resumes(store, tmp_path):
+    cfg = CompareConfig(store=str(store.path), out=str(tmp_path / "cmp"), models=["LAMAE", "IndS"], seeds=[0, 1],
+                        pretrain={"steps": 4, "batch_size": 16, "warmup_steps": 1, "base_lr": 0.01},
+                        min_prevalence=0.02, min_count=2, min_test_positives=1)
+    report = run_compare(cfg, progress=False)
+    # (a) matched controls
+    controls = {c["model"]: c for c in report["controls"]}
+    assert set(controls) == {"LAMAE", "IndS"}
+    for c in controls.values():
+        assert c["matched"] and abs(c["parameter_ratio"] - 1) <= 0.10
+        assert c["flops_per_step"] > 0 and c["wall_clock_s"] is not None
+        assert c["mask_ratio"] == 0.75 and c["steps"] == 4 and c["batch"] == 16
+    # the joint-free, latent-free IndS is wider in its MLPs to match LAMAE's parameter count
+    assert controls["IndS"]["mlp_ratio"] > controls["LAMAE"]["mlp_ratio"]
+    # (b) hierarchy table: every level with a supported node has mean and std for both models
+    for m in ("LAMAE", "IndS"):
+        assert report["hierarchy"][m]["all"]["n"] == 2 and report["hierarchy"][m]["all"]["std"] is not None
+    # (c) paired test against the (only) baseline
+    assert report["paired_test"]["baseline"] == "IndS" and report["paired_test"]["n"] == 2
+    # (d) label efficiency at every fraction
+    for m in ("LAMAE", "IndS"):
+        assert set(report["label_efficiency"][m]) == {"0.01", "0.1", "1.0"}
+        assert report["label_efficiency"][m]["1.0"]["mean"] is not None
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    for heading in ("(a) Matched controls", "(b) Macro AUROC", "(c) Paired tests", "(d) Label efficiency"):
+        assert heading in md
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 5000
+    # a finished model/seed is not recomputed
+    result = tmp_path / "cmp" / "runs" / "LAMAE" / "seed-0" / "result.json"
+    stamp = result.stat().st_mtime_ns
+    again = run_compare(cfg, progress=False)
+    assert result.stat().st_mtime_ns == stamp
+    assert json.loads(result.read_text())["per_level"] == again["results"]["LAMAE"][0]["per_level"]
+
+
+def test_compare_rejects_unknown_models_and_orphan_readouts(store, tmp_path):
+    with pytest.raises(ValueError, match="unknown models"):
+        run_compare(CompareConfig(store=str(store.path), out=str(tmp_path), models=["GPT"]), progress=False)
+    with pytest.raises(ValueError, match="LAMAE_E reads LAMAE"):
+        run_compare(CompareConfig(store=str(store.path), out=str(tmp_path), models=["LAMAE_E"]), progress=False)
