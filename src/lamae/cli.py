@@ -48,8 +48,13 @@ def _add_prepare(sub):
     p = sub.add_parser("prepare", help="convert a dataset once into a packed, memory-mapped store")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="store folder")
-    p.add_argument("--format", default="mimic", choices=["mimic", "wfdb"],
-                   help="mimic: MIMIC-IV-ECG layout (+ Ext-ICD labels); wfdb: any WFDB folder")
+    p.add_argument("--format", default="mimic", choices=["mimic", "ptbxl", "wfdb"],
+                   help="mimic: MIMIC-IV-ECG layout (+ Ext-ICD labels); ptbxl: PTB-XL with a task's labels "
+                        "and the strat_fold split; wfdb: any WFDB folder (no labels)")
+    p.add_argument("--task", default="superdiagnostic",
+                   help="PTB-XL task: all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm")
+    p.add_argument("--source-rate", type=int, default=500, choices=[100, 500],
+                   help="PTB-XL: read records100 or records500 (default 500)")
     p.add_argument("--labels", help="records_w_diag_icd10.csv (default: the one in DATA, if any)")
     p.add_argument("--label-column", default="all_diag_all",
                    help="Ext-ICD diagnosis column (default all_diag_all)")
@@ -66,7 +71,8 @@ def cmd_prepare(a):
     from .data.sources import open_source
     from .data.store import prepare
 
-    kwargs = {"labels": a.labels, "label_column": a.label_column} if a.format == "mimic" else {}
+    kwargs = {"mimic": {"labels": a.labels, "label_column": a.label_column},
+              "ptbxl": {"task": a.task, "rate": a.source_rate}}.get(a.format, {})
     source = open_source(a.format, a.data, **kwargs)
     store = prepare(source, a.out, _preprocessing(a), split_seed=a.split_seed, chunk_size=a.chunk_size,
                     workers=a.workers, overwrite=a.overwrite, limit=a.limit)

@@ -39,7 +39,7 @@ def test_compare_two_models_two_seeds_fills_every_table_and_resumes(store, tmp_p
         assert set(report["label_efficiency"][m]) == {"0.01", "0.1", "1.0"}
         assert report["label_efficiency"][m]["1.0"]["mean"] is not None
     md = (tmp_path / "cmp" / "compare.md").read_text()
-    for heading in ("(a) Matched controls", "(b) Macro AUROC", "(c) Paired tests", "(d) Label efficiency"):
+    for heading in ("(a) Matched controls", "(b) Macro AUROC per label level", "(c) Paired tests", "(d) Label efficiency"):
         assert heading in md
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 5000
     # a finished model/seed is not recomputed

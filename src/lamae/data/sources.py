@@ -33,6 +33,7 @@ class WfdbFolderReader:
     """Any folder of WFDB records (found by walking for ``.hea`` files)."""
 
     name = "wfdb"
+    label_kind = "none"
 
     def __init__(self, root: str | os.PathLike, *, extra_leads: str = "error"):
         self.root = Path(root)
@@ -86,6 +87,7 @@ class MimicEcgReader:
     """
 
     name = "mimic"
+    label_kind = "icd10"
 
     def __init__(self, root: str | os.PathLike, *, labels: str | os.PathLike | None = None,
                  label_column: str = "all_diag_all"):
@@ -133,7 +135,82 @@ class MimicEcgReader:
         return read_wfdb(self.root / item.path, record_id=item.record_id, patient_id=item.patient_id)
 
 
-READERS = {"mimic": MimicEcgReader, "wfdb": WfdbFolderReader}
+PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+
+
+def ptbxl_labels(scp_codes: dict, statements: pd.DataFrame, task: str) -> list[str]:
+    """PTB-XL statements of one record mapped to a task's label set (Wagner et al. 2020).
+
+    As in the PTB-XL benchmark, every statement in ``scp_codes`` counts, whatever its
+    likelihood; diagnostic statements map up to their subclass or superclass.
+    """
+    if task not in PTBXL_TASKS:
+        raise LabelError(f"PTB-XL task must be one of {PTBXL_TASKS}, got {task!r}")
+    out = []
+    for code in scp_codes:
+        if code not in statements.index:
+            continue
+        row = statements.loc[code]
+        if task == "all":
+            out.append(code)
+        elif task == "diagnostic" and row["diagnostic"] == 1:
+            out.append(code)
+        elif task == "subdiagnostic" and row["diagnostic"] == 1 and isinstance(row["diagnostic_subclass"], str):
+            out.append(row["diagnostic_subclass"])
+        elif task == "superdiagnostic" and row["diagnostic"] == 1 and isinstance(row["diagnostic_class"], str):
+            out.append(row["diagnostic_class"])
+        elif task in ("form", "rhythm") and row[task] == 1:
+            out.append(code)
+    return sorted(set(out))
+
+
+class PtbXlReader:
+    """PTB-XL (``ptbxl_database.csv`` + ``scp_statements.csv`` + ``records100/``/``records500/``).
+
+    Labels are the chosen task's statements; the split is the official one from
+    ``strat_fold`` (1-8 train, 9 val, 10 test) and the fold is kept for cross-validation.
+    Quirk hidden here: lead names are upper case (``AVR``), canonicalised by the WFDB reader.
+    """
+
+    name = "ptbxl"
+    label_kind = "flat"
+
+    def __init__(self, root: str | os.PathLike, *, task: str = "superdiagnostic", rate: int = 500):
+        self.root = Path(root)
+        db = self.root / "ptbxl_database.csv"
+        if not db.exists():
+            raise FileNotFoundError(f"{db}: PTB-XL database file is missing")
+        if rate not in (100, 500):
+            raise ValueError(f"PTB-XL comes at 100 or 500 Hz, not {rate}")
+        if task not in PTBXL_TASKS:
+            raise LabelError(f"PTB-XL task must be one of {PTBXL_TASKS}, got {task!r}")
+        self.task, self.rate = task, rate
+
+    def items(self) -> list[SourceItem]:
+        import ast
+
+        db = pd.read_csv(self.root / "ptbxl_database.csv")
+        statements = pd.read_csv(self.root / "scp_statements.csv", index_col=0)
+        column = "filename_hr" if self.rate == 500 else "filename_lr"
+        out = []
+        for i, row in enumerate(db.itertuples(index=False)):
+            try:
+                scp = ast.literal_eval(row.scp_codes)
+            except (ValueError, SyntaxError):
+                raise LabelError(f"{self.root / 'ptbxl_database.csv'} row {i + 2}: cannot parse scp_codes") from None
+            fold = int(row.strat_fold)
+            out.append(SourceItem(
+                record_id=str(row.ecg_id), patient_id=str(int(row.patient_id)), path=getattr(row, column),
+                codes=tuple(ptbxl_labels(scp, statements, self.task)),
+                extra={"fold": fold, "split": "test" if fold == 10 else "val" if fold == 9 else "train"},
+            ))
+        return out
+
+    def read(self, item: SourceItem) -> EcgRecord:
+        return read_wfdb(self.root / item.path, record_id=item.record_id, patient_id=item.patient_id)
+
+
+READERS = {"mimic": MimicEcgReader, "wfdb": WfdbFolderReader, "ptbxl": PtbXlReader}
 
 
 def open_source(kind: str, root, **kwargs):

@@ -114,12 +114,13 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
                 signals[row] = x
                 rows.append({"row": row, "record_id": item.record_id, "patient_id": item.patient_id,
                              "path": item.path, "lead_bits": bits, "has_labels": item.codes is not None,
-                             "codes": list(item.codes or [])})
+                             "codes": list(item.codes or []), "fold": item.extra.get("fold", -1),
+                             "source_split": item.extra.get("split", "")})
                 row += 1
             signals.flush()
             k = state["next_part"]
-            pd.DataFrame(rows, columns=["row", "record_id", "patient_id", "path", "lead_bits",
-                                        "has_labels", "codes"]).to_parquet(parts / f"index-{k:06d}.parquet")
+            pd.DataFrame(rows, columns=["row", "record_id", "patient_id", "path", "lead_bits", "has_labels",
+                                        "codes", "fold", "source_split"]).to_parquet(parts / f"index-{k:06d}.parquet")
             atomic_write_text(parts / f"skipped-{k:06d}.json", json.dumps(skipped))
             state.update(next_item=state["next_item"] + len(chunk), next_row=row, next_part=k + 1)
             atomic_write_text(progress_path, json.dumps(state))
@@ -136,13 +137,21 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
                    for k in range(state["next_part"])), [])
     if index.empty:
         raise LamaeError(f"{out}: every record was skipped; see the problems listed in report.json")
-    index["split"] = patient_split(index["patient_id"], split_fractions, split_seed)
+    # A dataset's official split (PTB-XL's strat_fold) wins; otherwise a seeded patient split.
+    if (index["source_split"] != "").all():
+        index["split"] = index["source_split"]
+        split_kind = "official"
+    else:
+        index["split"] = patient_split(index["patient_id"], split_fractions, split_seed)
+        split_kind = "patient"
+    index = index.drop(columns="source_split")
     index.to_parquet(out / "index.parquet.tmp")
     os.replace(out / "index.parquet.tmp", out / "index.parquet")
     meta = {
         "version": STORE_VERSION, "n_rows": int(len(index)), "shape": [int(len(index)), n_leads, t],
         "leads": list(STANDARD_LEADS), "dtype": "float16", "preprocessing": prep.to_dict(),
-        "split_seed": split_seed, "split_fractions": list(split_fractions),
+        "split": split_kind, "split_seed": split_seed, "split_fractions": list(split_fractions),
+        "label_kind": getattr(source, "label_kind", "icd10"),
         "source": fingerprint["source"], "format": source.name,
         "n_source_records": n, "n_skipped": len(skipped),
     }

@@ -27,7 +27,7 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
-from ..labels.icd10 import LEVELS, build_targets
+from ..labels.icd10 import build_label_targets, target_levels
 from ..models.baselines import BASELINES, REFERENCE, count_parameters, match_parameters, model_config
 from ..models.lamae import Lamae
 from ..train.pretrain import PretrainConfig, pretrain
@@ -54,12 +54,13 @@ class CompareConfig:
     min_prevalence: float = 0.01
     min_count: int = 5
     min_test_positives: int = 5
+    cv: bool = False          # cross-validation over the store's folds (PTB-XL strat_fold) instead of its split
     device: str = "auto"
 
 
-def _targets(store: EcgStore, rows, splits, cfg: CompareConfig):
-    t = build_targets(store.codes(rows), splits == "train", min_prevalence=cfg.min_prevalence,
-                      min_count=cfg.min_count)
+def _targets(store: EcgStore, rows, train_mask, cfg: CompareConfig):
+    t = build_label_targets(store.meta.get("label_kind", "icd10"), store.codes(rows), train_mask,
+                            min_prevalence=cfg.min_prevalence, min_count=cfg.min_count)
     if not t.nodes:
         raise LamaeError(f"{store.path}: no label node reaches the prevalence threshold")
     return t
@@ -67,7 +68,7 @@ def _targets(store: EcgStore, rows, splits, cfg: CompareConfig):
 
 def _level_macro(aucs, levels, supported) -> dict:
     out = {}
-    for level in [*LEVELS, "all"]:
+    for level in [*dict.fromkeys(levels), "all"]:
         vals = [a for a, lv, ok in zip(aucs, levels, supported) if ok and np.isfinite(a) and level in (lv, "all")]
         out[level] = float(np.mean(vals)) if vals else None
     return out
@@ -100,8 +101,15 @@ class Comparison:
         if len(self.rows) == 0:
             raise LamaeError(f"{self.store.path}: no labelled records to compare on")
         self.splits = self.store.index["split"].to_numpy()[self.rows]
-        self.targets = _targets(self.store, self.rows, self.splits, cfg)
-        y_test = self.targets.y[self.splits == "test"]
+        self.plans = self._plans()
+        # Label set and thresholds from the training records (all records under cross-validation,
+        # where every record is a training record in some fold).
+        self.targets = _targets(self.store, self.rows, None if cfg.cv else self.splits == "train", cfg)
+        self.level_names = [*target_levels(self.targets), "all"]
+        scored = np.zeros(len(self.rows), bool)
+        for _, _, te in self.plans:
+            scored[te] = True
+        y_test = self.targets.y[scored]
         pos = y_test.sum(0)
         self.supported = (pos >= cfg.min_test_positives) & (len(y_test) - pos >= cfg.min_test_positives)
         self.reference_params = count_parameters(model_config(REFERENCE, cfg.size, cfg.model, **self.fixed))
@@ -112,6 +120,23 @@ class Comparison:
             if cfg.match_parameters and not matched:
                 mc, matched = match_parameters(mc, self.reference_params, cfg.parameter_tolerance)
             self.model_cfgs[name] = (mc, matched)
+
+    def _plans(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(train, val, test) index arrays into ``self.rows``: the split, or one per fold."""
+        if not self.cfg.cv:
+            return [tuple(np.flatnonzero(self.splits == s) for s in ("train", "val", "test"))]
+        folds = self.store.index["fold"].to_numpy()[self.rows] if "fold" in self.store.index else None
+        if folds is None or (folds < 0).any():
+            raise LamaeError(f"{self.store.path}: cv needs a fold for every record (e.g. PTB-XL's strat_fold)")
+        uniq = sorted(set(folds.tolist()))
+        if len(uniq) < 3:
+            raise LamaeError(f"{self.store.path}: cv needs at least 3 folds, found {uniq}")
+        plans = []
+        for i, k in enumerate(uniq):
+            v = uniq[(i + 1) % len(uniq)]
+            plans.append((np.flatnonzero((folds != k) & (folds != v)), np.flatnonzero(folds == v),
+                          np.flatnonzero(folds == k)))
+        return plans
 
     # ------------------------------------------------------------------ one model, one seed
     def pretrain_config(self, name: str, seed: int, out: Path) -> PretrainConfig:
@@ -128,17 +153,19 @@ class Comparison:
         if result_path.exists():
             return json.loads(result_path.read_text())
         folder.mkdir(parents=True, exist_ok=True)
-        tr = self.splits == "train"
-        te = self.splits == "test"
-        va = self.splits == "val"
+        y = self.targets.y.astype(np.float64)
+        scored = np.zeros(len(self.rows), bool)
         seconds = 0.0
         if spec["kind"] == "scratch":
-            pcfg = self.pretrain_config(name, seed, folder / "pretrain")
-            model, head, seconds = train_scratch(self.model_cfgs[name][0], self.store, self.rows[tr],
-                                                 self.targets.y[tr], pcfg, pooling=spec["pooling"],
-                                                 progress=self.progress)
-            p_test = predict_scratch(model, head, self.store, self.rows[te], pooling=spec["pooling"])
-            aucs = node_aurocs(self.targets.y[te], p_test)
+            oof = np.full(y.shape, np.nan)
+            for k, (tr, va, te) in enumerate(self.plans):
+                pcfg = self.pretrain_config(name, seed, folder / "pretrain")
+                model, head, secs = train_scratch(self.model_cfgs[name][0], self.store, self.rows[tr], y[tr], pcfg,
+                                                  pooling=spec["pooling"], progress=self.progress)
+                seconds += secs
+                oof[te] = predict_scratch(model, head, self.store, self.rows[te], pooling=spec["pooling"])
+                scored[te] = True
+            aucs = node_aurocs(y[scored], oof[scored])
             fractions = {"1.0": _level_macro(aucs, self.targets.levels, self.supported)["all"]}
         else:
             model = self._encoder(name, seed)
@@ -146,18 +173,18 @@ class Comparison:
                 seconds = self._pretrain_seconds(spec.get("reuse", name), seed)
             feats, _ = embed_store(model, self.store, self.rows, pooling=spec["pooling"], progress=False,
                                    device=next(model.parameters()).device)
-            y = self.targets.y.astype(np.float64)
-            aucs, fractions = None, {}
-            for frac in self.cfg.label_fractions:
-                sub = _patient_subset(self.store, self.rows[tr], frac, seed)
-                probe = fit_linear_probe(feats[tr][sub], y[tr][sub], feats[va], y[va])
-                a = node_aurocs(y[te], probe.predict(feats[te]))
-                fractions[str(float(frac))] = _level_macro(a, self.targets.levels, self.supported)["all"]
-                if float(frac) == 1.0:
-                    aucs = a
-            if aucs is None:
-                probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
-                aucs = node_aurocs(y[te], probe.predict(feats[te]))
+            fracs = sorted({*map(float, self.cfg.label_fractions), 1.0})
+            oof = {f: np.full(y.shape, np.nan) for f in fracs}
+            for tr, va, te in self.plans:
+                scored[te] = True
+                for frac in fracs:
+                    sub = tr[_patient_subset(self.store, self.rows[tr], frac, seed)]
+                    probe = fit_linear_probe(feats[sub], y[sub], feats[va], y[va])
+                    oof[frac][te] = probe.predict(feats[te])
+            per_frac = {f: node_aurocs(y[scored], oof[f][scored]) for f in fracs}
+            aucs = per_frac[1.0]
+            fractions = {str(f): _level_macro(per_frac[f], self.targets.levels, self.supported)["all"]
+                         for f in map(float, self.cfg.label_fractions)}
         result = {
             "model": name, "seed": seed, "seconds": seconds,
             "per_level": _level_macro(aucs, self.targets.levels, self.supported),
@@ -241,7 +268,7 @@ class Comparison:
             return {"mean": float(np.mean(vals)) if vals else None,
                     "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n": len(vals)}
 
-        levels = [*LEVELS, "all"]
+        levels = self.level_names
         hierarchy = {m: {lv: stat([r["per_level"][lv] for r in rs]) for lv in levels} for m, rs in results.items()}
         fracs = [str(float(f)) for f in self.cfg.label_fractions]
         efficiency = {m: {f: stat([r["label_fractions"].get(f) for r in rs]) for f in fracs} for m, rs in results.items()}
@@ -256,6 +283,8 @@ class Comparison:
                      **paired_tests([by_seed[REFERENCE][s] for s in seeds], [by_seed[strongest][s] for s in seeds])}
         return {"config": asdict(self.cfg), "store": str(self.store.path),
                 "n_records": {s: int((self.splits == s).sum()) for s in ("train", "val", "test")},
+                "evaluation": (f"{len(self.plans)}-fold cross-validation over the store's folds, AUROC on the "
+                               "pooled out-of-fold predictions" if self.cfg.cv else "the store's train/val/test split"),
                 "nodes": self.targets.nodes, "levels": self.targets.levels,
                 "supported_nodes": [n for n, ok in zip(self.targets.nodes, self.supported) if ok],
                 "controls": self.controls(results), "hierarchy": hierarchy, "paired_test": tests,
@@ -280,6 +309,7 @@ def compare_markdown(r: dict) -> str:
     lines = ["# Model comparison", "",
              f"- store: `{r['store']}`; labelled records train {n['train']}, val {n['val']}, test {n['test']} "
              f"(patient-disjoint); seeds {r['config']['seeds']}",
+             f"- evaluation: {r['evaluation']}",
              f"- {len(r['nodes'])} label nodes, {len(r['supported_nodes'])} with >= "
              f"{r['config']['min_test_positives']} test positives and negatives enter the macro averages",
              "- representation: frozen encoder + linear probe, except Scratch (trained end to end)", "",
@@ -295,7 +325,7 @@ def compare_markdown(r: dict) -> str:
                      f"{c['mask_ratio'] if c['mask_ratio'] is not None else '-'} | {c['optimizer']} | "
                      f"{c['schedule']} | {c['steps']} | {c['epochs']} | {c['batch']} | {fl} | {wc} |")
     levels = list(next(iter(r["hierarchy"].values())))
-    lines += ["", "## (b) Macro AUROC per level (mean ± std over seeds)", "",
+    lines += ["", "## (b) Macro AUROC per label level (mean ± std over seeds)", "",
               "| level | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for lv in levels:
         lines.append(f"| {lv} | " + " | ".join(_ms(r["hierarchy"][m][lv]) for m in models) + " |")
@@ -317,7 +347,8 @@ def compare_markdown(r: dict) -> str:
               "| model | " + " | ".join(f"{float(x):.0%}" for x in fracs) + " |", "|---|" + "---|" * len(fracs)]
     for m in models:
         lines.append(f"| {m} | " + " | ".join(_ms(r["label_efficiency"][m][x]) for x in fracs) + " |")
-    lines += ["", "Scratch is trained on 100% of the training patients only."]
+    lines += ["", "Scratch is trained on 100% of the training patients only. Fractions sample *patients* "
+              "of the training split with each seed."]
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..checkpoint import load_checkpoint
 from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
-from ..labels.icd10 import LEVELS, build_targets, describe
+from ..labels.icd10 import build_label_targets, describe, target_levels
 from ..leads import STANDARD_LEADS
 from ..models.lamae import Lamae
 
@@ -120,7 +120,7 @@ def probe_features(feats: dict[str, np.ndarray], targets, splits: np.ndarray, *,
         aucs = node_aurocs(y[te], p_test)
         in_macro = np.where(supported, aucs, np.nan)
         per_level = {}
-        for level in LEVELS:
+        for level in target_levels(targets):
             cols = [j for j, lv in enumerate(targets.levels) if lv == level and np.isfinite(in_macro[j])]
             per_level[level] = float(np.mean(in_macro[cols])) if cols else float("nan")
         finite = in_macro[np.isfinite(in_macro)]
@@ -145,8 +145,9 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
     if len(rows) == 0:
         raise LamaeError(f"{store.path}: no records with diagnosis codes; prepare with a labels file")
     splits = store.index["split"].to_numpy()[rows]
-    targets = build_targets(store.codes(rows), splits == "train", min_prevalence=min_prevalence,
-                            min_count=min_count)
+    label_kind = store.meta.get("label_kind", "icd10")
+    targets = build_label_targets(label_kind, store.codes(rows), splits == "train",
+                                  min_prevalence=min_prevalence, min_count=min_count)
     if not targets.nodes:
         raise LamaeError(f"{store.path}: no ICD-10 node reaches min_prevalence={min_prevalence} "
                          f"and min_count={min_count} among training records")
@@ -166,10 +167,11 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
     y_train = targets.y[splits == "train"]
     report = {
         "checkpoint": config["path"], "store": str(store.path), "pooling": pooling,
+        "label_kind": label_kind, "levels": [*target_levels(targets), "all"],
         "n_records": {s: int((splits == s).sum()) for s in ("train", "val", "test")},
         "min_prevalence": min_prevalence, "min_count": min_count, "min_test_positives": min_test_positives,
         "unknown_codes": targets.unknown_codes,
-        "nodes": [{"node": n, "level": lv, "description": describe(n),
+        "nodes": [{"node": n, "level": lv, "description": describe(n) if label_kind == "icd10" else "",
                    "train_positives": int(y_train[:, j].sum()), "test_positives": int(y_test[:, j].sum()),
                    "in_macro": bool(results["LAMAE"]["in_macro"][j]),
                    **{name: _num(r["auroc"][j]) for name, r in results.items()}}
@@ -196,7 +198,7 @@ def probe_markdown(report: dict) -> str:
     names = list(report["macro"])
     n = report["n_records"]
     lines = [
-        "# Linear probe on ICD-10-CM nodes", "",
+        "# Linear probe" + (" on ICD-10-CM nodes" if report["label_kind"] == "icd10" else ""), "",
         f"- checkpoint: `{report['checkpoint']}`", f"- store: `{report['store']}`",
         f"- labelled records: train {n['train']}, val {n['val']}, test {n['test']} (patient-disjoint)",
         f"- representation: `{report['pooling']}` pooling; node kept if train prevalence >= "
@@ -207,7 +209,7 @@ def probe_markdown(report: dict) -> str:
         "## Macro AUROC per hierarchy level", "",
         "| level | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
     ]
-    for level in [*LEVELS, "all"]:
+    for level in report["levels"]:
         lines.append(f"| {level} | " + " | ".join(_fmt(report["macro"][m][level]) for m in names) + " |")
     lines += ["", "## AUROC per node", "",
               "| node | level | description | train pos | test pos | " + " | ".join(names) + " |",
@@ -224,8 +226,9 @@ def plot_roc(targets, y_test, p_test, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(LEVELS), figsize=(4.2 * len(LEVELS), 4.2), squeeze=False)
-    for ax, level in zip(axes[0], LEVELS):
+    levels = target_levels(targets)
+    fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 4.2), squeeze=False)
+    for ax, level in zip(axes[0], levels):
         for j in [j for j, lv in enumerate(targets.levels) if lv == level][:10]:
             if 0 < y_test[:, j].sum() < len(y_test):
                 fpr, tpr, _ = roc_curve(y_test[:, j], p_test[:, j])
@@ -235,7 +238,7 @@ def plot_roc(targets, y_test, p_test, path: Path) -> None:
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle("Linear-probe ROC per ICD-10-CM node (test split)")
+    fig.suptitle("Linear-probe ROC per label node (test split)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

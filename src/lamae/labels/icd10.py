@@ -152,3 +152,37 @@ def build_targets(
             if node in col:
                 y[r, col[node]] = 1
     return HierarchyTargets(y=y, nodes=kept, levels=[level_of[nd] for nd in kept], unknown_codes=unknown)
+
+
+def build_flat_targets(code_lists, train_mask=None, *, min_prevalence: float = 0.01,
+                       min_count: int = 5, level: str = "label") -> HierarchyTargets:
+    """Multi-hot targets for a flat label set (PTB-XL statements, SNOMED codes, ...)."""
+    n = len(code_lists)
+    train = np.ones(n, bool) if train_mask is None else np.asarray(train_mask, bool)
+    counts: dict[str, int] = {}
+    for codes, is_train in zip(code_lists, train):
+        if is_train:
+            for c in set(codes):
+                counts[c] = counts.get(c, 0) + 1
+    n_train = max(int(train.sum()), 1)
+    kept = sorted(c for c, k in counts.items() if k >= min_count and k / n_train >= min_prevalence)
+    col = {c: i for i, c in enumerate(kept)}
+    y = np.zeros((n, len(kept)), np.uint8)
+    for r, codes in enumerate(code_lists):
+        for c in codes:
+            if c in col:
+                y[r, col[c]] = 1
+    return HierarchyTargets(y=y, nodes=kept, levels=[level] * len(kept), unknown_codes={})
+
+
+def build_label_targets(kind: str, code_lists, train_mask=None, **kwargs) -> HierarchyTargets:
+    """ICD-10 hierarchy targets for ``kind="icd10"``, flat targets otherwise."""
+    if kind == "icd10":
+        return build_targets(code_lists, train_mask, **kwargs)
+    return build_flat_targets(code_lists, train_mask, **kwargs)
+
+
+def target_levels(targets: HierarchyTargets) -> list[str]:
+    """The levels present, in hierarchy order (or "label" for flat sets)."""
+    order = {lv: i for i, lv in enumerate(LEVELS)}
+    return sorted(set(targets.levels), key=lambda lv: order.get(lv, len(order)))
