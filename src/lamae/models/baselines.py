@@ -52,14 +52,21 @@ def match_parameters(cfg: LamaeConfig, target: int, tolerance: float = 0.10) -> 
     if abs(n - target) <= tolerance * target:
         return cfg, True
     step = 2 * cfg.heads
-    widths = range(step, 2 * cfg.dim + 1, step)
-    ratios = [r / 4 for r in range(4, 33)]
+    widths = sorted(range(step, 2 * cfg.dim + 1, step), key=lambda w: (abs(w - cfg.dim), w))
     best = None
-    for dim, ratio in itertools.product(widths, ratios):
-        cand = LamaeConfig(**{**cfg.to_dict(), "dim": dim, "mlp_ratio": ratio})
+
+    def with_(dim, ratio):
+        return LamaeConfig(**{**cfg.to_dict(), "dim": dim, "mlp_ratio": ratio})
+
+    for dim in widths:  # nearest width first: the first one that can match wins
+        # Parameters grow linearly with the MLP ratio at a fixed width: solve for it, then round.
+        p1, p2 = count_parameters(with_(dim, 1.0)), count_parameters(with_(dim, 2.0))
+        ratio = 1.0 + (target - p1) / max(p2 - p1, 1)
+        ratio = min(8.0, max(1.0, round(ratio * 4) / 4))
+        cand = with_(dim, ratio)
         err = abs(count_parameters(cand) - target) / target
-        key = (err > tolerance, abs(dim - cfg.dim), err)
-        if best is None or key < best[0]:
-            best = (key, cand)
-    cand = best[1]
-    return cand, abs(count_parameters(cand) - target) <= tolerance * target
+        if best is None or err < best[0]:
+            best = (err, cand)
+        if err <= tolerance:
+            break
+    return best[1], best[0] <= tolerance
