@@ -210,7 +210,106 @@ class PtbXlReader:
         return read_wfdb(self.root / item.path, record_id=item.record_id, patient_id=item.patient_id)
 
 
-READERS = {"mimic": MimicEcgReader, "wfdb": WfdbFolderReader, "ptbxl": PtbXlReader}
+def header_field(comments, key: str) -> str | None:
+    """Value of a ``# Key: value`` header comment (case-insensitive), or None."""
+    for c in comments:
+        name, _, value = c.partition(":")
+        if name.strip().lower() == key.lower():
+            return value.strip()
+    return None
+
+
+class ChallengeReader(WfdbFolderReader):
+    """PhysioNet/CinC Challenge 2020/2021 and CPSC 2018: ``.mat`` + ``.hea`` records, SNOMED-CT
+    diagnoses in the ``# Dx:`` header comment, age and sex in ``# Age:`` / ``# Sex:``.
+
+    Records vary in length (CPSC: 6-60 s); the preprocessing policy applies: longer records
+    are cropped to the window from the start, shorter ones zero-padded at the end.
+    """
+
+    name = "challenge"
+    label_kind = "flat"
+
+    def items(self) -> list[SourceItem]:
+        out = []
+        for item in super().items():
+            hea = (self.root / item.path).with_suffix(".hea")
+            comments = [ln[1:].strip() for ln in hea.read_text(errors="replace").splitlines() if ln.startswith("#")]
+            dx = header_field(comments, "Dx")
+            codes = tuple(c.strip() for c in dx.split(",") if c.strip()) if dx and dx.lower() != "unknown" else ()
+            out.append(SourceItem(item.record_id, item.patient_id, item.path, codes=codes,
+                                  extra={"age": header_field(comments, "Age"), "sex": header_field(comments, "Sex")}))
+        return out
+
+
+class Code15Reader:
+    """CODE-15%: MATLAB ``.mat`` files with ``feats`` (12 x samples, float32, mV, 400 Hz) and
+    ``meta.csv`` (exam_id, patient_id, the six labels 1dAVb RBBB LBBB SB ST AF, save_file).
+
+    Quirk hidden here: exams are zero-padded to 4096 samples; all-zero samples at both ends
+    are removed so the record has its true length.
+    """
+
+    name = "code15"
+    label_kind = "flat"
+    LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF")
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        if not (self.root / "meta.csv").exists():
+            raise FileNotFoundError(f"{self.root / 'meta.csv'}: CODE-15% meta file is missing")
+
+    def items(self) -> list[SourceItem]:
+        meta = pd.read_csv(self.root / "meta.csv")
+        files = {p.name: p for p in self.root.rglob("*.mat")}
+        out = []
+        for row in meta.to_dict("records"):
+            rec = row.get("save_file") or f"code_15_{row['exam_id']}.mat"
+            path = files.get(rec)
+            codes = tuple(lab for lab in self.LABELS if str(row.get(lab)).lower() == "true")
+            out.append(SourceItem(record_id=str(row["exam_id"]), patient_id=str(row["patient_id"]),
+                                  path=str(path.relative_to(self.root)) if path else rec, codes=codes))
+        return out
+
+    def read(self, item: SourceItem) -> EcgRecord:
+        import numpy as np
+        import scipy.io
+
+        path = self.root / item.path
+        if not path.exists():
+            raise RecordError(item.record_id, f"data file {item.path} is missing")
+        try:
+            mat = scipy.io.loadmat(path)
+        except Exception as exc:
+            raise RecordError(item.record_id, f"{item.path} cannot be read as MATLAB ({exc})") from None
+        if "feats" not in mat:
+            raise RecordError(item.record_id, f"{item.path} has no 'feats' array")
+        x = np.asarray(mat["feats"], dtype=np.float32)
+        if x.ndim != 2 or 12 not in x.shape:
+            raise RecordError(item.record_id, f"'feats' has shape {x.shape}, expected 12 leads")
+        if x.shape[0] != 12:
+            x = x.T
+        fs = float(np.ravel(mat.get("curr_sample_rate", [400]))[0])
+        used = np.flatnonzero(np.any(x != 0, axis=0))
+        if len(used) == 0:
+            raise RecordError(item.record_id, "every sample is zero")
+        x = x[:, used[0]: used[-1] + 1]
+        return EcgRecord(item.record_id, x, ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4",
+                                             "V5", "V6"), fs, patient_id=item.patient_id)
+
+
+class PtbReader(WfdbFolderReader):
+    """PTB Diagnostic ECG Database: 15 channels (12 leads in lower case + Frank vx, vy, vz)
+    at 1000 Hz; the 12 standard leads are picked by name, case-insensitively."""
+
+    name = "ptb"
+
+    def __init__(self, root: str | os.PathLike):
+        super().__init__(root, extra_leads="drop")
+
+
+READERS = {"mimic": MimicEcgReader, "wfdb": WfdbFolderReader, "ptbxl": PtbXlReader,
+           "challenge": ChallengeReader, "code15": Code15Reader, "ptb": PtbReader}
 
 
 def open_source(kind: str, root, **kwargs):
