@@ -181,6 +181,36 @@ def cmd_compare(a):
     print(f"compare took {report['seconds']:.0f} s; results in {cfg.out}")
 
 
+def _add_benchmark(sub):
+    p = sub.add_parser("benchmark", help="published protocols: PTB-XL tasks in LP / Frozen / FT modes, with CIs")
+    p.add_argument("suite", choices=["ptbxl"], help="benchmark suite")
+    p.add_argument("--data", required=True, help="PTB-XL folder (ptbxl_database.csv, records100/, records500/)")
+    p.add_argument("--out", default="results/ptbxl")
+    p.add_argument("--checkpoint", help="checkpoint or run folder; without it one is pretrained first")
+    p.add_argument("--tasks", nargs="+", help="default: all six tasks")
+    p.add_argument("--modes", nargs="+", choices=["lp", "frozen", "ft"], help="default: lp frozen ft")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override settings, e.g. --set pretrain.steps=500 --set finetune.steps=200")
+    p.set_defaults(func=cmd_benchmark)
+
+
+def cmd_benchmark(a):
+    from .config import apply_overrides, from_dict
+    from .eval.benchmark import BenchmarkConfig, check_data, run_ptbxl_benchmark
+
+    check_data(a.data)
+    d = asdict(BenchmarkConfig())
+    d.update({"data": a.data, "out": a.out, "checkpoint": a.checkpoint, "n_boot": a.n_boot})
+    if a.tasks:
+        d["tasks"] = a.tasks
+    if a.modes:
+        d["modes"] = a.modes
+    cfg = from_dict(BenchmarkConfig, apply_overrides(d, a.set))
+    run_ptbxl_benchmark(cfg)
+    print((Path(cfg.out) / "benchmark.md").read_text())
+
+
 def _add_demo(sub):
     p = sub.add_parser("demo", help="synth -> prepare -> pretrain (tiny) -> probe, on built-in data")
     p.add_argument("--out", default="lamae-demo", help="working folder (default ./lamae-demo)")
@@ -202,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamae", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lamae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_prepare, _add_pretrain, _add_probe, _add_compare, _add_demo):
+    for add in (_add_synth, _add_prepare, _add_pretrain, _add_probe, _add_compare, _add_benchmark, _add_demo):
         add(sub)
     return parser
 

@@ -1,6 +1,6 @@
-"""The Scratch baseline: the same encoder from random initialisation, trained supervised
-end to end (linear head on the pooled representation, BCE over all label nodes) with the
-same optimizer, schedule, steps and batch size as pretraining."""
+"""Supervised training end to end: a linear head on the pooled representation, BCE over all
+label nodes, the same optimizer and schedule as pretraining. From random initialisation it
+is the Scratch baseline; from a pretrained checkpoint it is fine-tuning (FT)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,17 @@ from ..train.pretrain import PretrainConfig, lr_at, param_groups, pick_device
 
 
 def train_scratch(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: np.ndarray,
-                  cfg: PretrainConfig, *, pooling: str = "latent", progress: bool = True):
-    """Train on ``rows`` with multi-hot targets ``y``; returns (model, head, seconds)."""
+                  cfg: PretrainConfig, *, pooling: str = "latent", progress: bool = True,
+                  init: Lamae | None = None):
+    """Train on ``rows`` with multi-hot targets ``y``; returns (model, head, seconds).
+
+    ``init``: start from these weights (fine-tuning) instead of a random initialisation.
+    """
+    import copy
+
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = Lamae(model_cfg).to(device)
+    model = (copy.deepcopy(init) if init is not None else Lamae(model_cfg)).to(device)
     head = torch.nn.Linear(model_cfg.dim, y.shape[1]).to(device)
     params = param_groups(model, cfg.weight_decay)
     params[0]["params"].append(head.weight)
@@ -32,7 +38,8 @@ def train_scratch(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: 
     leads = torch.arange(store.signals.shape[1], device=device)
     t0 = time.time()
     model.train()
-    for step in tqdm(range(cfg.steps), desc="scratch", unit="step", disable=not progress):
+    desc = "fine-tune" if init is not None else "scratch"
+    for step in tqdm(range(cfg.steps), desc=desc, unit="step", disable=not progress):
         epoch, k = divmod(step, per_epoch)
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(rows))
         idx = np.sort(order[k * cfg.batch_size:(k + 1) * cfg.batch_size])
@@ -64,3 +71,42 @@ def predict_scratch(model: Lamae, head, store: EcgStore, rows, *, pooling: str =
         feats, _ = model.features(x, leads, present, pooling)
         out.append(torch.sigmoid(head(feats)).cpu().numpy())
     return np.concatenate(out)
+
+
+def train_mlp_head(x_train, y_train, x_val, y_val, *, hidden: int = 256, epochs: int = 300, lr: float = 1e-3,
+                   weight_decay: float = 1e-4, dropout: float = 0.2, seed: int = 0):
+    """The "Frozen" mode: a one-hidden-layer MLP on frozen, standardised features, full-batch
+    Adam, keeping the epoch with the best validation macro AUROC. Returns ``predict(x)``."""
+    from .probe import macro_auroc
+
+    torch.manual_seed(seed)
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+    xt = torch.from_numpy((x_train - mean) / std).float()
+    yt = torch.from_numpy(np.asarray(y_train, np.float32))
+    xv = torch.from_numpy((x_val - mean) / std).float()
+    net = torch.nn.Sequential(torch.nn.Linear(xt.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout),
+                              torch.nn.Linear(hidden, yt.shape[1]))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    best = (-1.0, None)
+    for epoch in range(epochs):
+        net.train()
+        loss = loss_fn(net(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if epoch % 10 == 9 or epoch == epochs - 1:
+            net.eval()
+            with torch.no_grad():
+                score = macro_auroc(np.asarray(y_val), torch.sigmoid(net(xv)).numpy()) if len(x_val) else epoch
+            if np.isfinite(score) and score > best[0]:
+                best = (score, {k: v.clone() for k, v in net.state_dict().items()})
+    if best[1] is not None:
+        net.load_state_dict(best[1])
+    net.eval()
+
+    def predict(x):
+        with torch.no_grad():
+            return torch.sigmoid(net(torch.from_numpy((x - mean) / std).float())).numpy()
+
+    return predict

@@ -1,0 +1,26 @@
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from lamae.eval.bootstrap import auroc, macro_auroc_ci
+
+
+def test_rank_auroc_matches_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    p = np.round(rng.normal(size=300) + y, 1)  # rounding makes ties
+    assert abs(auroc(y, p) - roc_auc_score(y, p)) < 1e-12
+    assert np.isnan(auroc(np.ones(5), np.arange(5)))
+
+
+def test_ci_contains_the_estimate_and_narrows_with_more_data():
+    rng = np.random.default_rng(1)
+
+    def sample(n):
+        y = rng.integers(0, 2, (n, 3))
+        return y, y + rng.normal(scale=1.5, size=y.shape)
+
+    small = macro_auroc_ci(*sample(80), n_boot=300)
+    large = macro_auroc_ci(*sample(3000), n_boot=300)
+    for ci in (small, large):
+        assert ci["lo"] <= ci["auroc"] <= ci["hi"]
+    assert (large["hi"] - large["lo"]) < 0.5 * (small["hi"] - small["lo"])
