@@ -183,12 +183,16 @@ def cmd_compare(a):
 
 def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="published protocols: PTB-XL tasks in LP / Frozen / FT modes, with CIs")
-    p.add_argument("suite", choices=["ptbxl"], help="benchmark suite")
-    p.add_argument("--data", required=True, help="PTB-XL folder (ptbxl_database.csv, records100/, records500/)")
+    p.add_argument("suite", choices=["ptbxl", "mimic"], help="benchmark suite")
+    p.add_argument("--data", required=True,
+                   help="PTB-XL folder, or MIMIC-IV-ECG folder with records_w_diag_icd10.csv")
+    p.add_argument("--scenario", default="mimic_all_all_all_all_2000_5A",
+                   help="MIMIC-ICD scenario, e.g. mimic_ed_all_edfirst_all_2000_5A")
     p.add_argument("--out", default="results/ptbxl")
     p.add_argument("--checkpoint", help="checkpoint or run folder; without it one is pretrained first")
     p.add_argument("--tasks", nargs="+", help="default: all six tasks")
-    p.add_argument("--modes", nargs="+", choices=["lp", "frozen", "ft"], help="default: lp frozen ft")
+    p.add_argument("--modes", nargs="+", choices=["lp", "frozen", "ft"],
+                   help="default: lp frozen ft (ptbxl), lp (mimic)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override settings, e.g. --set pretrain.steps=500 --set finetune.steps=200")
@@ -197,8 +201,19 @@ def _add_benchmark(sub):
 
 def cmd_benchmark(a):
     from .config import apply_overrides, from_dict
-    from .eval.benchmark import BenchmarkConfig, check_data, run_ptbxl_benchmark
+    from .eval.benchmark import (BenchmarkConfig, MimicBenchmarkConfig, check_data, run_mimic_benchmark,
+                                 run_ptbxl_benchmark)
 
+    if a.suite == "mimic":
+        d = asdict(MimicBenchmarkConfig())
+        d.update({"data": a.data, "out": a.out if a.out != "results/ptbxl" else "results/mimic-icd",
+                  "checkpoint": a.checkpoint, "n_boot": a.n_boot, "scenario": a.scenario})
+        if a.modes:
+            d["modes"] = a.modes
+        cfg = from_dict(MimicBenchmarkConfig, apply_overrides(d, a.set))
+        run_mimic_benchmark(cfg)
+        print((Path(cfg.out) / "benchmark.md").read_text())
+        return
     check_data(a.data)
     d = asdict(BenchmarkConfig())
     d.update({"data": a.data, "out": a.out, "checkpoint": a.checkpoint, "n_boot": a.n_boot})

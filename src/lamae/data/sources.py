@@ -119,14 +119,17 @@ class MimicEcgReader:
 
     def items(self) -> list[SourceItem]:
         recs = self._record_table()
-        codes_by_study = {}
+        codes_by_study, fold_by_study = {}, {}
         if self.labels_path is not None:
             lab = read_ext_icd_labels(self.labels_path, self.label_column)
             codes_by_study = dict(zip(lab["study_id"].astype(int), lab["codes"]))
+            if "fold" in lab.columns:
+                fold_by_study = dict(zip(lab["study_id"].astype(int), lab["fold"].astype(int)))
         return [
             SourceItem(
                 record_id=str(study), patient_id=str(subject), path=path,
                 codes=tuple(codes_by_study[int(study)]) if int(study) in codes_by_study else None,
+                extra={"fold": fold_by_study[int(study)]} if int(study) in fold_by_study else {},
             )
             for subject, study, path in recs.itertuples(index=False)
         ]

@@ -88,24 +88,14 @@ def run_ptbxl_benchmark(cfg: BenchmarkConfig, progress: bool = True) -> dict:
         y = targets.y.astype(np.float64)
         tr, va, te = (np.flatnonzero(splits == s) for s in ("train", "val", "test"))
         scored = [j for j in range(y.shape[1]) if 0 < y[te, j].sum() < len(te)]
-        feats = None
+        cache = {}
         for mode in cfg.modes:
             path = out / "results" / f"{task}-{mode}.json"
             if path.exists():
                 results[(task, mode)] = json.loads(path.read_text())
                 continue
-            if mode in ("lp", "frozen") and feats is None:
-                feats, _ = embed_store(model, store, rows, progress=False)
-            if mode == "lp":
-                p = fit_linear_probe(feats[tr], y[tr], feats[va], y[va]).predict(feats[te])
-            elif mode == "frozen":
-                p = train_mlp_head(feats[tr], y[tr], feats[va], y[va])(feats[te])
-            else:
-                fcfg = PretrainConfig(**{**cfg.finetune, "store": str(store.path), "out": str(out / "ft"),
-                                         "device": cfg.device})
-                ft_model, head, _ = train_scratch(model.cfg, store, rows[tr], y[tr], fcfg, init=model,
-                                                  progress=progress)
-                p = predict_scratch(ft_model, head, store, rows[te])
+            p = predict_mode(mode, model, store, rows, y, tr, va, te, cfg.finetune, cfg.device, out, cache,
+                             progress)
             ci = macro_auroc_ci(y[te], p, scored, n_boot=cfg.n_boot)
             res = {"task": task, "mode": mode, "n_labels": len(targets.nodes), "n_scored_labels": len(scored),
                    "n_train": len(tr), "n_val": len(va), "n_test": len(te), **ci}
@@ -116,6 +106,22 @@ def run_ptbxl_benchmark(cfg: BenchmarkConfig, progress: bool = True) -> dict:
     atomic_write_text(out / "benchmark.json", json.dumps(report, indent=2))
     atomic_write_text(out / "benchmark.md", benchmark_markdown(report, cfg))
     return report
+
+
+def predict_mode(mode, model, store, rows, y, tr, va, te, finetune: dict, device: str, out: Path, cache: dict,
+                 progress: bool = True) -> np.ndarray:
+    """Test-set probabilities for one evaluation mode (LP, Frozen or FT); ``cache`` keeps the
+    frozen embeddings between modes. Indices ``tr``/``va``/``te`` point into ``rows``/``y``."""
+    if mode in ("lp", "frozen"):
+        if "feats" not in cache:
+            cache["feats"] = embed_store(model, store, rows, progress=False)[0]
+        feats = cache["feats"]
+        if mode == "lp":
+            return fit_linear_probe(feats[tr], y[tr], feats[va], y[va]).predict(feats[te])
+        return train_mlp_head(feats[tr], y[tr], feats[va], y[va])(feats[te])
+    fcfg = PretrainConfig(**{**finetune, "store": str(store.path), "out": str(out / "ft"), "device": device})
+    ft_model, head, _ = train_scratch(model.cfg, store, rows[tr], y[tr], fcfg, init=model, progress=progress)
+    return predict_scratch(ft_model, head, store, rows[te])
 
 
 def benchmark_markdown(report: dict, cfg: BenchmarkConfig) -> str:
@@ -148,3 +154,97 @@ def benchmark_markdown(report: dict, cfg: BenchmarkConfig) -> str:
 def check_data(path: str) -> None:
     if not (Path(path) / "ptbxl_database.csv").exists():
         raise LamaeError(f"{path}: not a PTB-XL folder (ptbxl_database.csv is missing)")
+
+
+@dataclass
+class MimicBenchmarkConfig:
+    data: str = ""
+    out: str = "results/mimic-icd"
+    scenario: str = "mimic_all_all_all_all_2000_5A"
+    checkpoint: str | None = None
+    modes: list = field(default_factory=lambda: ["lp"])
+    pretrain: dict = field(default_factory=lambda: {"steps": 1000, "batch_size": 64, "base_lr": 0.012,
+                                                    "warmup_steps": 50, "model": {"n_latents": 8}})
+    finetune: dict = field(default_factory=lambda: {"steps": 300, "batch_size": 64, "base_lr": 0.004,
+                                                    "warmup_steps": 20})
+    n_boot: int = 1000
+    device: str = "auto"
+
+
+def run_mimic_benchmark(cfg: MimicBenchmarkConfig, progress: bool = True) -> dict:
+    """The MIMIC-ICD protocol (Strodthoff et al.) for a checkpoint: macro AUROC over cardiac
+    (chapter IX) and non-cardiac codes, codes with AUROC > 0.8, and a CI on the macro."""
+    import pandas as pd
+
+    from ..data.sources import MimicEcgReader
+    from ..labels.mimic_icd import Scenario, build_scenario, cardiac_summary
+    from .probe import node_aurocs
+
+    sc = Scenario.parse(cfg.scenario)
+    out = Path(cfg.out)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    labels_path = Path(cfg.data) / "records_w_diag_icd10.csv"
+    if not labels_path.exists():
+        raise LamaeError(f"{labels_path}: MIMIC-IV-ECG-Ext-ICD labels are needed for the MIMIC-ICD protocol")
+    prep = (Preprocessing.from_dict(load_checkpoint(cfg.checkpoint)[1]["preprocessing"]) if cfg.checkpoint
+            else Preprocessing(fs=100.0, window_s=10.0))
+    store = prepare(MimicEcgReader(cfg.data), out / "store", prep, progress=progress)
+    checkpoint = cfg.checkpoint
+    if checkpoint is None:  # pretrain on the scenario's training folds only (signals, no labels)
+        run = out / "pretrain"
+        pcfg = PretrainConfig(**{**cfg.pretrain, "store": str(store.path), "out": str(run), "split": None,
+                                 "folds": list(range(18)), "device": cfg.device})
+        latest = run / "latest.json"
+        if not latest.exists() or json.loads(latest.read_text())["step"] < pcfg.steps:
+            pretrain(pcfg, resume=True, progress=progress)
+        checkpoint = str(run)
+    model, config = load_checkpoint(checkpoint)
+    split = build_scenario(pd.read_csv(labels_path), sc, source=str(labels_path))
+    codes = split["codes"]
+    if not codes:
+        raise LamaeError(f"{cfg.scenario}: no code reaches {sc.min_count} training occurrences")
+    row_of = dict(zip(store.index["record_id"], store.index["row"]))
+    parts = {}
+    for name in ("train", "val", "test"):
+        frame = split[name]
+        frame = frame[frame["study_id"].astype(str).isin(row_of)]  # records prepare skipped drop out
+        parts[name] = frame
+    rows = np.concatenate([[row_of[str(s)] for s in parts[n]["study_id"]] for n in ("train", "val", "test")])
+    col = {c: j for j, c in enumerate(codes)}
+    y = np.zeros((len(rows), len(codes)))
+    labels = [lab for n in ("train", "val", "test") for lab in parts[n]["labels"]]
+    for i, lab in enumerate(labels):
+        y[i, [col[c] for c in lab]] = 1
+    n_tr, n_va = len(parts["train"]), len(parts["val"])
+    tr, va, te = np.arange(n_tr), np.arange(n_tr, n_tr + n_va), np.arange(n_tr + n_va, len(rows))
+    scored = [j for j in range(len(codes)) if 0 < y[te, j].sum() < len(te)]
+    results, cache = [], {}
+    for mode in cfg.modes:
+        path = out / "results" / f"{cfg.scenario}-{mode}.json"
+        if path.exists():
+            results.append(json.loads(path.read_text()))
+            continue
+        p = predict_mode(mode, model, store, rows, y, tr, va, te, cfg.finetune, cfg.device, out, cache, progress)
+        aucs = node_aurocs(y[te], p)
+        res = {"scenario": cfg.scenario, "mode": mode, "n_codes": len(codes), "n_scored_codes": len(scored),
+               "n_train": len(tr), "n_val": len(va), "n_test": len(te),
+               **cardiac_summary(codes, aucs), "macro": macro_auroc_ci(y[te], p, scored, n_boot=cfg.n_boot),
+               "codes": {c: (float(a) if np.isfinite(a) else None) for c, a in zip(codes, aucs)}}
+        atomic_write_text(path, json.dumps(res, indent=2))
+        results.append(res)
+    report = {"checkpoint": config["path"], "data": cfg.data, "scenario": cfg.scenario, "results": results}
+    atomic_write_text(out / "benchmark.json", json.dumps(report, indent=2))
+    lines = ["# MIMIC-ICD benchmark", "", f"- scenario `{cfg.scenario}`; checkpoint `{config['path']}`",
+             "- folds 0-17 train, 18 val, 19 test; AUROC over codes with both classes in the test fold", "",
+             "| mode | codes (scored) | train / val / test | cardiac macro (n) | non-cardiac macro (n) | "
+             "codes > 0.8 | macro [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        def f(v):
+            return "n/a" if v is None else f"{v:.3f}"
+        m = r["macro"]
+        lines.append(f"| {MODE_NAMES[r['mode']]} | {r['n_codes']} ({r['n_scored_codes']}) | {r['n_train']} / "
+                     f"{r['n_val']} / {r['n_test']} | {f(r['cardiac_macro'])} ({r['n_cardiac']}) | "
+                     f"{f(r['noncardiac_macro'])} ({r['n_noncardiac']}) | {r['n_above_0.8']} | "
+                     f"{f(m['auroc'])} [{f(m['lo'])}, {f(m['hi'])}] |")
+    atomic_write_text(out / "benchmark.md", "\n".join(lines) + "\n")
+    return report

@@ -44,7 +44,8 @@ class PretrainConfig:
     keep_checkpoints: int = 3
     num_workers: int = 0
     device: str = "auto"
-    split: str = "train"           # pretrain on the training patients only
+    split: str | None = "train"    # pretrain on the training patients only (None: every record)
+    folds: list | None = None      # and, if given, only on records of these folds (e.g. MIMIC-ICD's 0-17)
 
     @property
     def lr(self) -> float:
@@ -159,6 +160,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     atomic_write_text(out / "pretrain_config.json", json.dumps(asdict(cfg), indent=2))
 
     rows = store.rows(cfg.split)
+    if cfg.folds is not None:
+        fold_of = store.index["fold"].to_numpy()
+        rows = rows[np.isin(fold_of[rows], list(cfg.folds))]
     batches = StoreBatches(store, rows, cfg.batch_size, cfg.seed)
     loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps),
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
