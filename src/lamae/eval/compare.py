@@ -307,8 +307,11 @@ def compare_markdown(r: dict) -> str:
     n = r["n_records"]
     models = list(r["hierarchy"])
     lines = ["# Model comparison", "",
-             f"- store: `{r['store']}`; labelled records train {n['train']}, val {n['val']}, test {n['test']} "
-             f"(patient-disjoint); seeds {r['config']['seeds']}",
+             f"- store: `{r['store']}`; " + (
+                 f"{sum(n.values())} labelled records, every one scored once out of fold"
+                 if r["config"]["cv"] else
+                 f"labelled records train {n['train']}, val {n['val']}, test {n['test']} (patient-disjoint)")
+             + f"; seeds {r['config']['seeds']}",
              f"- evaluation: {r['evaluation']}",
              f"- {len(r['nodes'])} label nodes, {len(r['supported_nodes'])} with >= "
              f"{r['config']['min_test_positives']} test positives and negatives enter the macro averages",
