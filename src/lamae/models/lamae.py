@@ -116,14 +116,15 @@ def build_model(size: str = "tiny", **overrides) -> "Lamae":
     return Lamae(LamaeConfig(**{**SIZES[size], **overrides}))
 
 
-def random_masking(b: int, n_leads: int, n: int, ratio: float, device, generator=None):
+def random_masking(b: int, n_leads: int, n: int, ratio: float, device, generator=None, noise=None):
     """Independent random mask per lead and per sample.
 
     Returns ``keep`` (B, L, n_keep) indices of visible patches, ``mask`` (B, L, N) with 1 for
     masked patches, and ``ids_restore`` (B, L, N) to undo the shuffle.
     """
     n_keep = max(1, int(round(n * (1 - ratio))))
-    noise = torch.rand(b, n_leads, n, device=device, generator=generator)
+    if noise is None:
+        noise = torch.rand(b, n_leads, n, device=device, generator=generator)
     ids_shuffle = noise.argsort(dim=-1)
     ids_restore = ids_shuffle.argsort(dim=-1)
     mask = torch.ones(b, n_leads, n, device=device)
@@ -260,7 +261,7 @@ class Lamae(nn.Module):
         return x.view(b, n_leads, self.cfg.n_patches, self.cfg.patch_size)
 
     # ------------------------------------------------------------------ parts
-    def encode(self, x, leads, present, mask_ratio: float, generator=None):
+    def encode(self, x, leads, present, mask_ratio: float, generator=None, noise=None):
         """Encode each lead's visible patches with the shared encoder.
 
         Returns encoded (B, L, 1 + n_keep, D) with the lead's CLS first, mask (B, L, N) and
@@ -270,7 +271,7 @@ class Lamae(nn.Module):
         cfg = self.cfg
         lead_e = self.lead_embed(leads)  # (B, L, D)
         tok = self.patch_embed(self.patchify(x)) + self.pos + lead_e[:, :, None, :]
-        keep, mask, ids_restore = random_masking(b, n_leads, cfg.n_patches, mask_ratio, x.device, generator)
+        keep, mask, ids_restore = random_masking(b, n_leads, cfg.n_patches, mask_ratio, x.device, generator, noise)
         vis = tok.gather(2, keep[..., None].expand(-1, -1, -1, cfg.dim))
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
         seq = torch.cat([cls, vis], dim=2)
@@ -377,14 +378,15 @@ class Lamae(nn.Module):
 
     # ------------------------------------------------------------------ API
     def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None,
-                align_scale: float = 1.0):
+                align_scale: float = 1.0, noise=None):
         """Pretraining step. x (B, L, T) preprocessed; leads: names or (B, L)/(L,) lead indices.
 
         ``align_scale`` multiplies ``align_weight`` (the trainer anneals it from 0 to 1).
+        ``noise`` (B, L, n_patches) replaces the random draw that picks the masked patches.
         """
         leads, present = self._check(x, leads, present)
         ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
-        encoded, mask, ids_restore = self.encode(x, leads, present, ratio, generator)
+        encoded, mask, ids_restore = self.encode(x, leads, present, ratio, generator, noise)
         latents, pooled, lead_weights = self.aggregate(encoded, present)
         pred = self.decode(encoded, leads, present, ids_restore, latents)
         recon = self.reconstruction_loss(x, pred, mask, present)

@@ -3,6 +3,13 @@
 The whole loop is ``pretrain()``. Data order and masks are functions of (seed, step), so a
 run resumed from a checkpoint sees exactly the batches and masks the uninterrupted run
 would have seen.
+
+Started with ``torchrun --nproc_per_node N -m lamae.cli pretrain ...`` it trains with
+DistributedDataParallel (NCCL on GPU, gloo on CPU): each step's global batch of
+``batch_size`` records is split across the N processes (a distributed sampler over the
+store), the masks are drawn for the whole global batch and sliced the same way, so N
+processes take the same step as one process with the combined batch. Rank 0 writes the
+checkpoints and the log; every rank resumes from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,12 +75,17 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
 
 
 class StoreBatches(Dataset):
-    """Item ``step`` is that step's batch: rows from a per-epoch permutation seeded by (seed, epoch)."""
+    """Item ``step`` is that step's batch: rows from a per-epoch permutation seeded by (seed, epoch).
 
-    def __init__(self, store: EcgStore, rows: np.ndarray, batch_size: int, seed: int):
+    Under distributed training, rank ``r`` of ``w`` gets rows ``r::w`` of the global batch.
+    """
+
+    def __init__(self, store: EcgStore, rows: np.ndarray, batch_size: int, seed: int, rank: int = 0,
+                 world: int = 1):
         if len(rows) < batch_size:
             raise LamaeError(f"{store.path}: {len(rows)} training records, fewer than batch size {batch_size}")
         self.store, self.rows, self.batch_size, self.seed = store, np.asarray(rows), batch_size, seed
+        self.rank, self.world = rank, world
         self.per_epoch = len(self.rows) // batch_size
         self._epoch, self._perm = -1, None
 
@@ -87,7 +100,7 @@ class StoreBatches(Dataset):
         return np.sort(self._perm[k * self.batch_size:(k + 1) * self.batch_size])
 
     def __getitem__(self, step: int):
-        rows = self.rows_for(step)
+        rows = self.rows_for(step)[self.rank::self.world]
         x = torch.from_numpy(np.asarray(self.store.signals[rows], dtype=np.float32))
         present = torch.from_numpy(self.store.lead_mask(rows))
         return x, present
@@ -127,6 +140,24 @@ def _trim_log(path: Path, upto: int) -> None:
     atomic_write_text(path, "".join(",".join(r) + "\n" for r in keep))
 
 
+def distributed_context(cfg: PretrainConfig, device: torch.device):
+    """(rank, world, device) from torchrun's environment; starts the process group if needed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if cfg.batch_size % world:
+        raise LamaeError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+    return rank, world, device
+
+
 def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
     out = Path(cfg.out)
     if cfg.size not in SIZES:
@@ -137,7 +168,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     store = EcgStore(cfg.store)
     prep = store.preprocessing
     model_cfg = LamaeConfig(**{**SIZES[cfg.size], **cfg.model, "fs": prep.fs, "window_s": prep.window_s})
-    device = pick_device(cfg.device)
+    rank, world, device = distributed_context(cfg, pick_device(cfg.device))
+    main_process = rank == 0
+    progress = progress and main_process
     torch.manual_seed(cfg.seed)
     model = Lamae(model_cfg).to(device)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
@@ -155,28 +188,44 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             raise LamaeError(f"{folder}: checkpoint configuration differs from this run's; cannot resume")
         model.load_state_dict(loaded.state_dict())
         opt.load_state_dict(load_trainer_state(folder)["optimizer"])
-        _trim_log(out / "loss.csv", start)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "pretrain_config.json", json.dumps(asdict(cfg), indent=2))
+        if main_process:
+            _trim_log(out / "loss.csv", start)
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "pretrain_config.json", json.dumps(asdict(cfg), indent=2))
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Baselines without the latent module, or with private encoders, leave parameters idle.
+        idle = model_cfg.aggregator == "none" or model_cfg.private_leads
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      find_unused_parameters=idle)
 
     rows = store.rows(cfg.split)
     if cfg.folds is not None:
         fold_of = store.index["fold"].to_numpy()
         rows = rows[np.isin(fold_of[rows], list(cfg.folds))]
-    batches = StoreBatches(store, rows, cfg.batch_size, cfg.seed)
+    batches = StoreBatches(store, rows, cfg.batch_size, cfg.seed, rank, world)
     loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps),
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=cfg.num_workers > 0)
     use_bf16 = device.type == "cuda"
     log_path = out / "loss.csv"
-    new_log = not log_path.exists()
-    log = log_path.open("a", newline="")
-    writer = csv.writer(log)
-    if new_log:
-        writer.writerow(["step", "loss", "lr", "grad_norm", "seconds", "ecgs_per_s"])
+    log = writer = None
+    if main_process:
+        new_log = not log_path.exists()
+        log = log_path.open("a", newline="")
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(["step", "loss", "lr", "grad_norm", "seconds", "ecgs_per_s"])
     extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store)}}
 
     def checkpoint(step: int):
+        if world > 1:
+            torch.distributed.barrier()
+        if not main_process:
+            return
         name = f"checkpoints/step-{step:07d}"
         save_checkpoint(out / name, model, prep, extra={**extra, "step": step},
                         trainer_state={"optimizer": opt.state_dict(), "step": step})
@@ -195,23 +244,31 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             x, present = x.to(device, non_blocking=True), present.to(device, non_blocking=True)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
+            # The masks of the whole global batch, sliced like the rows: one process or many
+            # take the same step.
             gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
+            noise = torch.rand(cfg.batch_size, x.shape[1], model_cfg.n_patches, device=device,
+                               generator=gen)[rank::world]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = model(x, torch.arange(x.shape[1], device=device), present, generator=gen,
-                             align_scale=align_scale_at(step, cfg))["loss"]
-            if not torch.isfinite(loss):
+                loss = net(x, torch.arange(x.shape[1], device=device), present, noise=noise,
+                           align_scale=align_scale_at(step, cfg))["loss"]
+            mean_loss = loss.detach().clone()
+            if world > 1:
+                torch.distributed.all_reduce(mean_loss)
+                mean_loss /= world
+            if not torch.isfinite(mean_loss):
                 raise LamaeError(
-                    f"loss became {loss.item()} at step {step}; stopping. The last good checkpoint is "
+                    f"loss became {mean_loss.item()} at step {step}; stopping. The last good checkpoint is "
                     f"{out / 'latest.json'}; try a lower --base-lr or check the data"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            seen += x.shape[0]
-            last_loss = loss.item()
+            seen += x.shape[0] * world
+            last_loss = mean_loss.item()
             done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
+            if main_process and (done % cfg.log_every == 0 or done == cfg.steps):
                 el = time.time() - t0
                 writer.writerow([done, f"{last_loss:.6f}", f"{lr_at(step, cfg):.3e}", f"{float(gnorm):.4f}",
                                  f"{el:.2f}", f"{seen / max(el, 1e-9):.1f}"])
@@ -224,8 +281,10 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             checkpoint(cfg.steps)
     finally:
         bar.close()
-        log.close()
-    plot_loss(log_path, out / "loss.png")
+        if log is not None:
+            log.close()
+    if main_process:
+        plot_loss(log_path, out / "loss.png")
     return {"out": str(out), "steps": cfg.steps, "final_loss": last_loss,
             "seconds": time.time() - t0, "parameters": model.num_parameters()}
 
