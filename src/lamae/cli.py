@@ -95,6 +95,8 @@ def _add_pretrain(sub):
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--workers", dest="num_workers", type=int, help="data loader worker processes")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--grad-accum", type=int, help="micro-batches per step (same step, less memory)")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set model.n_latents=8 --set warmup_steps=50")
@@ -109,7 +111,7 @@ def pretrain_config_from_args(a):
     d = asdict(PretrainConfig())
     d.update(load_yaml(a.config))
     for key in ("store", "out", "size", "steps", "batch_size", "base_lr", "checkpoint_every",
-                "num_workers", "device", "seed"):
+                "num_workers", "device", "seed", "grad_accum", "compile"):
         if getattr(a, key, None) is not None:
             d[key] = getattr(a, key)
     d = apply_overrides(d, a.set)

@@ -113,3 +113,12 @@ def test_weight_decay_applies_to_linear_weights_only():
     assert "patch_embed.weight" in decayed and "encoders.0.0.attn.qkv.weight" in decayed
     assert not decayed & {"lead_embed.weight", "latent.latents", "cls_token", "patch_embed.bias",
                           "encoders.0.0.norm1.weight"}
+
+
+def test_gradient_accumulation_takes_the_same_step(store, tmp_path):
+    pretrain(cfg(store, tmp_path / "a", steps=4, checkpoint_every=100), progress=False)
+    pretrain(cfg(store, tmp_path / "b", steps=4, checkpoint_every=100, grad_accum=4), progress=False)
+    a, _ = load_checkpoint(tmp_path / "a")
+    b, _ = load_checkpoint(tmp_path / "b")
+    worst = max((p - q).abs().max().item() for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert worst < 1e-4, worst

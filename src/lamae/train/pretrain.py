@@ -14,6 +14,7 @@ checkpoints and the log; every rank resumes from the same checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -52,6 +53,8 @@ class PretrainConfig:
     keep_checkpoints: int = 3
     num_workers: int = 0
     device: str = "auto"
+    grad_accum: int = 1            # micro-batches per step (same step, less memory)
+    compile: bool = False          # torch.compile the model (GPU runs; slow to start)
     split: str | None = "train"    # pretrain on the training patients only (None: every record)
     folds: list | None = None      # and, if given, only on records of these folds (e.g. MIMIC-ICD's 0-17)
 
@@ -202,6 +205,11 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       find_unused_parameters=idle)
 
+    forward = torch.compile(net) if cfg.compile else net
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise LamaeError(f"batch_size {cfg.batch_size} must divide into {world} processes x "
+                         f"{cfg.grad_accum} micro-batches")
+
     rows = store.rows(cfg.split)
     if cfg.folds is not None:
         fold_of = store.index["fold"].to_numpy()
@@ -249,10 +257,21 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
             noise = torch.rand(cfg.batch_size, x.shape[1], model_cfg.n_patches, device=device,
                                generator=gen)[rank::world]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = net(x, torch.arange(x.shape[1], device=device), present, noise=noise,
-                           align_scale=align_scale_at(step, cfg))["loss"]
-            mean_loss = loss.detach().clone()
+            # Gradient accumulation: the step's batch in micro-batches, each loss weighted by its
+            # share, so the step is the same (up to rounding) with less memory.
+            opt.zero_grad(set_to_none=True)
+            mean_loss = torch.zeros((), device=device)
+            chunks = list(zip(x.tensor_split(cfg.grad_accum), present.tensor_split(cfg.grad_accum),
+                              noise.tensor_split(cfg.grad_accum)))
+            for i, (xc, pc, nc) in enumerate(chunks):
+                sync = world == 1 or i == len(chunks) - 1
+                ctx = contextlib.nullcontext() if sync else net.no_sync()
+                with ctx, torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = forward(xc, torch.arange(x.shape[1], device=device), pc, noise=nc,
+                                   align_scale=align_scale_at(step, cfg))["loss"] * (len(xc) / len(x))
+                with ctx:
+                    loss.backward()
+                mean_loss += loss.detach()
             if world > 1:
                 torch.distributed.all_reduce(mean_loss)
                 mean_loss /= world
@@ -261,8 +280,6 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
                     f"loss became {mean_loss.item()} at step {step}; stopping. The last good checkpoint is "
                     f"{out / 'latest.json'}; try a lower --base-lr or check the data"
                 )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             seen += x.shape[0] * world
