@@ -53,10 +53,12 @@ def test_ptbxl_store_keeps_official_split_and_folds(ptbxl_store):
 def test_cross_validated_compare_on_ptbxl(ptbxl_store, tmp_path):
     from lamae.eval.compare import CompareConfig, run_compare
 
-    cfg = CompareConfig(store=str(ptbxl_store.path), out=str(tmp_path / "cmp"), models=["LAMAE", "Random"],
+    cfg = CompareConfig(store=str(ptbxl_store.path), out=str(tmp_path / "cmp"), models=["LAMAE", "Random", "Scratch"],
                         seeds=[0], cv=True, pretrain={"steps": 2, "batch_size": 16, "warmup_steps": 1})
     r = run_compare(cfg, progress=False)
     assert r["nodes"] == ["CD", "HYP", "MI", "NORM", "STTC"] and set(r["levels"]) == {"label"}
     assert "10-fold cross-validation" in r["evaluation"]
     # every record is scored once out of fold, and a frozen random encoder carries real signal
     assert r["hierarchy"]["Random"]["all"]["mean"] > 0.6
+    assert r["hierarchy"]["Scratch"]["all"]["n"] == 1  # trained once per fold, scored out of fold
+    assert {c["model"]: c for c in r["controls"]}["Scratch"]["flops_per_step"] > 0

@@ -38,7 +38,8 @@ def test_mimic_icd_benchmark_on_synthetic_mimic(tmp_path):
     labels = pd.read_csv(data / "records_w_diag_icd10.csv")
     assert r["n_test"] == sum((labels["fold"] == 19) & (labels["all_diag_all"] != "[]"))
     assert r["n_cardiac"] >= 3 and r["n_noncardiac"] >= 1  # I44, I48, I51, ... and E78, R00, ...
-    assert "cardiac macro" in (tmp_path / "m" / "benchmark.md").read_text()
+    assert "cardiac macro [95% CI]" in (tmp_path / "m" / "benchmark.md").read_text()
+    assert r["cardiac_ci"]["lo"] <= r["cardiac_ci"]["auroc"] <= r["cardiac_ci"]["hi"]
     # pretraining saw only folds 0-17
     cfg_used = pd.read_json(tmp_path / "m" / "pretrain" / "pretrain_config.json", typ="series")
     assert list(cfg_used["folds"]) == list(range(18))
