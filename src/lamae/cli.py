@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 

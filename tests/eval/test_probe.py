@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from lamae.eval.probe import fit_linear_probe, node_aurocs, run_probe
-from lamae.labels.icd10 import build_targets
 
 
 def test_linear_probe_beats_chance_on_data_with_signal():

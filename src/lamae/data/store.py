@@ -164,7 +164,7 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
 
 def _write_report(out: Path, skipped: list[dict], meta: dict, seconds: float) -> None:
     atomic_write_text(out / "report.json", json.dumps({"skipped": skipped, "seconds": seconds}, indent=2))
-    lines = [f"# prepare report", "", f"- records in source: {meta['n_source_records']}",
+    lines = ["# prepare report", "", f"- records in source: {meta['n_source_records']}",
              f"- records stored: {meta['n_rows']}", f"- records skipped: {len(skipped)}", ""]
     if skipped:
         lines += ["| record | problem |", "|---|---|"]
@@ -204,6 +204,14 @@ class EcgStore:
     def lead_mask(self, rows) -> np.ndarray:
         bits = self.index["lead_bits"].to_numpy()[np.asarray(rows)]
         return (bits[:, None] >> np.arange(len(STANDARD_LEADS))[None, :]) & 1 == 1
+
+    def batch(self, rows, device="cpu"):
+        """(signals float32 (n, 12, samples), lead-present mask (n, 12)) as tensors for ``rows``."""
+        import torch
+
+        rows = np.asarray(rows)
+        x = torch.from_numpy(np.asarray(self.signals[rows], dtype=np.float32)).to(device)
+        return x, torch.from_numpy(self.lead_mask(rows)).to(device)
 
     def codes(self, rows) -> list[list[str]]:
         col = self.index["codes"].to_numpy()

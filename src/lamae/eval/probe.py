@@ -34,8 +34,7 @@ def embed_store(model: Lamae, store: EcgStore, rows, *, batch_size: int = 256, p
     leads = torch.arange(store.signals.shape[1], device=device)
     for i in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", disable=not progress):
         r = rows[i:i + batch_size]
-        x = torch.from_numpy(np.asarray(store.signals[r], dtype=np.float32)).to(device)
-        present = torch.from_numpy(store.lead_mask(r)).to(device)
+        x, present = store.batch(r, device)
         f, w = model.embed(x, leads, present, pooling=pooling)
         feats.append(f.float().cpu().numpy())
         weights.append(w.float().cpu().numpy())

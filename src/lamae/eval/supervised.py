@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ..data.store import EcgStore
 from ..models.lamae import Lamae, LamaeConfig
-from ..train.pretrain import PretrainConfig, lr_at, param_groups, pick_device
+from ..train.pretrain import PretrainConfig, StoreBatches, lr_at, param_groups, pick_device
 
 
 def train_scratch(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: np.ndarray,
@@ -34,18 +34,15 @@ def train_scratch(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: 
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95))
     loss_fn = torch.nn.BCEWithLogitsLoss()
     rows, y = np.asarray(rows), torch.from_numpy(np.asarray(y, np.float32))
-    per_epoch = max(1, len(rows) // cfg.batch_size)
+    # The same seeded per-epoch order as pretraining, over positions in ``rows``.
+    order = StoreBatches(store, np.arange(len(rows)), cfg.batch_size, cfg.seed)
     leads = torch.arange(store.signals.shape[1], device=device)
     t0 = time.time()
     model.train()
     desc = "fine-tune" if init is not None else "scratch"
     for step in tqdm(range(cfg.steps), desc=desc, unit="step", disable=not progress):
-        epoch, k = divmod(step, per_epoch)
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(rows))
-        idx = np.sort(order[k * cfg.batch_size:(k + 1) * cfg.batch_size])
-        r = rows[idx]
-        x = torch.from_numpy(np.asarray(store.signals[r], dtype=np.float32)).to(device)
-        present = torch.from_numpy(store.lead_mask(r)).to(device)
+        idx = order.rows_for(step)
+        x, present = store.batch(rows[idx], device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         feats, _ = model.features(x, leads, present, pooling)
@@ -65,9 +62,7 @@ def predict_scratch(model: Lamae, head, store: EcgStore, rows, *, pooling: str =
     leads = torch.arange(store.signals.shape[1], device=device)
     out = []
     for i in range(0, len(rows), batch_size):
-        r = np.asarray(rows[i:i + batch_size])
-        x = torch.from_numpy(np.asarray(store.signals[r], dtype=np.float32)).to(device)
-        present = torch.from_numpy(store.lead_mask(r)).to(device)
+        x, present = store.batch(rows[i:i + batch_size], device)
         feats, _ = model.features(x, leads, present, pooling)
         out.append(torch.sigmoid(head(feats)).cpu().numpy())
     return np.concatenate(out)

@@ -97,13 +97,13 @@ class HierarchyTargets:
         return [i for i, lv in enumerate(self.levels) if lv == level]
 
 
-def expand(codes) -> dict[str, str]:
-    """All nodes (with their level) implied by a record's codes."""
-    out: dict[str, str] = {}
-    for c in codes:
-        for level, node in ancestors(normalize_code(c)):
-            out[node] = level
-    return out
+def _multi_hot(label_lists, columns) -> np.ndarray:
+    """(n_records, n_columns) uint8: 1 where a record's labels include the column's label."""
+    col = {c: i for i, c in enumerate(columns)}
+    y = np.zeros((len(label_lists), len(columns)), np.uint8)
+    for r, labels in enumerate(label_lists):
+        y[r, [col[c] for c in labels if c in col]] = 1
+    return y
 
 
 def build_targets(
@@ -145,12 +145,7 @@ def build_targets(
     ]
     order = {lv: i for i, lv in enumerate(LEVELS)}
     kept.sort(key=lambda nd: (order[level_of[nd]], nd))
-    col = {nd: i for i, nd in enumerate(kept)}
-    y = np.zeros((n, len(kept)), np.uint8)
-    for r, nodes in enumerate(expanded):
-        for node in nodes:
-            if node in col:
-                y[r, col[node]] = 1
+    y = _multi_hot(expanded, kept)
     return HierarchyTargets(y=y, nodes=kept, levels=[level_of[nd] for nd in kept], unknown_codes=unknown)
 
 
@@ -166,13 +161,8 @@ def build_flat_targets(code_lists, train_mask=None, *, min_prevalence: float = 0
                 counts[c] = counts.get(c, 0) + 1
     n_train = max(int(train.sum()), 1)
     kept = sorted(c for c, k in counts.items() if k >= min_count and k / n_train >= min_prevalence)
-    col = {c: i for i, c in enumerate(kept)}
-    y = np.zeros((n, len(kept)), np.uint8)
-    for r, codes in enumerate(code_lists):
-        for c in codes:
-            if c in col:
-                y[r, col[c]] = 1
-    return HierarchyTargets(y=y, nodes=kept, levels=[level] * len(kept), unknown_codes={})
+    return HierarchyTargets(y=_multi_hot(code_lists, kept), nodes=kept, levels=[level] * len(kept),
+                            unknown_codes={})
 
 
 def build_label_targets(kind: str, code_lists, train_mask=None, **kwargs) -> HierarchyTargets:

@@ -9,7 +9,6 @@ at random initialisation (``random``).
 
 from __future__ import annotations
 
-import itertools
 
 import torch
 

@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..checkpoint import load_trainer_state, save_checkpoint
+from ..checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
 from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
 from ..models.lamae import SIZES, Lamae, LamaeConfig
@@ -104,9 +105,7 @@ class StoreBatches(Dataset):
 
     def __getitem__(self, step: int):
         rows = self.rows_for(step)[self.rank::self.world]
-        x = torch.from_numpy(np.asarray(self.store.signals[rows], dtype=np.float32))
-        present = torch.from_numpy(self.store.lead_mask(rows))
-        return x, present
+        return self.store.batch(rows)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float):
@@ -185,7 +184,6 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
                          "or choose another --out")
     if resume and found is not None:
         start, folder = found
-        from ..checkpoint import load_checkpoint
         loaded, saved = load_checkpoint(folder)
         if saved["model"] != model_cfg.to_dict() or saved["preprocessing"] != prep.to_dict():
             raise LamaeError(f"{folder}: checkpoint configuration differs from this run's; cannot resume")
@@ -240,7 +238,6 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         atomic_write_text(out / "latest.json", json.dumps({"step": step, "path": name}))
         saved = sorted((out / "checkpoints").glob("step-*[0-9]"))
         for old in saved[: max(0, len(saved) - cfg.keep_checkpoints)]:
-            import shutil
             shutil.rmtree(old)
 
     model.train()
