@@ -3,18 +3,24 @@
 Layout of a store folder::
 
     signals.npy      (n_rows, 12, n_samples) float16, preprocessed, leads in canonical slots
-    index.parquet    row, record_id, patient_id, split, path, lead_bits, has_labels, codes
-    meta.json        preprocessing parameters, shape, split seed and fractions, source
+    index.parquet    row, record_id, patient_id, split, path, lead_bits, has_labels, codes,
+                     fold, crc32 (checksum of the row's bytes in signals.npy)
+    meta.json        preprocessing parameters, shape, split seed and fractions, source,
+                     sha256 of index.parquet
     report.json/.md  records skipped and why
 
 ``prepare`` works in chunks and records its progress after each one, so an interrupted
-conversion resumes at the last finished chunk; memory stays flat however large the dataset.
+(even killed) conversion resumes at the last finished chunk. Chunks are written with plain
+file writes, not through a memory map, so memory stays flat however large the dataset.
+Opening a store checks the index against its checksum and every row against its crc32.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import zlib
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,13 +36,26 @@ from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
 from .preprocess import Preprocessing, preprocess
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: crc32 per row, index checksum
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _npy_offset(path: Path) -> int:
+    """Byte offset of the data in a .npy file."""
+    return int(np.load(path, mmap_mode="r").offset)
 
 
 def _load_one(source, prep: Preprocessing, item):
@@ -88,15 +107,15 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
                 f"{out}: an unfinished conversion with different settings is here "
                 "(other data or preprocessing); pass --overwrite to start again"
             )
-        signals = np.lib.format.open_memmap(out / "signals.npy", mode="r+")
     else:
         if out.exists() and any(out.iterdir()):
             raise LamaeError(f"{out}: folder is not empty and holds no store; pass --overwrite")
         parts.mkdir(parents=True, exist_ok=True)
-        signals = np.lib.format.open_memmap(out / "signals.npy", mode="w+", dtype=np.float16,
-                                            shape=(n, n_leads, t))
+        # Header and a sparse file of the final size; rows are written into it chunk by chunk.
+        np.lib.format.open_memmap(out / "signals.npy", mode="w+", dtype=np.float16, shape=(n, n_leads, t))
         state = {"fingerprint": fingerprint, "next_item": 0, "next_row": 0, "next_part": 0}
         atomic_write_text(progress_path, json.dumps(state))
+    offset, row_bytes = _npy_offset(out / "signals.npy"), n_leads * t * 2
 
     t0 = time.time()
     load = partial(_load_one, source, prep)
@@ -106,21 +125,27 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         while state["next_item"] < n:
             chunk = items[state["next_item"]: state["next_item"] + chunk_size]
             results = list(pool.map(load, chunk, chunksize=8)) if pool else [load(it) for it in chunk]
-            rows, skipped, row = [], [], state["next_row"]
+            rows, skipped, kept = [], [], []
+            row = state["next_row"]
             for item, (x, bits, problem) in zip(chunk, results):
                 if problem is not None:
                     skipped.append({"record_id": item.record_id, "path": item.path, "problem": problem})
                     continue
-                signals[row] = x
+                kept.append(x)
                 rows.append({"row": row, "record_id": item.record_id, "patient_id": item.patient_id,
                              "path": item.path, "lead_bits": bits, "has_labels": item.codes is not None,
                              "codes": list(item.codes or []), "fold": item.extra.get("fold", -1),
-                             "source_split": item.extra.get("split", "")})
+                             "source_split": item.extra.get("split", ""), "crc32": zlib.crc32(x.tobytes())})
                 row += 1
-            signals.flush()
+            if kept:
+                with open(out / "signals.npy", "r+b") as f:
+                    f.seek(offset + state["next_row"] * row_bytes)
+                    f.write(np.stack(kept).tobytes())
+                    f.flush()
+                    os.fsync(f.fileno())  # the rows are on disk before progress says so
             k = state["next_part"]
             pd.DataFrame(rows, columns=["row", "record_id", "patient_id", "path", "lead_bits", "has_labels",
-                                        "codes", "fold", "source_split"]).to_parquet(parts / f"index-{k:06d}.parquet")
+                                        "codes", "fold", "source_split", "crc32"]).to_parquet(parts / f"index-{k:06d}.parquet")
             atomic_write_text(parts / f"skipped-{k:06d}.json", json.dumps(skipped))
             state.update(next_item=state["next_item"] + len(chunk), next_row=row, next_part=k + 1)
             atomic_write_text(progress_path, json.dumps(state))
@@ -129,7 +154,6 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         bar.close()
         if pool:
             pool.shutdown()
-    del signals
 
     index = pd.concat([pd.read_parquet(parts / f"index-{k:06d}.parquet")
                        for k in range(state["next_part"])], ignore_index=True)
@@ -154,6 +178,7 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         "label_kind": getattr(source, "label_kind", "icd10"),
         "source": fingerprint["source"], "format": source.name,
         "n_source_records": n, "n_skipped": len(skipped),
+        "index_sha256": file_sha256(out / "index.parquet"),
     }
     _write_report(out, skipped, meta, time.time() - t0)
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
@@ -175,20 +200,59 @@ def _write_report(out: Path, skipped: list[dict], meta: dict, seconds: float) ->
 class EcgStore:
     """Read side of a store. ``signals`` is memory-mapped; nothing is loaded until indexed."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, verify: bool = True):
         self.path = Path(path)
         meta_path = self.path / "meta.json"
         if not meta_path.exists():
             hint = (" (a conversion was interrupted: run prepare again to resume)"
                     if (self.path / "_progress.json").exists() else "")
             raise LamaeError(f"{self.path}: not a finished lamae store, meta.json is missing{hint}")
-        self.meta = json.loads(meta_path.read_text())
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise LamaeError(f"{meta_path}: not valid JSON ({exc})") from None
         if self.meta.get("version") != STORE_VERSION:
             raise LamaeError(f"{self.path}: store version {self.meta.get('version')} is not {STORE_VERSION}")
         self.preprocessing = Preprocessing.from_dict(self.meta["preprocessing"])
-        self.index = pd.read_parquet(self.path / "index.parquet")
-        full = np.load(self.path / "signals.npy", mmap_mode="r")
+        index_path = self.path / "index.parquet"
+        if verify and file_sha256(index_path) != self.meta.get("index_sha256"):
+            raise LamaeError(f"{index_path}: checksum does not match meta.json; the index was changed or "
+                             "damaged; run prepare again with --overwrite")
+        self.index = pd.read_parquet(index_path)
+        sig_path = self.path / "signals.npy"
+        expected = tuple(self.meta["shape"])
+        try:
+            full = np.load(sig_path, mmap_mode="r")
+        except (ValueError, OSError) as exc:
+            raise LamaeError(f"{sig_path}: cannot be read as the store's signal array ({exc})") from None
+        if full.shape[1:] != expected[1:] or full.shape[0] < expected[0] or full.dtype != np.float16:
+            raise LamaeError(f"{sig_path}: shape {full.shape} {full.dtype} does not match meta.json "
+                             f"{expected} float16")
         self.signals = full[: self.meta["n_rows"]]
+        if verify:
+            self.verify()
+
+    def verify(self, rows=None, block: int = 1024) -> None:
+        """Check rows of signals.npy against the crc32 in the index (all rows by default)."""
+        rows = np.arange(len(self)) if rows is None else np.sort(np.asarray(rows))
+        crcs = self.index["crc32"].to_numpy()
+        row_bytes = int(np.prod(self.signals.shape[1:])) * 2
+        offset = _npy_offset(self.path / "signals.npy")
+        with open(self.path / "signals.npy", "rb") as f:  # plain reads: the check leaves no mapped pages
+            for start in range(0, len(rows), block):
+                part = rows[start:start + block]
+                lo, hi = int(part[0]), int(part[-1]) + 1
+                f.seek(offset + lo * row_bytes)
+                buf = f.read((hi - lo) * row_bytes)
+                if len(buf) < (hi - lo) * row_bytes:
+                    raise LamaeError(f"{self.path / 'signals.npy'}: file is truncated at row {lo + len(buf) // row_bytes}")
+                for r in part:
+                    a = (int(r) - lo) * row_bytes
+                    if zlib.crc32(buf[a:a + row_bytes]) != int(crcs[r]) & 0xFFFFFFFF:
+                        rid = self.index["record_id"].iat[int(r)]
+                        raise LamaeError(f"{self.path / 'signals.npy'}: row {int(r)} (record {rid}) does not "
+                                         "match its checksum; the store is damaged; run prepare again with "
+                                         "--overwrite")
 
     def __len__(self) -> int:
         return int(self.meta["n_rows"])
