@@ -63,3 +63,28 @@ def supervised_step_flops(model, n_labels: int, batch_size: int, n_leads: int = 
     flops = count_flops(step)
     model.zero_grad(set_to_none=True)
     return flops
+
+
+def matmul_peak(device="cpu", dtype=torch.float32, n: int = 2048, seconds: float = 2.0) -> float:
+    """Measured FLOP/s of a large square matmul on ``device`` in ``dtype`` (the practical peak).
+
+    Model FLOPs utilisation is reported against this, measured on the same machine in the
+    same run, rather than against a datasheet figure.
+    """
+    import time
+
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(3):
+        a @ b
+    sync()
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        sync()
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0))
+    return best

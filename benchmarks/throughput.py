@@ -1,0 +1,95 @@
+"""Pretraining throughput and model FLOPs utilisation (MFU).
+
+For each size and sampling rate: ECGs/s and tokens/s of full optimizer steps (forward,
+backward, AdamW) on random 12-lead batches, the FLOPs of one step counted by torch's
+FlopCounterMode, achieved FLOP/s, and MFU against the matmul peak measured on the same
+machine in the same run (float32 on CPU, bfloat16 on GPU, where training runs under
+bf16 autocast).
+
+    python benchmarks/throughput.py                      # tiny/small/base at 250 and 500 Hz
+    python benchmarks/throughput.py --sizes small --rates 250 --batch-size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from lamae.models.lamae import build_model
+from lamae.train.pretrain import param_groups
+from lamae.utils.flops import matmul_peak, training_step_flops
+
+DEFAULT_BATCH = {"cpu": {"tiny": 64, "small": 16, "base": 4}, "cuda": {"tiny": 512, "small": 256, "base": 128}}
+
+
+def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool) -> dict:
+    torch.manual_seed(0)
+    model = build_model(size, fs=fs)
+    flops = training_step_flops(model, min(batch, 4)) * batch / min(batch, 4)
+    model = model.to(device)
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
+    net = torch.compile(model) if compile_ else model
+    x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
+    leads = torch.arange(12, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = net(x, leads)["loss"]
+        loss.backward()
+        opt.step()
+
+    for _ in range(2 if not compile_ else 4):  # warm-up (and compilation)
+        step()
+    sync()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    t = sorted(times)[len(times) // 2]  # median step
+    cfg = model.cfg
+    n_keep = max(1, round(cfg.n_patches * (1 - cfg.mask_ratio)))
+    return {"size": size, "fs": fs, "batch": batch, "params_m": model.num_parameters() / 1e6,
+            "step_s": t, "ecgs_s": batch / t,
+            # tokens the encoder sees (visible patches + CLS, all leads) and the decoder predicts
+            "enc_tokens_s": batch * 12 * (n_keep + 1) / t, "patches_s": batch * 12 * cfg.n_patches / t,
+            "gflop_step": flops / 1e9, "tflops": flops / t / 1e12}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=["tiny", "small", "base"])
+    ap.add_argument("--rates", nargs="+", type=float, default=[250.0, 500.0])
+    ap.add_argument("--batch-size", type=int, default=None, help="default depends on size and device")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--compile", action="store_true")
+    a = ap.parse_args(argv)
+    device = torch.device(a.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    peak = matmul_peak(device, peak_dtype, n=8192 if device.type == "cuda" else 2048)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; torch {torch.__version__}")
+    print(f"measured matmul peak ({str(peak_dtype).removeprefix('torch.')}): {peak / 1e12:.3f} TFLOP/s\n")
+    head = (f"{'size':<6}{'Hz':>5}{'batch':>6}{'params':>9}{'step s':>9}{'ECGs/s':>9}"
+            f"{'enc tok/s':>11}{'GFLOP/step':>11}{'TFLOP/s':>9}{'MFU':>7}")
+    print(head)
+    print("-" * len(head))
+    for size in a.sizes:
+        for fs in a.rates:
+            batch = a.batch_size or DEFAULT_BATCH[device.type][size]
+            r = measure(size, fs, batch, a.steps, device, a.compile)
+            print(f"{size:<6}{fs:>5.0f}{batch:>6}{r['params_m']:>8.1f}M{r['step_s']:>9.3f}{r['ecgs_s']:>9.1f}"
+                  f"{r['enc_tokens_s']:>11.0f}{r['gflop_step']:>11.1f}{r['tflops']:>9.3f}"
+                  f"{100 * r['tflops'] * 1e12 / peak:>6.1f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()
