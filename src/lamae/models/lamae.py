@@ -316,11 +316,17 @@ class Lamae(nn.Module):
             item_lead = torch.arange(n_leads, device=encoded.device).repeat_interleave(s)
         return self.latent(items, attend, item_lead)
 
-    def decode(self, encoded, leads, present, ids_restore, latents):
-        """Predict every patch of every lead (B, L, N, patch_size)."""
+    def decode(self, encoded, leads, present, ids_restore, latents, hidden=None):
+        """Predict every patch of every lead (B, L, N, patch_size).
+
+        ``hidden`` (B, L) bool marks leads the encoder did not see (dropped or missing): all
+        their tokens are mask tokens, so they are predicted from the latents alone.
+        """
         b, n_leads, s, _ = encoded.shape
         n, dd = self.cfg.n_patches, self.cfg.decoder_dim
         y = self.decoder_embed(encoded)
+        if hidden is not None:
+            y = torch.where(hidden[:, :, None, None], self.mask_token.to(y.dtype), y)
         cls, vis = y[:, :, :1], y[:, :, 1:]
         fill = self.mask_token.expand(b * n_leads, n - vis.shape[2], dd).view(b, n_leads, -1, dd)
         full = torch.cat([vis, fill], dim=2).gather(2, ids_restore[..., None].expand(-1, -1, -1, dd))
@@ -378,18 +384,32 @@ class Lamae(nn.Module):
 
     # ------------------------------------------------------------------ API
     def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None,
-                align_scale: float = 1.0, noise=None):
+                align_scale: float = 1.0, noise=None, drop=None):
         """Pretraining step. x (B, L, T) preprocessed; leads: names or (B, L)/(L,) lead indices.
 
         ``align_scale`` multiplies ``align_weight`` (the trainer anneals it from 0 to 1).
         ``noise`` (B, L, n_patches) replaces the random draw that picks the masked patches.
+        ``drop`` (B, L) bool hides present leads from the encoder entirely (lead dropout, or
+        leads to reconstruct): they are zeroed, left out of the latent attention, and every
+        one of their patches is a reconstruction target.
         """
         leads, present = self._check(x, leads, present)
+        targets = present
+        if drop is not None:
+            drop = drop.bool() & present
+            present = present & ~drop
+            if not bool(present.any(dim=1).all()):
+                raise ShapeError("lead dropout left an ECG without any input lead")
+            x_in = x * present[..., None]
+        else:
+            x_in = x
         ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
-        encoded, mask, ids_restore = self.encode(x, leads, present, ratio, generator, noise)
+        encoded, mask, ids_restore = self.encode(x_in, leads, present, ratio, generator, noise)
         latents, pooled, lead_weights = self.aggregate(encoded, present)
-        pred = self.decode(encoded, leads, present, ids_restore, latents)
-        recon = self.reconstruction_loss(x, pred, mask, present)
+        pred = self.decode(encoded, leads, targets, ids_restore, latents, hidden=drop)
+        if drop is not None:
+            mask = torch.where(drop[..., None], torch.ones_like(mask), mask)
+        recon = self.reconstruction_loss(x, pred, mask, targets)
         out = {"loss": recon, "reconstruction": recon, "pred": pred, "mask": mask, "pooled": pooled,
                "lead_weights": lead_weights}
         if self.cfg.align != "none":

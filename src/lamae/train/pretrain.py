@@ -58,6 +58,7 @@ class PretrainConfig:
     compile: bool = False          # torch.compile the model (GPU runs; slow to start)
     split: str | None = "train"    # pretrain on the training patients only (None: every record)
     folds: list | None = None      # and, if given, only on records of these folds (e.g. MIMIC-ICD's 0-17)
+    lead_dropout: float = 0.0      # chance that a lead is hidden from the encoder (and fully reconstructed)
 
     @property
     def lr(self) -> float:
@@ -76,6 +77,24 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos)
+
+
+def lead_dropout_mask(gen: torch.Generator, present: torch.Tensor, cfg: PretrainConfig, rank: int = 0,
+                      world: int = 1) -> torch.Tensor | None:
+    """Leads to hide from the encoder this step (B, L) bool, drawn for the global batch.
+
+    Each present lead is hidden with probability ``cfg.lead_dropout``; an ECG always keeps at
+    least one input lead (its highest-drawn present lead).
+    """
+    if cfg.lead_dropout <= 0:
+        return None
+    u = torch.rand(cfg.batch_size, present.shape[1], device=present.device, generator=gen)[rank::world]
+    drop = (u < cfg.lead_dropout) & present
+    empty = ~(present & ~drop).any(dim=1)
+    if bool(empty.any()):
+        keep = torch.where(present, u, torch.full_like(u, -1.0)).argmax(dim=1)
+        drop[empty, keep[empty]] = False
+    return drop
 
 
 class StoreBatches(Dataset):
@@ -167,6 +186,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     unknown = set(cfg.model) - set(LamaeConfig.__dataclass_fields__) | {"fs", "window_s"} & set(cfg.model)
     if unknown:
         raise ValueError(f"unknown or store-determined model settings: {sorted(unknown)}")
+    if not 0.0 <= cfg.lead_dropout < 1.0:
+        raise ValueError(f"lead_dropout must be in [0, 1), got {cfg.lead_dropout}")
     store = EcgStore(cfg.store)
     prep = store.preprocessing
     model_cfg = LamaeConfig(**{**SIZES[cfg.size], **cfg.model, "fs": prep.fs, "window_s": prep.window_s})
@@ -225,7 +246,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         writer = csv.writer(log)
         if new_log:
             writer.writerow(["step", "loss", "lr", "grad_norm", "seconds", "ecgs_per_s"])
-    extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store)}}
+    extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store),
+                                             "format": store.meta.get("format"), "source": store.meta.get("source")}}
+    first_loss = None
 
     def checkpoint(step: int):
         if world > 1:
@@ -233,7 +256,10 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         if not main_process:
             return
         name = f"checkpoints/step-{step:07d}"
-        save_checkpoint(out / name, model, prep, extra={**extra, "step": step},
+        el = time.time() - t0
+        training = {"first_loss": first_loss, "last_loss": last_loss, "seconds": el,
+                    "ecgs_per_s": seen / max(el, 1e-9), "device": str(device), "world": world}
+        save_checkpoint(out / name, model, prep, extra={**extra, "step": step, "training": training},
                         trainer_state={"optimizer": opt.state_dict(), "step": step})
         atomic_write_text(out / "latest.json", json.dumps({"step": step, "path": name}))
         saved = sorted((out / "checkpoints").glob("step-*[0-9]"))
@@ -254,17 +280,19 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
             noise = torch.rand(cfg.batch_size, x.shape[1], model_cfg.n_patches, device=device,
                                generator=gen)[rank::world]
+            drop = lead_dropout_mask(gen, present, cfg, rank, world)
             # Gradient accumulation: the step's batch in micro-batches, each loss weighted by its
             # share, so the step is the same (up to rounding) with less memory.
             opt.zero_grad(set_to_none=True)
             mean_loss = torch.zeros((), device=device)
             chunks = list(zip(x.tensor_split(cfg.grad_accum), present.tensor_split(cfg.grad_accum),
-                              noise.tensor_split(cfg.grad_accum)))
-            for i, (xc, pc, nc) in enumerate(chunks):
+                              noise.tensor_split(cfg.grad_accum),
+                              drop.tensor_split(cfg.grad_accum) if drop is not None else [None] * cfg.grad_accum))
+            for i, (xc, pc, nc, dc) in enumerate(chunks):
                 sync = world == 1 or i == len(chunks) - 1
                 ctx = contextlib.nullcontext() if sync else net.no_sync()
                 with ctx, torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = forward(xc, torch.arange(x.shape[1], device=device), pc, noise=nc,
+                    loss = forward(xc, torch.arange(x.shape[1], device=device), pc, noise=nc, drop=dc,
                                    align_scale=align_scale_at(step, cfg))["loss"] * (len(xc) / len(x))
                 with ctx:
                     loss.backward()
@@ -281,6 +309,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             opt.step()
             seen += x.shape[0] * world
             last_loss = mean_loss.item()
+            if first_loss is None:
+                first_loss = last_loss
             done = step + 1
             if main_process and (done % cfg.log_every == 0 or done == cfg.steps):
                 el = time.time() - t0
