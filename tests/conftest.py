@@ -35,3 +35,14 @@ def store(synth_dir, tmp_path_factory):
 
     return prepare(MimicEcgReader(synth_dir), tmp_path_factory.mktemp("store") / "s", TEST_PREP,
                    chunk_size=32, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(store, tmp_path_factory):
+    """A tiny LAMAE pretrained for a few steps on ``store`` (a run folder)."""
+    from lamae.train.pretrain import PretrainConfig, pretrain
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    pretrain(PretrainConfig(store=str(store.path), out=str(out), steps=20, batch_size=16, base_lr=0.05,
+                            warmup_steps=3, checkpoint_every=1000, model={"n_latents": 4}), progress=False)
+    return out

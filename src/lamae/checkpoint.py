@@ -1,7 +1,7 @@
 """Checkpoints: safetensors weights + a JSON config that includes the preprocessing.
 
-A checkpoint folder holds ``model.safetensors``, ``config.json`` and (for resuming) a
-``trainer.pt`` with optimizer and RNG state, read back with ``weights_only=True``. A run
+A checkpoint folder holds ``model.safetensors``, ``config.json``, ``MODEL_CARD.md`` and (for
+resuming) a ``trainer.pt`` with the optimizer state, read back with ``weights_only=True``. A run
 folder holds ``checkpoints/step-NNNNNNN/`` and ``latest.json`` naming the newest one.
 """
 
@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .data.preprocess import Preprocessing
 from .errors import LamaeError
+from .modelcard import write_model_card
 from .models.lamae import Lamae, LamaeConfig
 
 
@@ -34,6 +35,7 @@ def save_checkpoint(folder: Path, model: Lamae, prep: Preprocessing, *, extra: d
     config = {"lamae_version": __version__, "model": model.cfg.to_dict(),
               "preprocessing": prep.to_dict(), **(extra or {})}
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    write_model_card(tmp)
     if trainer_state is not None:
         torch.save(trainer_state, tmp / "trainer.pt")
     if folder.exists():

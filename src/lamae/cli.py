@@ -1,4 +1,4 @@
-"""The ``lamae`` command: synth -> prepare -> pretrain -> probe, and ``demo`` for all four."""
+"""The ``lamae`` command: synth -> prepare -> pretrain -> probe / embed / finetune / reconstruct, and more."""
 
 from __future__ import annotations
 
@@ -96,6 +96,9 @@ def _add_pretrain(sub):
     p.add_argument("--grad-accum", type=int, help="micro-batches per step (same step, less memory)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--seed", type=int)
+    p.add_argument("--lead-dropout", type=float,
+                   help="chance each lead is hidden from the encoder and reconstructed from the others "
+                        "(trains for reduced lead sets and lead reconstruction; e.g. 0.3)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set model.n_latents=8 --set warmup_steps=50")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
@@ -109,7 +112,7 @@ def pretrain_config_from_args(a):
     d = asdict(PretrainConfig())
     d.update(load_yaml(a.config))
     for key in ("store", "out", "size", "steps", "batch_size", "base_lr", "checkpoint_every",
-                "num_workers", "device", "seed", "grad_accum", "compile"):
+                "num_workers", "device", "seed", "grad_accum", "compile", "lead_dropout"):
         if getattr(a, key, None) is not None:
             d[key] = getattr(a, key)
     d = apply_overrides(d, a.set)
@@ -226,6 +229,159 @@ def cmd_benchmark(a):
     print((Path(cfg.out) / "benchmark.md").read_text())
 
 
+FORMATS = ["wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb"]
+
+
+def _add_embed(sub):
+    p = sub.add_parser("embed", help="export embeddings and lead weights for a whole dataset")
+    p.add_argument("data", help="dataset folder (any leads and rates) or a store made by `lamae prepare`")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or run folder (latest)")
+    p.add_argument("--out", required=True, help="output file: .parquet (table) or .npy (+ .records.csv)")
+    p.add_argument("--format", default="wfdb", choices=FORMATS, help="dataset layout (default: any WFDB folder)")
+    p.add_argument("--pooling", default="latent", choices=["latent", "leads"])
+    p.add_argument("--windows", default="tile", choices=["tile", "start", "center"],
+                   help="records longer than the model's window: average over consecutive windows (tile) "
+                        "or use one")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--chunk-size", type=int, default=512, help="records between progress saves")
+    p.add_argument("--limit", type=int, help="only the first N records")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_embed)
+
+
+def cmd_embed(a):
+    from .embed import embed_dataset
+
+    r = embed_dataset(a.checkpoint, a.data, a.out, fmt=a.format, pooling=a.pooling, windows=a.windows,
+                      batch_size=a.batch_size, chunk_size=a.chunk_size, limit=a.limit, device=a.device)
+    print(f"{r['n_records']} embeddings of dimension {r['dim']} -> {r['out']}; "
+          f"{r['n_skipped']} records skipped (listed in {r['skipped']})")
+
+
+def _add_finetune(sub):
+    p = sub.add_parser("finetune", help="probe or fine-tune a checkpoint on your own labels (CSV + WFDB folder)")
+    p.add_argument("data", help="dataset folder (WFDB records by default)")
+    p.add_argument("--labels", required=True, help="CSV: record id column + a `labels` list column, or 0/1 columns")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="folder for the store, report.md/json, roc.png and the model")
+    p.add_argument("--mode", default="probe", choices=["probe", "finetune"],
+                   help="probe: linear probe on frozen embeddings; finetune: train encoder + head")
+    p.add_argument("--format", default="wfdb", choices=FORMATS)
+    p.add_argument("--id-column", default="record_id")
+    p.add_argument("--label-column", default="labels")
+    p.add_argument("--patient-column", help="split by this column (default: by record)")
+    p.add_argument("--min-count", type=int, default=5, help="labels need this many training positives")
+    p.add_argument("--steps", type=int, default=500, help="finetune: optimizer steps")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--base-lr", type=float, default=1e-3, help="finetune: lr = base_lr * batch / 256")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_finetune)
+
+
+def cmd_finetune(a):
+    from .finetune import finetune
+
+    finetune(a.checkpoint, a.data, a.labels, a.out, fmt=a.format, mode=a.mode, id_column=a.id_column,
+             label_column=a.label_column, patient_column=a.patient_column, min_count=a.min_count,
+             steps=a.steps, batch_size=a.batch_size, base_lr=a.base_lr, seed=a.seed, device=a.device,
+             workers=a.workers)
+    print((Path(a.out) / "report.md").read_text())
+
+
+def _add_reconstruct(sub):
+    p = sub.add_parser("reconstruct", help="fill in hidden or missing leads from the others; plot and per-lead error")
+    p.add_argument("record", help="WFDB record (path with or without .hea)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--hide", nargs="*", default=[], metavar="LEAD",
+                   help="leads to withhold and reconstruct (their error is measured), e.g. --hide V1 V2")
+    p.add_argument("--window", default="start", choices=["start", "center"])
+    p.add_argument("--out", required=True, help="folder for reconstruction.png and errors.json")
+    p.set_defaults(func=cmd_reconstruct)
+
+
+def cmd_reconstruct(a):
+    import json
+
+    from . import load
+    from .data.wfdb_io import read_wfdb
+
+    model = load(a.checkpoint)
+    rec = read_wfdb(a.record)
+    r = model.reconstruct(rec.signal, rec.fs, rec.leads, hide=a.hide, window=a.window, record_id=rec.record_id)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    r.plot(out / "reconstruction.png", title=f"{rec.record_id}: inputs {', '.join(r.inputs)}")
+    (out / "errors.json").write_text(json.dumps({"record": rec.record_id, "inputs": r.inputs, "hidden": r.hidden,
+                                                 "missing": r.missing, "errors": r.errors}, indent=2))
+    print(f"inputs: {', '.join(r.inputs)}; reconstructed: {', '.join(r.hidden + r.missing) or 'none'}")
+    if r.errors:
+        print(f"{'lead':<5}{'MSE':>8}{'zeros':>8}{'corr':>7}   (normalised units)")
+        for lead, e in r.errors.items():
+            print(f"{lead:<5}{e['mse']:>8.3f}{e['mse_zeros']:>8.3f}{e['corr']:>7.2f}")
+    print(f"plot: {out / 'reconstruction.png'}")
+
+
+def _add_explain(sub):
+    p = sub.add_parser("explain", help="one ECG's lead weights (the adaptive weighting) as plots")
+    p.add_argument("record", help="WFDB record (path with or without .hea)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="folder for lead_weights.png and ecg.png")
+    p.add_argument("--windows", default="tile", choices=["tile", "start", "center"])
+    p.set_defaults(func=cmd_explain)
+
+
+def cmd_explain(a):
+    import numpy as np
+
+    from . import load
+    from .data.wfdb_io import read_wfdb
+    from .leads import LEAD_INDEX
+    from .plots import plot_ecg_grid, plot_lead_weights
+
+    model = load(a.checkpoint)
+    rec = read_wfdb(a.record)
+    weights = model.lead_weights(rec.signal, rec.fs, rec.leads, windows=a.windows, record_id=rec.record_id)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_lead_weights(weights, out / "lead_weights.png", title=f"{rec.record_id}: latent attention over leads")
+    w, _ = model.record_windows(rec.signal, rec.fs, rec.leads, windows="start", record_id=rec.record_id)
+    grid = np.full(w[0].shape, np.nan, np.float32)
+    for lead in rec.leads:
+        grid[LEAD_INDEX[lead]] = w[0, LEAD_INDEX[lead]]
+    plot_ecg_grid(grid, model.preprocessing.fs, out / "ecg.png", weights=weights,
+                  title=f"{rec.record_id} (as the model sees it) with lead weights")
+    for lead, v in sorted(weights.items(), key=lambda kv: -kv[1]):
+        print(f"{lead:<4} {v:.3f}")
+    print(f"plots: {out / 'lead_weights.png'}, {out / 'ecg.png'}")
+
+
+def _add_leads(sub):
+    p = sub.add_parser("leads", help="probe AUROC with 1, 2, 3, 6, 8 and 12 leads, for one or more checkpoints")
+    p.add_argument("--store", required=True, help="labelled store")
+    p.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH",
+                   help="repeat for each model, e.g. --checkpoint LAMAE=runs/lamae --checkpoint Joint=runs/joint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--sets", nargs="+", choices=["1", "2", "3", "6", "8", "12"], help="default: all")
+    p.add_argument("--pooling", default="latent", choices=["latent", "leads"])
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_leads)
+
+
+def cmd_leads(a):
+    from .eval.leads import reduced_lead_eval
+
+    ckpts = {}
+    for spec in a.checkpoint:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).name, spec
+        ckpts[name] = path
+    reduced_lead_eval(ckpts, a.store, a.out, lead_sets=a.sets, pooling=a.pooling, device=a.device)
+    print((Path(a.out) / "leads.md").read_text())
+
+
 def _add_demo(sub):
     p = sub.add_parser("demo", help="synth -> prepare -> pretrain (tiny) -> probe, on built-in data")
     p.add_argument("--out", default="lamae-demo", help="working folder (default ./lamae-demo)")
@@ -247,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamae", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lamae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_prepare, _add_pretrain, _add_probe, _add_compare, _add_benchmark, _add_demo):
+    for add in (_add_synth, _add_prepare, _add_pretrain, _add_probe, _add_embed, _add_finetune, _add_reconstruct,
+                _add_explain, _add_leads, _add_compare, _add_benchmark, _add_demo):
         add(sub)
     return parser
 

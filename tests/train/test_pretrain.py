@@ -48,7 +48,7 @@ def test_checkpoints_and_outputs(store, tmp_path):
     latest = json.loads((out / "latest.json").read_text())
     assert latest["step"] == 24
     ck = out / latest["path"]
-    assert {p.name for p in ck.iterdir()} == {"model.safetensors", "config.json", "trainer.pt"}
+    assert {p.name for p in ck.iterdir()} == {"model.safetensors", "config.json", "trainer.pt", "MODEL_CARD.md"}
     config = json.loads((ck / "config.json").read_text())
     assert config["preprocessing"] == store.meta["preprocessing"]
     assert config["model"]["fs"] == 100.0 and config["model"]["window_s"] == 2.0

@@ -20,14 +20,24 @@ from ..checkpoint import load_checkpoint
 from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, describe, target_levels
-from ..leads import STANDARD_LEADS
+from ..leads import STANDARD_LEADS, lead_indices
+from ..modelcard import record_evaluation
 from ..models.lamae import Lamae
 
 
 @torch.no_grad()
 def embed_store(model: Lamae, store: EcgStore, rows, *, batch_size: int = 256, pooling: str = "latent",
-                device: str | torch.device = "cpu", progress: bool = True, desc: str = "embed"):
-    """Embeddings (n, D) and lead weights (n, 12) for ``rows`` of ``store``."""
+                device: str | torch.device = "cpu", progress: bool = True, desc: str = "embed",
+                lead_set=None):
+    """Embeddings (n, D) and lead weights (n, 12) for ``rows`` of ``store``.
+
+    ``lead_set`` (lead names) hides every other lead from the model (reduced-lead evaluation);
+    every row must have at least one of those leads.
+    """
+    keep = None
+    if lead_set is not None:
+        keep = torch.zeros(len(STANDARD_LEADS), dtype=torch.bool, device=device)
+        keep[lead_indices(lead_set)] = True
     model = model.to(device).eval()
     rows = np.asarray(rows)
     feats, weights = [], []
@@ -35,6 +45,9 @@ def embed_store(model: Lamae, store: EcgStore, rows, *, batch_size: int = 256, p
     for i in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", disable=not progress):
         r = rows[i:i + batch_size]
         x, present = store.batch(r, device)
+        if keep is not None:
+            present = present & keep
+            x = x * keep[:, None]
         f, w = model.embed(x, leads, present, pooling=pooling)
         feats.append(f.float().cpu().numpy())
         weights.append(w.float().cpu().numpy())
@@ -182,6 +195,10 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
     atomic_write_text(out / "probe.json", json.dumps(report, indent=2))
     atomic_write_text(out / "probe.md", probe_markdown(report))
     plot_roc(targets, y_test, results["LAMAE"]["p_test"], out / "roc.png")
+    summary = {"test records": report["n_records"]["test"],
+               **{f"macro AUROC ({lv}), {name}": _fmt(v.get(lv)) for name, v in report["macro"].items()
+                  for lv in report["levels"]}}
+    record_evaluation(config["path"], f"linear probe on {store.path}", summary, report=str(out / "probe.md"))
     return report
 
 

@@ -1,0 +1,269 @@
+"""The pretrained model as a tool on anyone's ECGs.
+
+    import lamae
+    model = lamae.load("runs/pretrain")                 # a run folder or a checkpoint folder
+    z = model.embed(signal, fs=360, leads=["I", "II", "III", "aVR", "aVL", "aVF"])
+    z, w = model.embed(signal, fs=500, leads=twelve, return_weights=True)   # + lead weights
+    out = model.reconstruct(signal, fs=500, leads=twelve, hide=["V1"])       # fill in a lead
+
+``signal`` is a NumPy array in millivolts, (leads, samples) for one ECG or (ECGs, leads,
+samples) for several of the same shape, at any sampling rate, any length, with any subset
+of the twelve standard leads in any order (names as in ``lamae.leads``; common aliases are
+accepted). The checkpoint's own preprocessing is applied: resampling to the model's rate,
+the band-pass, the window and the normalisation are those it was trained with.
+
+Length: a record shorter than the model's window (but at least half of it) is padded as
+in ``prepare``; a longer one is cut into consecutive windows (``windows="tile"``, the
+default; a final partial window is used when it covers at least half a window), each is
+embedded and the embeddings and lead weights are averaged. ``windows="start"`` and
+``"center"`` use one window.
+
+Missing values: isolated NaN/inf samples are interpolated; a lead that is mostly NaN (more
+than the preprocessing's ``max_invalid_fraction``) is treated as absent, with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .data.preprocess import Preprocessing, preprocess
+from .errors import LamaeError, RecordError, ShapeError
+from .leads import LEAD_INDEX, STANDARD_LEADS, canonical_leads
+from .models.lamae import Lamae
+
+WINDOWS = ("tile", "start", "center")
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> "Pretrained":
+    """Load a pretrained model (checkpoint folder, or run folder: its latest checkpoint)."""
+    model, config = load_checkpoint(path)
+    return Pretrained(model, Preprocessing.from_dict(config["preprocessing"]), config).to(device)
+
+
+@dataclass
+class Reconstruction:
+    """Result of :meth:`Pretrained.reconstruct`, in the model's normalised units (per-lead z-scores).
+
+    ``original`` and ``reconstruction`` are (12, samples) in the standard lead order; a row of
+    ``original`` is NaN where the record has no such lead. ``errors`` gives, for each hidden
+    lead, the MSE of the reconstruction, the MSE of predicting zeros (the lead's mean), and
+    the correlation with the original.
+    """
+
+    fs: float
+    original: np.ndarray
+    reconstruction: np.ndarray
+    inputs: list[str]
+    hidden: list[str]
+    missing: list[str]
+    errors: dict[str, dict[str, float]] = field(default_factory=dict)
+    lead_weights: dict[str, float] = field(default_factory=dict)
+
+    def plot(self, path: str | os.PathLike, title: str = "") -> None:
+        from .plots import plot_ecg_grid
+
+        plot_ecg_grid(self.original, self.fs, path, reconstruction=self.reconstruction,
+                      highlight=self.hidden + self.missing, errors=self.errors, title=title)
+
+
+class Pretrained:
+    """A pretrained LAMAE with the preprocessing it was trained with."""
+
+    def __init__(self, model: Lamae, preprocessing: Preprocessing, config: dict | None = None):
+        self.model = model.eval()
+        self.preprocessing = preprocessing
+        self.config = config or {}
+        self.device = torch.device("cpu")
+
+    def to(self, device) -> "Pretrained":
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    @property
+    def dim(self) -> int:
+        return self.model.cfg.dim
+
+    def __repr__(self) -> str:
+        p = self.preprocessing
+        return (f"Pretrained(LAMAE {self.model.num_parameters() / 1e6:.2f}M parameters, dim {self.dim}; "
+                f"input {p.window_s:g} s at {p.fs:g} Hz, band-pass {p.bandpass}, {p.normalize}; "
+                f"from {self.config.get('path', '?')})")
+
+    # ------------------------------------------------------------------ input checks
+    @property
+    def min_fs(self) -> float:
+        """Lowest input rate that still carries the band the model was trained on."""
+        p = self.preprocessing
+        return 2 * p.bandpass[1] if p.bandpass is not None else p.fs / 2
+
+    def _check_input(self, signal, fs, leads, record_id: str):
+        try:
+            x = np.asarray(signal, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ShapeError(f"{record_id}: signal must be a numeric array, got {type(signal).__name__}") from None
+        single = x.ndim == 2
+        if x.ndim not in (2, 3):
+            raise ShapeError(f"{record_id}: signal must be (leads, samples) or (ECGs, leads, samples), "
+                             f"got shape {x.shape}")
+        if single:
+            x = x[None]
+        if leads is None or isinstance(leads, str):
+            raise LamaeError(f"{record_id}: leads must be a list naming each row of the signal, "
+                             f"e.g. ['I', 'II', 'V1'], got {leads!r}")
+        leads = list(leads)
+        if len(leads) != x.shape[1]:
+            hint = ("; it looks like (samples, leads): pass signal.T"
+                    if x.shape[2] == len(leads) else "")
+            raise ShapeError(f"{record_id}: {len(leads)} lead names for a signal with {x.shape[1]} rows "
+                             f"(shape {tuple(np.shape(signal))}){hint}")
+        leads = list(canonical_leads(leads, source=record_id))
+        try:
+            fs = float(fs)
+        except (TypeError, ValueError):
+            raise LamaeError(f"{record_id}: sampling rate must be a number, got {fs!r}") from None
+        if not np.isfinite(fs) or fs <= 0:
+            raise LamaeError(f"{record_id}: sampling rate must be positive, got {fs}")
+        if fs < self.min_fs:
+            raise LamaeError(f"{record_id}: {fs:g} Hz is too low for this model, which was trained on the "
+                             f"{self.preprocessing.bandpass} Hz band; it needs at least {self.min_fs:g} Hz")
+        seconds = x.shape[2] / fs
+        need = self.preprocessing.window_s / 2
+        if seconds < need:
+            raise LamaeError(f"{record_id}: {seconds:.2f} s of signal; this model reads "
+                             f"{self.preprocessing.window_s:g} s windows and needs at least {need:g} s")
+        return x, fs, leads, single
+
+    def _windows(self, ecg: np.ndarray, fs: float, leads: list[str], windows: str, record_id: str):
+        """Preprocessed windows (W, L, n) and the mask of usable leads (L,)."""
+        p = self.preprocessing
+        invalid = (~np.isfinite(ecg)).mean(axis=1)
+        usable = invalid <= p.max_invalid_fraction
+        if not usable.any():
+            raise RecordError(record_id, "every lead is mostly NaN/inf")
+        if not usable.all():
+            bad = [f"{lead} ({f:.0%})" for lead, f, ok in zip(leads, invalid, usable) if not ok]
+            warnings.warn(f"{record_id}: leads treated as absent, mostly NaN/inf: {', '.join(bad)}", stacklevel=3)
+        ecg = np.where(usable[:, None], ecg, 0.0)
+        n_win, total = int(round(p.window_s * fs)), ecg.shape[1]
+        if total <= n_win:
+            starts = [0]
+        elif windows == "start":
+            starts = [0]
+        elif windows == "center":
+            starts = [(total - n_win) // 2]
+        else:
+            starts = list(range(0, total - n_win + 1, n_win))
+            if total - (starts[-1] + n_win) >= n_win / 2:
+                starts.append(total - n_win)  # the tail, as a full window ending at the last sample
+        out = np.stack([preprocess(ecg[:, s:s + n_win], fs, p, leads=leads, record_id=record_id)
+                        for s in starts])
+        return out, usable
+
+    def record_windows(self, signal, fs: float, leads, *, windows: str = "tile", record_id: str = "input"):
+        """One ECG as model input: windows (W, 12, n) in the standard lead slots and the mask
+        of present leads (W, 12). Checks the input like :meth:`embed`."""
+        if windows not in WINDOWS:
+            raise ValueError(f"windows must be one of {WINDOWS}, got {windows!r}")
+        x, fs, leads, single = self._check_input(signal, fs, leads, record_id)
+        if not single:
+            raise ShapeError(f"{record_id}: one ECG (leads, samples) expected, got {x.shape[0]}")
+        w, usable = self._windows(x[0], fs, leads, windows, record_id)
+        slots = [LEAD_INDEX[lead] for lead in leads]
+        out = np.zeros((len(w), len(STANDARD_LEADS), w.shape[2]), np.float32)
+        out[:, slots] = w
+        present = np.zeros((len(w), len(STANDARD_LEADS)), bool)
+        present[:, slots] = usable
+        return out, present
+
+    @torch.no_grad()
+    def embed_windows(self, windows: np.ndarray, present: np.ndarray, *, pooling: str = "latent",
+                      batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings (W, D) and lead weights (W, 12) of preprocessed 12-slot windows."""
+        slots = torch.arange(len(STANDARD_LEADS), device=self.device)
+        feats, weights = [], []
+        for s in range(0, len(windows), batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(windows[s:s + batch_size])).to(self.device)
+            pb = torch.from_numpy(np.ascontiguousarray(present[s:s + batch_size])).to(self.device)
+            f, w = self.model.embed(xb, slots, pb, pooling=pooling)
+            feats.append(f.float().cpu().numpy())
+            weights.append(w.float().cpu().numpy())
+        return np.concatenate(feats), np.concatenate(weights)
+
+    # ------------------------------------------------------------------ embeddings
+    def embed(self, signal, fs: float, leads, *, windows: str = "tile", pooling: str = "latent",
+              batch_size: int = 64, return_weights: bool = False, record_id: str = "input"):
+        """Embeddings (D,) for one ECG or (N, D) for several; with ``return_weights`` also the
+        lead weights, (L,) or (N, L) in the order of ``leads`` (0 for leads treated as absent)."""
+        x, fs, names, single = self._check_input(signal, fs, leads, record_id)
+        wins, present, owner = [], [], []
+        for i, ecg in enumerate(x):
+            w, p = self.record_windows(ecg, fs, names, windows=windows,
+                                       record_id=record_id if single else f"{record_id}[{i}]")
+            wins.append(w)
+            present.append(p)
+            owner += [i] * len(w)
+        feats, weights = self.embed_windows(np.concatenate(wins), np.concatenate(present), pooling=pooling,
+                                            batch_size=batch_size)
+        owner = np.asarray(owner)
+        emb = np.stack([feats[owner == i].mean(0) for i in range(len(x))])
+        lw = np.stack([weights[owner == i].mean(0) for i in range(len(x))])[:, [LEAD_INDEX[n] for n in names]]
+        if single:
+            emb, lw = emb[0], lw[0]
+        return (emb, lw) if return_weights else emb
+
+    def lead_weights(self, signal, fs: float, leads, **kwargs) -> dict[str, float]:
+        """The adaptive lead weights of one ECG, by lead name."""
+        _, w = self.embed(signal, fs, leads, return_weights=True, **kwargs)
+        if w.ndim != 1:
+            raise ShapeError("lead_weights takes one ECG (leads, samples)")
+        return dict(zip(canonical_leads(leads), map(float, w)))
+
+    # ------------------------------------------------------------------ reconstruction
+    @torch.no_grad()
+    def reconstruct(self, signal, fs: float, leads, *, hide=(), window: str = "start",
+                    record_id: str = "input") -> Reconstruction:
+        """Fill in leads from the others: the leads in ``hide`` (withheld from the model, so
+        their error can be measured) and every standard lead the record lacks."""
+        x, fs, leads, single = self._check_input(signal, fs, leads, record_id)
+        if not single:
+            raise ShapeError(f"{record_id}: reconstruct takes one ECG (leads, samples)")
+        hide = list(canonical_leads(hide, source=record_id)) if hide else []
+        unknown = [h for h in hide if h not in leads]
+        if unknown:
+            raise LamaeError(f"{record_id}: cannot hide {unknown}: not among the record's leads {leads}")
+        if window not in ("start", "center"):
+            raise ValueError(f"window must be 'start' or 'center', got {window!r}")
+        w, usable = self._windows(x[0], fs, leads, window, record_id)
+        inputs = [lead for lead, ok in zip(leads, usable) if ok and lead not in hide]
+        if not inputs:
+            raise LamaeError(f"{record_id}: no lead left as input after hiding {hide}")
+        n = self.preprocessing.n_samples
+        full = np.zeros((1, len(STANDARD_LEADS), n), np.float32)
+        original = np.full((len(STANDARD_LEADS), n), np.nan, np.float32)
+        for lead, row, ok in zip(leads, w[0], usable):
+            if ok:
+                full[0, LEAD_INDEX[lead]] = row
+                original[LEAD_INDEX[lead]] = row
+        have = {lead for lead, ok in zip(leads, usable) if ok}
+        missing = [lead for lead in STANDARD_LEADS if lead not in have]
+        targets = torch.ones(1, len(STANDARD_LEADS), dtype=torch.bool)
+        drop = torch.tensor([[lead not in inputs for lead in STANDARD_LEADS]])
+        out = self.model(torch.from_numpy(full).to(self.device), torch.arange(len(STANDARD_LEADS), device=self.device),
+                         targets.to(self.device), mask_ratio=0.0, drop=drop.to(self.device))
+        recon = out["pred"][0].reshape(len(STANDARD_LEADS), n).float().cpu().numpy()
+        errors = {}
+        for lead in hide:
+            i = LEAD_INDEX[lead]
+            o, r = original[i], recon[i]
+            corr = float(np.corrcoef(o, r)[0, 1]) if o.std() > 0 and r.std() > 0 else float("nan")
+            errors[lead] = {"mse": float(np.mean((o - r) ** 2)), "mse_zeros": float(np.mean(o ** 2)), "corr": corr}
+        lw = out["lead_weights"][0].float().cpu().numpy()
+        weights = {lead: float(lw[LEAD_INDEX[lead]]) for lead in inputs}
+        return Reconstruction(self.preprocessing.fs, original, recon, inputs, hide, missing, errors, weights)

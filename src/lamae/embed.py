@@ -1,0 +1,164 @@
+"""``lamae embed``: embeddings and lead weights for a whole dataset, resumable.
+
+Input is a dataset folder read by one of the readers (any leads and rates: each record is
+preprocessed with the checkpoint's own settings, long records tiled into windows) or a
+store made by ``prepare`` with the checkpoint's preprocessing. Output is Parquet (one row
+per record: ``record_id``, ``patient_id``, ``n_windows``, ``embedding`` as a list, and a
+``weight_<lead>`` column per standard lead, NaN where the record lacks the lead) or NPY
+(an (N, D) float32 array, with the same table minus the embedding in ``<name>.records.csv``).
+
+Work is done in chunks written to ``<out>.parts/``; a run that stops (crash, kill, bad
+record) starts again at the first unfinished chunk. Records that cannot be read are
+skipped and listed in ``<out>.skipped.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .api import Pretrained
+from .data.store import EcgStore, atomic_write_text
+from .errors import LamaeError, LeadNameError, RecordError, ShapeError
+from .leads import STANDARD_LEADS
+
+WEIGHT_COLUMNS = [f"weight_{lead}" for lead in STANDARD_LEADS]
+
+
+def _rows_from_store(model: Pretrained, store: EcgStore, rows, pooling, batch_size):
+    x, present = store.batch(rows)
+    feats, weights = model.embed_windows(x.numpy(), present.numpy(), pooling=pooling, batch_size=batch_size)
+    index = store.index.iloc[rows]
+    return [{"record_id": rid, "patient_id": pid, "n_windows": 1, "embedding": f,
+             **dict(zip(WEIGHT_COLUMNS, np.where(p, w, np.nan)))}
+            for rid, pid, f, w, p in zip(index["record_id"], index["patient_id"], feats, weights, present.numpy())], []
+
+
+def _rows_from_source(model: Pretrained, source, items, pooling, batch_size, windows):
+    wins, pres, owner, kept, skipped = [], [], [], [], []
+    for item in items:
+        try:
+            rec = source.read(item)
+            w, p = model.record_windows(rec.signal, rec.fs, rec.leads, windows=windows, record_id=item.record_id)
+        except (RecordError, LeadNameError, ShapeError, LamaeError) as exc:
+            skipped.append({"record_id": item.record_id, "path": item.path, "problem": str(exc)})
+            continue
+        owner += [len(kept)] * len(w)
+        wins.append(w)
+        pres.append(p)
+        kept.append(item)
+    if not kept:
+        return [], skipped
+    feats, weights = model.embed_windows(np.concatenate(wins), np.concatenate(pres), pooling=pooling,
+                                         batch_size=batch_size)
+    owner, present = np.asarray(owner), np.concatenate(pres)
+    out = []
+    for i, item in enumerate(kept):
+        sel = owner == i
+        w = np.where(present[sel][0], weights[sel].mean(0), np.nan)
+        out.append({"record_id": item.record_id, "patient_id": item.patient_id, "n_windows": int(sel.sum()),
+                    "embedding": feats[sel].mean(0), **dict(zip(WEIGHT_COLUMNS, w))})
+    return out, skipped
+
+
+def embed_dataset(checkpoint, data, out, *, fmt: str = "wfdb", pooling: str = "latent", windows: str = "tile",
+                  batch_size: int = 64, chunk_size: int = 512, limit: int | None = None, device: str = "cpu",
+                  progress: bool = True, **reader_kwargs) -> dict:
+    """Embed every record of ``data`` with ``checkpoint`` into ``out`` (.parquet or .npy)."""
+    from . import load
+    from .data.sources import open_source
+
+    out = Path(out)
+    if out.suffix not in (".parquet", ".npy"):
+        raise LamaeError(f"{out}: output must end in .parquet or .npy")
+    model = load(checkpoint, device)
+    data = Path(data)
+    store = None
+    if (data / "meta.json").exists():
+        store = EcgStore(data)
+        if store.preprocessing != model.preprocessing:
+            raise LamaeError(f"{data}: store preprocessing {store.preprocessing.to_dict()} differs from the "
+                             f"checkpoint's {model.preprocessing.to_dict()}; embed the raw dataset instead "
+                             "(it is preprocessed for you) or prepare it with the checkpoint's settings")
+        todo = np.arange(len(store))
+        source_name = "store"
+    else:
+        source = open_source(fmt, data, **reader_kwargs)
+        todo = source.items()
+        source_name = fmt
+    if limit is not None:
+        todo = todo[:limit]
+    if len(todo) == 0:
+        raise LamaeError(f"{data}: no records found")
+    parts = Path(str(out) + ".parts")
+    fingerprint = {"checkpoint": str(model.config.get("path")), "data": str(data.resolve()), "format": source_name,
+                   "n": len(todo), "pooling": pooling, "windows": windows, "chunk_size": chunk_size}
+    state_path = parts / "progress.json"
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state["fingerprint"] != fingerprint:
+            raise LamaeError(f"{parts}: an unfinished run with other settings is here; delete it or choose "
+                             "another --out")
+    else:
+        parts.mkdir(parents=True, exist_ok=True)
+        state = {"fingerprint": fingerprint, "done": 0}
+        atomic_write_text(state_path, json.dumps(state))
+    bar = tqdm(total=len(todo), initial=state["done"] * chunk_size, desc="embed", unit="rec", disable=not progress)
+    n_chunks = (len(todo) + chunk_size - 1) // chunk_size
+    for k in range(state["done"], n_chunks):
+        chunk = todo[k * chunk_size:(k + 1) * chunk_size]
+        if store is not None:
+            rows, skipped = _rows_from_store(model, store, chunk, pooling, batch_size)
+        else:
+            rows, skipped = _rows_from_source(model, source, chunk, pooling, batch_size, windows)
+        frame = pd.DataFrame(rows, columns=["record_id", "patient_id", "n_windows", "embedding", *WEIGHT_COLUMNS])
+        frame["embedding"] = [np.asarray(e, np.float32) for e in frame["embedding"]]
+        frame.to_parquet(parts / f"part-{k:06d}.parquet.tmp")
+        os.replace(parts / f"part-{k:06d}.parquet.tmp", parts / f"part-{k:06d}.parquet")
+        atomic_write_text(parts / f"skipped-{k:06d}.json", json.dumps(skipped))
+        state["done"] = k + 1
+        atomic_write_text(state_path, json.dumps(state))
+        bar.update(len(chunk))
+    bar.close()
+
+    table = pd.concat([pd.read_parquet(parts / f"part-{k:06d}.parquet") for k in range(n_chunks)],
+                      ignore_index=True)
+    skipped = sum((json.loads((parts / f"skipped-{k:06d}.json").read_text()) for k in range(n_chunks)), [])
+    if table.empty:
+        raise LamaeError(f"{data}: every record was skipped; see {out}.skipped.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if out.suffix == ".parquet":
+        table.to_parquet(tmp)
+        os.replace(tmp, out)
+    else:
+        with open(tmp, "wb") as f:
+            np.save(f, np.stack(table["embedding"].to_numpy()).astype(np.float32))
+        os.replace(tmp, out)
+        side = out.with_suffix(".records.csv")
+        table.drop(columns="embedding").to_csv(str(side) + ".tmp", index=False)
+        os.replace(str(side) + ".tmp", side)
+    skipped_path = Path(str(out.with_suffix("")) + ".skipped.csv")
+    pd.DataFrame(skipped, columns=["record_id", "path", "problem"]).to_csv(skipped_path, index=False)
+    shutil.rmtree(parts)
+    return {"out": str(out), "n_records": len(table), "n_skipped": len(skipped), "dim": model.dim,
+            "skipped": str(skipped_path)}
+
+
+def plot_record_lead_weights(checkpoint, record_path, out_png, *, windows: str = "tile") -> dict[str, float]:
+    """Lead weights of one WFDB record, as a bar chart beside the 12-lead grid."""
+    from . import load
+    from .data.wfdb_io import read_wfdb
+    from .plots import plot_lead_weights
+
+    model = load(checkpoint)
+    rec = read_wfdb(record_path)
+    weights = model.lead_weights(rec.signal, rec.fs, rec.leads, windows=windows, record_id=rec.record_id)
+    plot_lead_weights(weights, out_png, title=f"{rec.record_id}: latent attention over leads")
+    return weights

@@ -1,0 +1,111 @@
+"""Reduced lead sets: probe AUROC with 1 (I), 2 (I, II), 3 (I, II, V2), 6 (limb), 8 and 12 leads.
+
+Each checkpoint is probed once per lead set: the other leads are hidden from the model for
+the training, validation and test embeddings alike, a linear probe is fitted on the training
+split and scored on the test split (macro AUROC over labels with enough test positives).
+Records that have none of a set's leads are left out of that set. A model pretrained once
+should hold up as leads are removed; compare LAMAE (per-lead encoder + latent attention,
+optionally pretrained with lead dropout) with the joint model here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import load_checkpoint
+from ..data.store import EcgStore, atomic_write_text
+from ..errors import LamaeError
+from ..labels.icd10 import build_label_targets
+from ..leads import LEAD_SETS, lead_indices
+from .bootstrap import macro_auroc_ci
+from .probe import embed_store, fit_linear_probe
+
+
+def reduced_lead_eval(checkpoints: dict[str, str], store_path, out_dir, *, lead_sets=None,
+                      min_test_positives: int = 5, pooling: str = "latent", device: str = "cpu",
+                      progress: bool = True) -> dict:
+    """``checkpoints``: display name -> checkpoint or run folder. Writes leads.md/json/png."""
+    store = EcgStore(store_path)
+    sets = {k: LEAD_SETS[k] for k in (lead_sets or LEAD_SETS)}
+    all_rows = store.rows(labeled=True)
+    if len(all_rows) == 0:
+        raise LamaeError(f"{store.path}: no labelled records")
+    have = store.lead_mask(all_rows)
+    label_kind = store.meta.get("label_kind", "icd10")
+    results = {}
+    for name, path in checkpoints.items():
+        model, config = load_checkpoint(path)
+        if config["preprocessing"] != store.preprocessing.to_dict():
+            raise LamaeError(f"{path}: preprocessing differs from the store's {store.path}")
+        results[name] = {}
+        for key, leads in sets.items():
+            rows = all_rows[have[:, lead_indices(leads)].any(axis=1)]
+            splits = store.index["split"].to_numpy()[rows]
+            targets = build_label_targets(label_kind, store.codes(rows), splits == "train")
+            feats, _ = embed_store(model, store, rows, pooling=pooling, device=device, progress=progress,
+                                   desc=f"{name} {key} lead(s)", lead_set=leads)
+            y = targets.y.astype(np.float64)
+            tr, va, te = (splits == s for s in ("train", "val", "test"))
+            probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
+            p = probe.predict(feats[te])
+            pos = y[te].sum(0)
+            cols = [j for j in range(y.shape[1]) if min_test_positives <= pos[j] <= te.sum() - min_test_positives]
+            ci = macro_auroc_ci(y[te], p, cols, n_boot=500) if cols else None
+            results[name][key] = {"leads": list(leads), "n_test": int(te.sum()), "n_labels": len(cols),
+                                  "auroc": None if ci is None else round(ci["auroc"], 4),
+                                  "ci": None if ci is None else [round(ci["lo"], 4), round(ci["hi"], 4)]}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"store": str(store.path), "checkpoints": checkpoints, "pooling": pooling, "results": results}
+    atomic_write_text(out / "leads.json", json.dumps(report, indent=2))
+    atomic_write_text(out / "leads.md", leads_markdown(report))
+    plot_leads(report, out / "leads.png")
+    return report
+
+
+def leads_markdown(report: dict) -> str:
+    names = list(report["results"])
+    keys = list(next(iter(report["results"].values())))
+    lines = ["# Probe AUROC with reduced lead sets", "", f"- store: `{report['store']}`",
+             *[f"- {n}: `{p}`" for n, p in report["checkpoints"].items()],
+             "- macro AUROC on the test split [95% bootstrap CI]; the probe is fitted and scored with the "
+             "same lead set", "",
+             "| leads | which | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for k in keys:
+        first = report["results"][names[0]][k]
+        cells = []
+        for n in names:
+            r = report["results"][n][k]
+            cells.append("n/a" if r["auroc"] is None else f"{r['auroc']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]")
+        lines.append(f"| {k} | {', '.join(first['leads']) if len(first['leads']) < 12 else 'all'} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_leads(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, res in report["results"].items():
+        ks = [k for k in res if res[k]["auroc"] is not None]
+        x = [len(res[k]["leads"]) for k in ks]
+        y = [res[k]["auroc"] for k in ks]
+        lo = [res[k]["auroc"] - res[k]["ci"][0] for k in ks]
+        hi = [res[k]["ci"][1] - res[k]["auroc"] for k in ks]
+        ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xticks([1, 2, 3, 6, 8, 12])
+    ax.set_xticklabels(["1", "2", "3", "6", "8", "12"])
+    ax.set_xlabel("number of leads")
+    ax.set_ylabel("probe macro AUROC (test)")
+    ax.set_title("Reduced lead sets")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
