@@ -71,6 +71,10 @@ def test_nan_samples_are_interpolated_and_nan_leads_dropped(model):
     with pytest.warns(UserWarning, match="aVF"):
         _, w = model.embed(y, 500, leads, return_weights=True)
     assert w[leads.index("aVF")] == 0.0
+    flat = x.copy()
+    flat[leads.index("V3")] = 0.2
+    with pytest.warns(UserWarning, match="V3 flat"):
+        model.embed(flat, 500, leads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(LamaeError, match="every lead"):

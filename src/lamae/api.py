@@ -19,7 +19,8 @@ embedded and the embeddings and lead weights are averaged. ``windows="start"`` a
 ``"center"`` use one window.
 
 Missing values: isolated NaN/inf samples are interpolated; a lead that is mostly NaN (more
-than the preprocessing's ``max_invalid_fraction``) is treated as absent, with a warning.
+than the preprocessing's ``max_invalid_fraction``), flat or saturated is treated as absent,
+with a warning.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
-from .data.preprocess import Preprocessing, preprocess
+from .data.preprocess import Preprocessing, lead_problems, preprocess
 from .errors import LamaeError, RecordError, ShapeError
 from .leads import LEAD_INDEX, STANDARD_LEADS, canonical_leads
 from .models.lamae import Lamae
@@ -100,8 +101,7 @@ class Pretrained:
     @property
     def min_fs(self) -> float:
         """Lowest input rate that still carries the band the model was trained on."""
-        p = self.preprocessing
-        return 2 * p.bandpass[1] if p.bandpass is not None else p.fs / 2
+        return self.preprocessing.min_input_fs
 
     def _check_input(self, signal, fs, leads, record_id: str):
         try:
@@ -143,13 +143,14 @@ class Pretrained:
     def _windows(self, ecg: np.ndarray, fs: float, leads: list[str], windows: str, record_id: str):
         """Preprocessed windows (W, L, n) and the mask of usable leads (L,)."""
         p = self.preprocessing
-        invalid = (~np.isfinite(ecg)).mean(axis=1)
-        usable = invalid <= p.max_invalid_fraction
+        problems = lead_problems(ecg, leads, max_invalid_fraction=p.max_invalid_fraction)
+        usable = np.array([lead not in problems for lead in leads])
         if not usable.any():
-            raise RecordError(record_id, "every lead is mostly NaN/inf")
-        if not usable.all():
-            bad = [f"{lead} ({f:.0%})" for lead, f, ok in zip(leads, invalid, usable) if not ok]
-            warnings.warn(f"{record_id}: leads treated as absent, mostly NaN/inf: {', '.join(bad)}", stacklevel=3)
+            raise RecordError(record_id, "every lead is unusable: "
+                              + "; ".join(f"{k} {v}" for k, v in problems.items()))
+        if problems:
+            warnings.warn(f"{record_id}: leads treated as absent: "
+                          + "; ".join(f"{k} {v}" for k, v in problems.items()), stacklevel=3)
         ecg = np.where(usable[:, None], ecg, 0.0)
         n_win, total = int(round(p.window_s * fs)), ecg.shape[1]
         if total <= n_win:

@@ -61,12 +61,26 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Lamae,
     cfg_path = folder / "config.json"
     if not cfg_path.exists():
         raise LamaeError(f"{folder}: config.json is missing")
-    config = json.loads(cfg_path.read_text())
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise LamaeError(f"{cfg_path}: not valid JSON ({exc})") from None
+    if not (folder / "model.safetensors").exists():
+        raise LamaeError(f"{folder}: model.safetensors is missing")
     if "model" not in config or "preprocessing" not in config:
         raise LamaeError(f"{cfg_path}: not a lamae checkpoint config (needs 'model' and 'preprocessing')")
-    model = Lamae(LamaeConfig.from_dict(config["model"]))
-    state = load_file(str(folder / "model.safetensors"), device=str(map_location))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        model = Lamae(LamaeConfig.from_dict(config["model"]))
+    except (TypeError, ValueError) as exc:
+        raise LamaeError(f"{cfg_path}: invalid model configuration ({exc})") from None
+    try:
+        state = load_file(str(folder / "model.safetensors"), device=str(map_location))
+    except Exception as exc:  # safetensors raises its own error types on damaged files
+        raise LamaeError(f"{folder / 'model.safetensors'}: cannot be read ({exc})") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise LamaeError(f"{folder}: weights do not match config.json ({str(exc).splitlines()[1:2]})") from None
     if missing or unexpected:
         raise LamaeError(f"{folder}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     config["path"] = str(folder)

@@ -305,6 +305,7 @@ def cmd_reconstruct(a):
     import json
 
     from . import load
+    from .data.store import atomic_write_text
     from .data.wfdb_io import read_wfdb
 
     model = load(a.checkpoint)
@@ -313,7 +314,7 @@ def cmd_reconstruct(a):
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     r.plot(out / "reconstruction.png", title=f"{rec.record_id}: inputs {', '.join(r.inputs)}")
-    (out / "errors.json").write_text(json.dumps({"record": rec.record_id, "inputs": r.inputs, "hidden": r.hidden,
+    atomic_write_text(out / "errors.json", json.dumps({"record": rec.record_id, "inputs": r.inputs, "hidden": r.hidden,
                                                  "missing": r.missing, "errors": r.errors}, indent=2))
     print(f"inputs: {', '.join(r.inputs)}; reconstructed: {', '.join(r.hidden + r.missing) or 'none'}")
     if r.errors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +11,14 @@ from .leads import LEAD_INDEX, STANDARD_LEADS
 
 # The standard printed layout: three rows, four columns (limb, augmented, V1-V3, V4-V6).
 GRID = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
+
+
+def save_figure(fig, path, **kwargs) -> None:
+    """savefig to a temporary file, then rename: a killed run never leaves half a PNG."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, **kwargs)
+    os.replace(tmp, path)
 
 
 def _plt():
@@ -74,7 +83,7 @@ def plot_ecg_grid(signal: np.ndarray, fs: float, path: str | os.PathLike, *, rec
         fig.legend(handles, labels, loc="upper right")
     fig.suptitle(title or f"12-lead ECG ({n / fs:g} s at {fs:g} Hz; grid 0.2 s / 0.04 s)")
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -90,5 +99,5 @@ def plot_lead_weights(weights: dict[str, float], path: str | os.PathLike, *, tit
     ax.set_title(title or "latent attention over leads")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)

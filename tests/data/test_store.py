@@ -70,12 +70,15 @@ def test_bad_records_are_skipped_and_reported(synth_dir, tmp_path):
     rec.signal[2] = np.nan
     write_wfdb(items[13].record_id, (root / items[13].path).parent, rec.signal, MIMIC_LEAD_ORDER, 500)
     s = prepare(MimicEcgReader(root), tmp_path / "store", TEST_PREP, progress=False)
-    assert len(s) == 86
+    assert len(s) == 87  # three skipped; the record with an all-NaN lead is kept without it
     report = json.loads((tmp_path / "store" / "report.json").read_text())
     problems = {r["record_id"]: r["problem"] for r in report["skipped"]}
     assert "truncated" in problems[items[3].record_id] and "missing" in problems[items[7].record_id]
     assert "unknown lead name 'X6'" in problems[items[11].record_id]
-    assert "lead III is all NaN" in problems[items[13].record_id]
+    assert report["dropped_leads"] == [{"record_id": items[13].record_id, "path": items[13].path, "lead": "III",
+                                        "problem": "lead III left out: 100% NaN/inf"}]
+    row = int(s.index.set_index("record_id").loc[items[13].record_id, "row"])
+    assert not s.lead_mask([row])[0, LEAD_INDEX["III"]] and s.lead_mask([row])[0].sum() == 11
     assert items[3].record_id in (tmp_path / "store" / "report.md").read_text()
 
 

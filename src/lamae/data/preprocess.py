@@ -47,6 +47,11 @@ class Preprocessing:
     def n_samples(self) -> int:
         return int(round(self.fs * self.window_s))
 
+    @property
+    def min_input_fs(self) -> float:
+        """Lowest input rate that still carries the band the model uses."""
+        return 2 * self.bandpass[1] if self.bandpass is not None else self.fs / 2
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["bandpass"] = list(self.bandpass) if self.bandpass else None
@@ -58,6 +63,30 @@ class Preprocessing:
         if d.get("bandpass") is not None:
             d["bandpass"] = tuple(d["bandpass"])
         return cls(**d)
+
+
+def lead_problems(signal: np.ndarray, leads, *, max_invalid_fraction: float = 0.5) -> dict[str, str]:
+    """Leads that carry no usable signal, by name: mostly NaN/inf, flat, or saturated.
+
+    Flat: less than 1 microvolt peak to peak (a disconnected electrode). Saturated: more than
+    20% of the samples sit exactly at the lead's extreme values (the recorder's rail).
+    """
+    out = {}
+    x = np.asarray(signal, dtype=np.float64)
+    for lead, row in zip(leads, x):
+        finite = np.isfinite(row)
+        bad = 1.0 - finite.mean()
+        if bad > max_invalid_fraction:
+            out[lead] = f"{bad:.0%} NaN/inf"
+            continue
+        v = row[finite]
+        if np.ptp(v) < 1e-3:
+            out[lead] = "flat (no signal)"
+            continue
+        at_rail = float(np.mean((v == v.max()) | (v == v.min())))
+        if at_rail > 0.2:
+            out[lead] = f"saturated ({at_rail:.0%} of samples at the rail)"
+    return out
 
 
 def _fill_invalid(x: np.ndarray, leads, record_id: str, max_frac: float) -> np.ndarray:
@@ -109,6 +138,9 @@ def preprocess(
         raise RecordError(record_id, f"record has {x.shape[1]} samples")
     if not (np.isfinite(fs) and fs > 0):
         raise RecordError(record_id, f"invalid sampling rate {fs}")
+    if fs < prep.min_input_fs:
+        raise RecordError(record_id, f"sampling rate {fs:g} Hz is too low: the preprocessing keeps "
+                                     f"{prep.bandpass} Hz and needs at least {prep.min_input_fs:g} Hz")
     leads = list(leads) if leads is not None else [str(i) for i in range(x.shape[0])]
     x = _fill_invalid(x, leads, record_id, prep.max_invalid_fraction)
     x = resample(x, fs, prep.fs)

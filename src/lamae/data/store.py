@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ..errors import LamaeError, LeadNameError, RecordError, ShapeError
 from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
-from .preprocess import Preprocessing, preprocess
+from .preprocess import Preprocessing, lead_problems, preprocess
 
 STORE_VERSION = 2  # 2: crc32 per row, index checksum
 
@@ -59,20 +59,29 @@ def _npy_offset(path: Path) -> int:
 
 
 def _load_one(source, prep: Preprocessing, item):
-    """Read and preprocess one record; returns (signal12, lead_bits, None) or (None, 0, problem)."""
+    """Read and preprocess one record.
+
+    Returns (signal12, lead_bits, problem, dropped): problem is None unless the record is
+    skipped; dropped maps leads left out of the record (flat, saturated, mostly NaN) to why.
+    """
     try:
         rec = source.read(item)
-        x = preprocess(rec.signal, rec.fs, prep, leads=rec.leads, record_id=rec.record_id)
+        dropped = lead_problems(rec.signal, rec.leads, max_invalid_fraction=prep.max_invalid_fraction)
+        if len(dropped) == len(rec.leads):
+            raise RecordError(item.record_id, "no usable lead: " + "; ".join(f"{k} {v}" for k, v in dropped.items()))
+        keep = [i for i, lead in enumerate(rec.leads) if lead not in dropped]
+        leads = [rec.leads[i] for i in keep]
+        x = preprocess(rec.signal[keep], rec.fs, prep, leads=leads, record_id=rec.record_id)
     except (RecordError, LeadNameError, ShapeError) as exc:
-        return None, 0, str(exc)
+        return None, 0, str(exc), {}
     except Exception as exc:  # a reader bug must not cost the user the whole conversion
-        return None, 0, f"{item.record_id}: unexpected {type(exc).__name__}: {exc}"
+        return None, 0, f"{item.record_id}: unexpected {type(exc).__name__}: {exc}", {}
     out = np.zeros((len(STANDARD_LEADS), prep.n_samples), np.float16)
     bits = 0
-    for row, lead in zip(x, rec.leads):
+    for row, lead in zip(x, leads):
         out[LEAD_INDEX[lead]] = np.clip(row, -60000, 60000)
         bits |= 1 << LEAD_INDEX[lead]
-    return out, bits, None
+    return out, bits, None, dropped
 
 
 def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
@@ -127,10 +136,13 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
             results = list(pool.map(load, chunk, chunksize=8)) if pool else [load(it) for it in chunk]
             rows, skipped, kept = [], [], []
             row = state["next_row"]
-            for item, (x, bits, problem) in zip(chunk, results):
+            for item, (x, bits, problem, dropped) in zip(chunk, results):
                 if problem is not None:
                     skipped.append({"record_id": item.record_id, "path": item.path, "problem": problem})
                     continue
+                for lead, why in dropped.items():
+                    skipped.append({"record_id": item.record_id, "path": item.path, "lead": lead,
+                                    "problem": f"lead {lead} left out: {why}"})
                 kept.append(x)
                 rows.append({"row": row, "record_id": item.record_id, "patient_id": item.patient_id,
                              "path": item.path, "lead_bits": bits, "has_labels": item.codes is not None,
@@ -157,8 +169,10 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
 
     index = pd.concat([pd.read_parquet(parts / f"index-{k:06d}.parquet")
                        for k in range(state["next_part"])], ignore_index=True)
-    skipped = sum((json.loads((parts / f"skipped-{k:06d}.json").read_text())
-                   for k in range(state["next_part"])), [])
+    problems = sum((json.loads((parts / f"skipped-{k:06d}.json").read_text())
+                    for k in range(state["next_part"])), [])
+    skipped = [p for p in problems if "lead" not in p]
+    dropped_leads = [p for p in problems if "lead" in p]
     if index.empty:
         raise LamaeError(f"{out}: every record was skipped; see the problems listed in report.json")
     # A dataset's official split (PTB-XL's strat_fold) wins; otherwise a seeded patient split.
@@ -177,23 +191,30 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         "split": split_kind, "split_seed": split_seed, "split_fractions": list(split_fractions),
         "label_kind": getattr(source, "label_kind", "icd10"),
         "source": fingerprint["source"], "format": source.name,
-        "n_source_records": n, "n_skipped": len(skipped),
+        "n_source_records": n, "n_skipped": len(skipped), "n_leads_dropped": len(dropped_leads),
         "index_sha256": file_sha256(out / "index.parquet"),
     }
-    _write_report(out, skipped, meta, time.time() - t0)
+    _write_report(out, skipped, dropped_leads, meta, time.time() - t0)
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
     shutil.rmtree(parts)
     progress_path.unlink()
     return EcgStore(out)
 
 
-def _write_report(out: Path, skipped: list[dict], meta: dict, seconds: float) -> None:
-    atomic_write_text(out / "report.json", json.dumps({"skipped": skipped, "seconds": seconds}, indent=2))
+def _write_report(out: Path, skipped: list[dict], dropped: list[dict], meta: dict, seconds: float) -> None:
+    atomic_write_text(out / "report.json", json.dumps({"skipped": skipped, "dropped_leads": dropped,
+                                                       "seconds": seconds}, indent=2))
     lines = ["# prepare report", "", f"- records in source: {meta['n_source_records']}",
-             f"- records stored: {meta['n_rows']}", f"- records skipped: {len(skipped)}", ""]
+             f"- records stored: {meta['n_rows']}", f"- records skipped: {len(skipped)}",
+             f"- leads left out of stored records (flat, saturated or mostly NaN): {len(dropped)}", ""]
     if skipped:
-        lines += ["| record | problem |", "|---|---|"]
+        lines += ["## Records skipped", "", "| record | problem |", "|---|---|"]
         lines += [f"| {s['record_id']} | {s['problem'].replace('|', '/')} |" for s in skipped]
+        lines.append("")
+    if dropped:
+        lines += ["## Leads left out (the record is kept without them)", "", "| record | lead | problem |",
+                  "|---|---|---|"]
+        lines += [f"| {d['record_id']} | {d['lead']} | {d['problem'].replace('|', '/')} |" for d in dropped]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
 
 
@@ -269,12 +290,17 @@ class EcgStore:
         bits = self.index["lead_bits"].to_numpy()[np.asarray(rows)]
         return (bits[:, None] >> np.arange(len(STANDARD_LEADS))[None, :]) & 1 == 1
 
-    def batch(self, rows, device="cpu"):
-        """(signals float32 (n, 12, samples), lead-present mask (n, 12)) as tensors for ``rows``."""
+    def batch(self, rows, device="cpu", *, half: bool = False):
+        """(signals (n, 12, samples), lead-present mask (n, 12)) as tensors for ``rows``.
+
+        float32 by default; ``half=True`` keeps the stored float16 (half the bytes to move to a
+        GPU, converted there).
+        """
         import torch
 
         rows = np.asarray(rows)
-        x = torch.from_numpy(np.asarray(self.signals[rows], dtype=np.float32)).to(device)
+        x = torch.from_numpy(np.ascontiguousarray(self.signals[rows]))
+        x = x.to(device) if half else x.to(device).float()
         return x, torch.from_numpy(self.lead_mask(rows)).to(device)
 
     def codes(self, rows) -> list[list[str]]:

@@ -9,6 +9,7 @@ formats go through ``wfdb.rdrecord``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from .record import EcgRecord
 
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "": 1.0, "nu": 1.0}
 _FMT16_INVALID = -32768
+# Formats wfdb can read (https://physionet.org/physiotools/wag/signal-5.htm).
+SUPPORTED_FORMATS = {"8", "16", "24", "32", "61", "80", "160", "212", "310", "311", "508", "516", "524"}
 
 
 def _strip_ext(path: str | os.PathLike) -> Path:
@@ -27,11 +30,40 @@ def _strip_ext(path: str | os.PathLike) -> Path:
     return p.with_suffix("") if p.suffix in (".hea", ".dat", ".mat") else p
 
 
+_GAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(\([+-]?\d+\))?(/\S*)?$")
+_FORMAT = re.compile(r"^\d+(x\d+)?(:\d+)?(\+\d+)?$")
+
+
+def _check_signal_lines(hea: Path, text: str) -> None:
+    """The checks wfdb skips: it reads a non-numeric gain as part of the lead name."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise RecordError(str(hea), "header is empty")
+    first = lines[0].split()
+    n_sig = int(first[1]) if len(first) > 1 and first[1].isdigit() else None
+    if n_sig is None:
+        raise RecordError(str(hea), f"first line {lines[0][:60]!r} does not give the number of signals")
+    for k, line in enumerate(lines[1:1 + n_sig], start=2):
+        fields = line.split()
+        if len(fields) < 2 or not _FORMAT.match(fields[1]):
+            raise RecordError(str(hea), f"signal line {k}: format field {fields[1] if len(fields) > 1 else ''!r} "
+                                        "is not a WFDB format code")
+        if len(fields) > 2 and not _GAIN.match(fields[2]):
+            raise RecordError(str(hea), f"signal line {k}: ADC gain {fields[2]!r} is not a number")
+    if len(lines) - 1 < n_sig:
+        raise RecordError(str(hea), f"header announces {n_sig} signals but describes {len(lines) - 1}")
+
+
 def read_header(path: str | os.PathLike):
     base = _strip_ext(path)
     hea = base.with_suffix(".hea")
     if not hea.exists():
         raise RecordError(str(hea), "header file is missing")
+    try:
+        text = hea.read_text(errors="replace")
+    except OSError as exc:
+        raise RecordError(str(hea), f"header cannot be read ({exc})") from None
+    _check_signal_lines(hea, text)
     try:
         return wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises bare ValueError/IndexError on bad headers
@@ -79,7 +111,11 @@ def read_wfdb(
 
     files = set(hdr.file_name)
     offsets = {o or 0 for o in hdr.byte_offset}
-    fmts = {f.split("x")[0] for f in hdr.fmt}
+    fmts = {str(f).split("x")[0].split("+")[0] for f in hdr.fmt}
+    unsupported = fmts - SUPPORTED_FORMATS
+    if unsupported:
+        raise RecordError(rid, f"WFDB signal format {', '.join(sorted(unsupported))} is not supported "
+                               f"(readable: {', '.join(sorted(SUPPORTED_FORMATS, key=int))})")
     if len(files) == 1 and fmts == {"16"} and len(offsets) == 1:
         digital = _read_fmt16(base.parent / hdr.file_name[0], hdr.n_sig, hdr.sig_len, offsets.pop(), rid)
     else:

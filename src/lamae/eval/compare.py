@@ -32,6 +32,7 @@ from ..models.baselines import BASELINES, REFERENCE, count_parameters, match_par
 from ..models.lamae import Lamae
 from ..train.pretrain import PretrainConfig, pretrain
 from ..utils.flops import supervised_step_flops, training_step_flops
+from ..plots import save_figure
 from .probe import embed_store, fit_linear_probe, node_aurocs
 from .stats import paired_tests
 from .supervised import predict_scratch, train_scratch
@@ -387,7 +388,7 @@ def plot_compare(r: dict, out: Path) -> None:
     axes[1].set_title("Label efficiency")
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "compare.png", dpi=110)
+    save_figure(fig, out / "compare.png", dpi=110)
     plt.close(fig)
 
 

@@ -20,6 +20,7 @@ from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets
 from ..leads import LEAD_SETS, lead_indices
+from ..plots import save_figure
 from .bootstrap import macro_auroc_ci
 from .probe import embed_store, fit_linear_probe
 
@@ -107,5 +108,5 @@ def plot_leads(report: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)

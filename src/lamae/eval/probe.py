@@ -23,6 +23,7 @@ from ..labels.icd10 import build_label_targets, describe, target_levels
 from ..leads import STANDARD_LEADS, lead_indices
 from ..modelcard import record_evaluation
 from ..models.lamae import Lamae
+from ..plots import save_figure
 
 
 @torch.no_grad()
@@ -256,5 +257,5 @@ def plot_roc(targets, y_test, p_test, path: Path) -> None:
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Linear-probe ROC per label node (test split)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -33,6 +33,7 @@ from ..checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
 from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
 from ..models.lamae import SIZES, Lamae, LamaeConfig
+from ..plots import save_figure
 
 
 @dataclass
@@ -104,11 +105,11 @@ class StoreBatches(Dataset):
     """
 
     def __init__(self, store: EcgStore, rows: np.ndarray, batch_size: int, seed: int, rank: int = 0,
-                 world: int = 1):
+                 world: int = 1, half: bool = False):
         if len(rows) < batch_size:
             raise LamaeError(f"{store.path}: {len(rows)} training records, fewer than batch size {batch_size}")
         self.store, self.rows, self.batch_size, self.seed = store, np.asarray(rows), batch_size, seed
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.half = rank, world, half
         self.per_epoch = len(self.rows) // batch_size
         self._epoch, self._perm = -1, None
 
@@ -124,7 +125,7 @@ class StoreBatches(Dataset):
 
     def __getitem__(self, step: int):
         rows = self.rows_for(step)[self.rank::self.world]
-        return self.store.batch(rows)
+        return self.store.batch(rows, half=self.half)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float):
@@ -233,7 +234,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if cfg.folds is not None:
         fold_of = store.index["fold"].to_numpy()
         rows = rows[np.isin(fold_of[rows], list(cfg.folds))]
-    batches = StoreBatches(store, rows, cfg.batch_size, cfg.seed, rank, world)
+    # On GPU the batch travels as float16 and is converted there.
+    batches = StoreBatches(store, rows, cfg.batch_size, cfg.seed, rank, world, half=device.type == "cuda")
     loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps),
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=cfg.num_workers > 0)
@@ -272,7 +274,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     step = start
     try:
         for step, (x, present) in zip(range(start, cfg.steps), loader):
-            x, present = x.to(device, non_blocking=True), present.to(device, non_blocking=True)
+            x, present = x.to(device, non_blocking=True).float(), present.to(device, non_blocking=True)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             # The masks of the whole global batch, sliced like the rows: one process or many
@@ -349,5 +351,5 @@ def plot_loss(csv_path: Path, png_path: Path) -> None:
     ax.set_title("LAMAE pretraining loss")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
+    save_figure(fig, png_path, dpi=120)
     plt.close(fig)
