@@ -138,3 +138,14 @@ def test_reduced_lead_evaluation(tiny_run, store, tmp_path, capsys):
     assert report["results"]["LAMAE"] == report["results"]["again"]  # deterministic
     assert report["results"]["LAMAE"]["1"]["leads"] == ["I"]
     assert (tmp_path / "leads.png").exists() and "| 6 | I, II, III, aVR, aVL, aVF |" in capsys.readouterr().out
+
+
+def test_reconstruct_over_a_store_split(tiny_run, store, tmp_path, capsys):
+    assert main(["reconstruct", str(store.path), "--checkpoint", str(tiny_run), "--hide", "V1", "III",
+                 "--out", str(tmp_path)]) == 0
+    errs = json.loads((tmp_path / "errors.json").read_text())["errors"]
+    n_test = len(store.rows("test"))
+    assert errs["V1"]["n"] == errs["III"]["n"] == n_test
+    assert errs["V1"]["mse_zeros"] == pytest.approx(1.0, abs=0.1)
+    assert "V1" in capsys.readouterr().out
+    assert main(["reconstruct", str(store.path), "--checkpoint", str(tiny_run), "--out", str(tmp_path)]) == 2

@@ -70,7 +70,8 @@ class Reconstruction:
         from .plots import plot_ecg_grid
 
         plot_ecg_grid(self.original, self.fs, path, reconstruction=self.reconstruction,
-                      highlight=self.hidden + self.missing, errors=self.errors, title=title)
+                      highlight=self.hidden + self.missing, errors=self.errors, weights=self.lead_weights,
+                      title=title)
 
 
 class Pretrained:

@@ -292,8 +292,10 @@ def cmd_finetune(a):
 
 def _add_reconstruct(sub):
     p = sub.add_parser("reconstruct", help="fill in hidden or missing leads from the others; plot and per-lead error")
-    p.add_argument("record", help="WFDB record (path with or without .hea)")
+    p.add_argument("record", help="WFDB record (path with or without .hea), or a store: then the hidden "
+                                  "leads are reconstructed for every record of --split and errors averaged")
     p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default="test", help="store mode: which split (default test)")
     p.add_argument("--hide", nargs="*", default=[], metavar="LEAD",
                    help="leads to withhold and reconstruct (their error is measured), e.g. --hide V1 V2")
     p.add_argument("--window", default="start", choices=["start", "center"])
@@ -309,9 +311,23 @@ def cmd_reconstruct(a):
     from .data.wfdb_io import read_wfdb
 
     model = load(a.checkpoint)
+    out = Path(a.out)
+    if (Path(a.record) / "meta.json").exists():
+        from .data.store import EcgStore
+        from .eval.reconstruction import reconstruction_errors
+
+        if not a.hide:
+            raise LamaeError("store mode needs --hide LEAD ... (the leads to withhold and reconstruct)")
+        errs = reconstruction_errors(model, EcgStore(a.record), a.hide, split=a.split)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "errors.json", json.dumps({"store": a.record, "split": a.split, "errors": errs},
+                                                          indent=2))
+        print(f"{'lead':<5}{'ECGs':>6}{'MSE':>8}{'zeros':>8}{'corr':>7}   (normalised units, mean over ECGs)")
+        for lead, e in errs.items():
+            print(f"{lead:<5}{e['n']:>6}{e['mse']:>8.3f}{e['mse_zeros']:>8.3f}{e['corr']:>7.2f}")
+        return
     rec = read_wfdb(a.record)
     r = model.reconstruct(rec.signal, rec.fs, rec.leads, hide=a.hide, window=a.window, record_id=rec.record_id)
-    out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     r.plot(out / "reconstruction.png", title=f"{rec.record_id}: inputs {', '.join(r.inputs)}")
     atomic_write_text(out / "errors.json", json.dumps({"record": rec.record_id, "inputs": r.inputs, "hidden": r.hidden,

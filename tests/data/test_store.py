@@ -98,3 +98,12 @@ def test_existing_store_with_other_preprocessing_is_not_reused(store, synth_dir)
     with pytest.raises(LamaeError, match="other preprocessing"):
         prepare(MimicEcgReader(synth_dir), store.path, Preprocessing(fs=100, window_s=2.0, bandpass=None),
                 progress=False)
+
+
+def test_store_pickles_by_path(store):
+    import pickle
+
+    blob = pickle.dumps(store)
+    assert len(blob) < 10_000  # the signals are not copied into the pickle
+    again = pickle.loads(blob)
+    np.testing.assert_array_equal(np.asarray(again.signals[:3]), np.asarray(store.signals[:3]))

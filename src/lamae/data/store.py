@@ -278,6 +278,14 @@ class EcgStore:
     def __len__(self) -> int:
         return int(self.meta["n_rows"])
 
+    # Data-loader workers started with "spawn" receive the store by pickling: send the path,
+    # not the memory-mapped signals, and reopen there (already verified here).
+    def __getstate__(self):
+        return {"path": str(self.path)}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], verify=False)
+
     def rows(self, split: str | None = None, *, labeled: bool = False) -> np.ndarray:
         mask = np.ones(len(self.index), bool)
         if split is not None:
