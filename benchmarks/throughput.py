@@ -8,6 +8,7 @@ bf16 autocast).
 
     python benchmarks/throughput.py                      # tiny/small/base at 250 and 500 Hz
     python benchmarks/throughput.py --sizes small --rates 250 --batch-size 32
+    python benchmarks/throughput.py --sizes small --rates 500 --profile   # + where the time goes
 """
 
 from __future__ import annotations
@@ -61,6 +62,24 @@ def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, 
             "gflop_step": flops / 1e9, "tflops": flops / t / 1e12}
 
 
+def matmul_share(size: str, fs: float, batch: int, device: torch.device) -> float:
+    """Fraction of a forward + backward's self time spent in mm / addmm / bmm kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = build_model(size, fs=fs).to(device)
+    x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
+    leads = torch.arange(12, device=device)
+    model(x, leads)["loss"].backward()  # warm-up
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        model(x, leads)["loss"].backward()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = prof.key_averages()
+    total = sum(getattr(e, key) for e in events)
+    mm = sum(getattr(e, key) for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm"))
+    return mm / max(total, 1)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["tiny", "small", "base"])
@@ -69,6 +88,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="after each row, the share of step time in matrix multiplication (torch profiler)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
     if device.type == "cuda":
@@ -89,6 +110,9 @@ def main(argv=None):
             print(f"{size:<6}{fs:>5.0f}{batch:>6}{r['params_m']:>8.1f}M{r['step_s']:>9.3f}{r['ecgs_s']:>9.1f}"
                   f"{r['enc_tokens_s']:>11.0f}{r['gflop_step']:>11.1f}{r['tflops']:>9.3f}"
                   f"{100 * r['tflops'] * 1e12 / peak:>6.1f}%", flush=True)
+            if a.profile:
+                print(f"       time in matmul: {100 * matmul_share(size, fs, batch, device):.0f}% "
+                      "(forward + backward, self time)", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,13 @@ from .models.lamae import Lamae
 WINDOWS = ("tile", "start", "center")
 
 
+def lead_error(original: np.ndarray, reconstruction: np.ndarray) -> dict[str, float]:
+    """MSE of a reconstructed lead, MSE of predicting zeros (its mean), and the correlation."""
+    o, r = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    corr = float(np.corrcoef(o, r)[0, 1]) if o.std() > 0 and r.std() > 0 else 0.0
+    return {"mse": float(np.mean((o - r) ** 2)), "mse_zeros": float(np.mean(o ** 2)), "corr": corr}
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> "Pretrained":
     """Load a pretrained model (checkpoint folder, or run folder: its latest checkpoint)."""
     model, config = load_checkpoint(path)
@@ -260,12 +267,7 @@ class Pretrained:
         out = self.model(torch.from_numpy(full).to(self.device), torch.arange(len(STANDARD_LEADS), device=self.device),
                          targets.to(self.device), mask_ratio=0.0, drop=drop.to(self.device))
         recon = out["pred"][0].reshape(len(STANDARD_LEADS), n).float().cpu().numpy()
-        errors = {}
-        for lead in hide:
-            i = LEAD_INDEX[lead]
-            o, r = original[i], recon[i]
-            corr = float(np.corrcoef(o, r)[0, 1]) if o.std() > 0 and r.std() > 0 else float("nan")
-            errors[lead] = {"mse": float(np.mean((o - r) ** 2)), "mse_zeros": float(np.mean(o ** 2)), "corr": corr}
+        errors = {lead: lead_error(original[LEAD_INDEX[lead]], recon[LEAD_INDEX[lead]]) for lead in hide}
         lw = out["lead_weights"][0].float().cpu().numpy()
         weights = {lead: float(lw[LEAD_INDEX[lead]]) for lead in inputs}
         return Reconstruction(self.preprocessing.fs, original, recon, inputs, hide, missing, errors, weights)

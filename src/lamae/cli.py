@@ -81,6 +81,19 @@ def cmd_prepare(a):
           f"(see {store.path / 'report.md'})")
 
 
+def _add_verify(sub):
+    p = sub.add_parser("verify", help="check every row of a store against its checksum")
+    p.add_argument("store")
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(a):
+    from .data.store import EcgStore
+
+    store = EcgStore(a.store, verify=True)
+    print(f"{store.path}: {len(store)} records, index and every row match their checksums")
+
+
 def _add_pretrain(sub):
     p = sub.add_parser("pretrain", help="pretrain LAMAE on a store (masked-patch reconstruction)")
     p.add_argument("--store", help="store folder made by `lamae prepare`")
@@ -420,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamae", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lamae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_prepare, _add_pretrain, _add_probe, _add_embed, _add_finetune, _add_reconstruct,
+    for add in (_add_synth, _add_prepare, _add_verify, _add_pretrain, _add_probe, _add_embed, _add_finetune, _add_reconstruct,
                 _add_explain, _add_leads, _add_compare, _add_benchmark, _add_demo):
         add(sub)
     return parser

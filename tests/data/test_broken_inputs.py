@@ -152,7 +152,7 @@ def test_incompatible_store_and_checkpoint_are_refused(store, tiny_run, tmp_path
         load_checkpoint(ck)
 
 
-def test_damaged_store_is_detected_on_open(store, tmp_path):
+def test_damaged_store_is_detected_on_open(store, tmp_path, monkeypatch):
     copy = tmp_path / "s"
     shutil.copytree(store.path, copy)
     EcgStore(copy)  # intact
@@ -161,6 +161,12 @@ def test_damaged_store_is_detected_on_open(store, tmp_path):
     data[-100] ^= 0xFF  # flip bits in the last row
     sig.write_bytes(bytes(data))
     with pytest.raises(LamaeError, match=r"row 89 .* does not match its checksum"):
+        EcgStore(copy)
+    from lamae.cli import main
+    assert main(["verify", str(copy)]) == 2
+    # Above the full-check size, opening checks a sample that always includes the last row.
+    monkeypatch.setattr(EcgStore, "FULL_VERIFY_BYTES", 0)
+    with pytest.raises(LamaeError, match="row 89"):
         EcgStore(copy)
     sig.write_bytes(bytes(data[: len(data) // 2]))
     with pytest.raises(LamaeError, match="signals.npy"):

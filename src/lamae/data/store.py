@@ -221,7 +221,13 @@ def _write_report(out: Path, skipped: list[dict], dropped: list[dict], meta: dic
 class EcgStore:
     """Read side of a store. ``signals`` is memory-mapped; nothing is loaded until indexed."""
 
-    def __init__(self, path: str | os.PathLike, *, verify: bool = True):
+    # Opening checks every row up to this size; above it, a seeded sample of rows plus the
+    # last one (a full pass over MIMIC-IV-ECG at 500 Hz is ~100 GB): ``lamae verify`` does all.
+    FULL_VERIFY_BYTES = 2_000_000_000
+    SAMPLE_ROWS = 2000
+
+    def __init__(self, path: str | os.PathLike, *, verify: bool | str = "auto"):
+        """``verify``: "auto" (all rows of a store up to 2 GB, else a sample), True (all), False."""
         self.path = Path(path)
         meta_path = self.path / "meta.json"
         if not meta_path.exists():
@@ -250,7 +256,14 @@ class EcgStore:
             raise LamaeError(f"{sig_path}: shape {full.shape} {full.dtype} does not match meta.json "
                              f"{expected} float16")
         self.signals = full[: self.meta["n_rows"]]
-        if verify:
+        if verify == "auto":
+            if self.signals.nbytes <= self.FULL_VERIFY_BYTES:
+                self.verify()
+            else:
+                rng = np.random.default_rng(0)
+                sample = rng.choice(len(self), min(self.SAMPLE_ROWS, len(self)), replace=False)
+                self.verify(np.union1d(sample, [0, len(self) - 1]))
+        elif verify:
             self.verify()
 
     def verify(self, rows=None, block: int = 1024) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..api import lead_error
 from ..data.store import EcgStore
 from ..errors import LamaeError
 from ..leads import STANDARD_LEADS, lead_indices
@@ -42,9 +43,7 @@ def reconstruction_errors(model, store: EcgStore, hide, *, split: str | None = "
         xs, d = x.cpu().numpy(), drop.cpu().numpy()
         for lead, j in zip(hide, idx):
             for o, r in zip(xs[d[:, j], j], pred[d[:, j], j]):
-                stats[lead]["mse"].append(float(np.mean((o - r) ** 2)))
-                stats[lead]["mse_zeros"].append(float(np.mean(o ** 2)))
-                ok_std = o.std() > 0 and r.std() > 0
-                stats[lead]["corr"].append(float(np.corrcoef(o, r)[0, 1]) if ok_std else 0.0)
+                for k, v in lead_error(o, r).items():
+                    stats[lead][k].append(v)
     return {lead: {"n": len(v["mse"]), **{k: float(np.mean(a)) if a else float("nan") for k, a in v.items()}}
             for lead, v in stats.items()}
