@@ -145,20 +145,9 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "wfdb", pooling: str = "l
         table.drop(columns="embedding").to_csv(str(side) + ".tmp", index=False)
         os.replace(str(side) + ".tmp", side)
     skipped_path = Path(str(out.with_suffix("")) + ".skipped.csv")
-    pd.DataFrame(skipped, columns=["record_id", "path", "problem"]).to_csv(skipped_path, index=False)
+    pd.DataFrame(skipped, columns=["record_id", "path", "problem"]).to_csv(str(skipped_path) + ".tmp", index=False)
+    os.replace(str(skipped_path) + ".tmp", skipped_path)
     shutil.rmtree(parts)
     return {"out": str(out), "n_records": len(table), "n_skipped": len(skipped), "dim": model.dim,
             "skipped": str(skipped_path)}
 
-
-def plot_record_lead_weights(checkpoint, record_path, out_png, *, windows: str = "tile") -> dict[str, float]:
-    """Lead weights of one WFDB record, as a bar chart beside the 12-lead grid."""
-    from . import load
-    from .data.wfdb_io import read_wfdb
-    from .plots import plot_lead_weights
-
-    model = load(checkpoint)
-    rec = read_wfdb(record_path)
-    weights = model.lead_weights(rec.signal, rec.fs, rec.leads, windows=windows, record_id=rec.record_id)
-    plot_lead_weights(weights, out_png, title=f"{rec.record_id}: latent attention over leads")
-    return weights
