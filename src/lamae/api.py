@@ -178,12 +178,16 @@ class Pretrained:
     def record_windows(self, signal, fs: float, leads, *, windows: str = "tile", record_id: str = "input"):
         """One ECG as model input: windows (W, 12, n) in the standard lead slots and the mask
         of present leads (W, 12). Checks the input like :meth:`embed`."""
-        if windows not in WINDOWS:
-            raise ValueError(f"windows must be one of {WINDOWS}, got {windows!r}")
         x, fs, leads, single = self._check_input(signal, fs, leads, record_id)
         if not single:
             raise ShapeError(f"{record_id}: one ECG (leads, samples) expected, got {x.shape[0]}")
-        w, usable = self._windows(x[0], fs, leads, windows, record_id)
+        return self._slot_windows(x[0], fs, leads, windows, record_id)
+
+    def _slot_windows(self, ecg: np.ndarray, fs: float, leads: list[str], windows: str, record_id: str):
+        """Checked input of one ECG -> windows (W, 12, n) and present mask (W, 12)."""
+        if windows not in WINDOWS:
+            raise ValueError(f"windows must be one of {WINDOWS}, got {windows!r}")
+        w, usable = self._windows(ecg, fs, leads, windows, record_id)
         slots = [LEAD_INDEX[lead] for lead in leads]
         out = np.zeros((len(w), len(STANDARD_LEADS), w.shape[2]), np.float32)
         out[:, slots] = w
@@ -213,8 +217,7 @@ class Pretrained:
         x, fs, names, single = self._check_input(signal, fs, leads, record_id)
         wins, present, owner = [], [], []
         for i, ecg in enumerate(x):
-            w, p = self.record_windows(ecg, fs, names, windows=windows,
-                                       record_id=record_id if single else f"{record_id}[{i}]")
+            w, p = self._slot_windows(ecg, fs, names, windows, record_id if single else f"{record_id}[{i}]")
             wins.append(w)
             present.append(p)
             owner += [i] * len(w)

@@ -26,18 +26,20 @@ from tqdm import tqdm
 from .api import Pretrained
 from .data.store import EcgStore, atomic_write_text
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
+from .eval.probe import embed_store
 from .leads import STANDARD_LEADS
 
 WEIGHT_COLUMNS = [f"weight_{lead}" for lead in STANDARD_LEADS]
 
 
 def _rows_from_store(model: Pretrained, store: EcgStore, rows, pooling, batch_size):
-    x, present = store.batch(rows)
-    feats, weights = model.embed_windows(x.numpy(), present.numpy(), pooling=pooling, batch_size=batch_size)
+    feats, weights = embed_store(model.model, store, rows, batch_size=batch_size, pooling=pooling,
+                                 device=model.device, progress=False)
+    present = store.lead_mask(rows)
     index = store.index.iloc[rows]
     return [{"record_id": rid, "patient_id": pid, "n_windows": 1, "embedding": f,
              **dict(zip(WEIGHT_COLUMNS, np.where(p, w, np.nan)))}
-            for rid, pid, f, w, p in zip(index["record_id"], index["patient_id"], feats, weights, present.numpy())], []
+            for rid, pid, f, w, p in zip(index["record_id"], index["patient_id"], feats, weights, present)], []
 
 
 def _rows_from_source(model: Pretrained, source, items, pooling, batch_size, windows):

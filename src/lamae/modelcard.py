@@ -10,16 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .data.store import atomic_write_text
+
 CARD = "MODEL_CARD.md"
 EVALUATIONS = "evaluations.json"
-
-
-def _atomic(path: Path, text: str) -> None:
-    import os
-
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def render_model_card(config: dict, evaluations: list[dict] | None = None) -> str:
@@ -89,7 +83,7 @@ def write_model_card(folder: str | Path) -> Path:
     config = json.loads((folder / "config.json").read_text())
     ev_path = folder / EVALUATIONS
     evaluations = json.loads(ev_path.read_text()) if ev_path.exists() else []
-    _atomic(folder / CARD, render_model_card(config, evaluations))
+    atomic_write_text(folder / CARD, render_model_card(config, evaluations))
     return folder / CARD
 
 
@@ -100,5 +94,5 @@ def record_evaluation(folder: str | Path, name: str, summary: dict, report: str 
     evaluations = json.loads(ev_path.read_text()) if ev_path.exists() else []
     evaluations = [e for e in evaluations if e.get("name") != name]
     evaluations.append({"name": name, "summary": summary, "report": report})
-    _atomic(ev_path, json.dumps(evaluations, indent=2))
+    atomic_write_text(ev_path, json.dumps(evaluations, indent=2))
     write_model_card(folder)
