@@ -1,0 +1,63 @@
+"""Checkpoints written by lamae 0.1 (tests/fixtures/v0_1, made by that version's code with its
+outputs on a fixed input) load into today's components and give the same outputs."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lamae.checkpoint import load_checkpoint, save_checkpoint
+from lamae.data.preprocess import Preprocessing
+from lamae.errors import LamaeError
+from lamae.models.lamae import MODEL_FORMAT, build_model
+
+FIXTURES = Path(__file__).parent / "fixtures" / "v0_1"
+OLD = {"global": ("per_lead", "latent"), "nvembed": ("per_lead", "latent"), "tokens": ("per_lead", "latent"),
+       "mean": ("per_lead", "mean"), "inds": ("per_lead", "none"), "indp": ("private", "none"),
+       "joint": ("joint", "none")}
+
+
+@pytest.mark.parametrize("name", sorted(OLD))
+def test_v0_1_checkpoints_load_and_reproduce_their_outputs(name):
+    ref = np.load(FIXTURES / "reference.npz")
+    model, config = load_checkpoint(FIXTURES / name)
+    assert (model.cfg.encoder, model.cfg.aggregator) == OLD[name]
+    assert config["model_format_written"] == 1 and config["model_format"] == MODEL_FORMAT
+    x, noise = torch.from_numpy(ref["x"]), torch.from_numpy(ref["noise"])
+    present, drop = torch.from_numpy(ref["present"]), torch.from_numpy(ref["drop"])
+    with torch.no_grad():
+        out = model.eval()(x, torch.arange(12), present, noise=noise, drop=drop)
+        emb, weights = model.embed(x, torch.arange(12), present)
+        lead_cls, _ = model.embed(x, torch.arange(12), present, pooling="leads")
+    np.testing.assert_allclose(out["pred"].numpy(), ref[f"{name}_pred"], atol=1e-6)
+    np.testing.assert_allclose(out["loss"].numpy(), ref[f"{name}_loss"], atol=1e-6)
+    np.testing.assert_allclose(emb.numpy(), ref[f"{name}_embed"], atol=1e-5)
+    np.testing.assert_allclose(weights.numpy(), ref[f"{name}_weights"], atol=1e-6)
+    np.testing.assert_allclose(lead_cls.numpy(), ref[f"{name}_leads"], atol=1e-5)
+
+
+def test_a_checkpoint_from_a_newer_format_is_refused_naming_the_version(tmp_path):
+    folder = save_checkpoint(tmp_path / "ckpt", build_model("tiny", window_s=2.0), Preprocessing(window_s=2.0))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_format"] == MODEL_FORMAT
+    config["model_format"] = MODEL_FORMAT + 1
+    config["lamae_version"] = "9.0.0"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LamaeError, match=r"model format 3 .*upgrade lamae.*written by lamae 9\.0\.0"):
+        load_checkpoint(folder)
+
+
+def test_a_v0_1_run_is_not_resumed(tmp_path, store):
+    """Evaluation reads old checkpoints; continuing their training is refused with the version."""
+    from lamae.train.pretrain import PretrainConfig, pretrain
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copytree(FIXTURES / "global", run / "checkpoints" / "step-0000001")
+    (run / "latest.json").write_text(json.dumps({"step": 1, "path": "checkpoints/step-0000001"}))
+    cfg = PretrainConfig(store=str(store.path), out=str(run), steps=2, batch_size=4, device="cpu")
+    with pytest.raises(LamaeError, match="lamae 0.1.0 .*model format 1.*start a new run"):
+        pretrain(cfg, resume=True, progress=False)
