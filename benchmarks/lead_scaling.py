@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from lamae.models.baselines import model_config
+from lamae.models.family import model_config
 from lamae.models.lamae import Lamae
 from lamae.utils.flops import training_step_flops
 

@@ -19,7 +19,7 @@ from . import __version__
 from .data.preprocess import Preprocessing
 from .errors import LamaeError
 from .modelcard import write_model_card
-from .models.lamae import Lamae, LamaeConfig
+from .models.lamae import MODEL_FORMAT, Lamae, LamaeConfig, migrate_v1_state
 
 
 def save_checkpoint(folder: Path, model: Lamae, prep: Preprocessing, *, extra: dict | None = None,
@@ -32,7 +32,7 @@ def save_checkpoint(folder: Path, model: Lamae, prep: Preprocessing, *, extra: d
     tmp.mkdir(parents=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
-    config = {"lamae_version": __version__, "model": model.cfg.to_dict(),
+    config = {"lamae_version": __version__, "model_format": MODEL_FORMAT, "model": model.cfg.to_dict(),
               "preprocessing": prep.to_dict(), **(extra or {})}
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     write_model_card(tmp)
@@ -69,14 +69,22 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Lamae,
         raise LamaeError(f"{folder}: model.safetensors is missing")
     if "model" not in config or "preprocessing" not in config:
         raise LamaeError(f"{cfg_path}: not a lamae checkpoint config (needs 'model' and 'preprocessing')")
+    version = config.get("model_format", 1)  # lamae 0.1 wrote no format number
     try:
-        model = Lamae(LamaeConfig.from_dict(config["model"]))
+        model_cfg = LamaeConfig.from_dict(config["model"], version)
+        model = Lamae(model_cfg)
     except (TypeError, ValueError) as exc:
-        raise LamaeError(f"{cfg_path}: invalid model configuration ({exc})") from None
+        raise LamaeError(f"{cfg_path}: invalid model configuration ({exc}; written by lamae "
+                         f"{config.get('lamae_version', '?')})") from None
     try:
         state = load_file(str(folder / "model.safetensors"), device=str(map_location))
     except Exception as exc:  # safetensors raises its own error types on damaged files
         raise LamaeError(f"{folder / 'model.safetensors'}: cannot be read ({exc})") from None
+    if version == 1:
+        state = migrate_v1_state(model_cfg, state)
+        # from here on the checkpoint reads like one written today
+        config = {**config, "model": model_cfg.to_dict(), "model_format": MODEL_FORMAT,
+                  "model_format_written": version}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:

@@ -1,6 +1,6 @@
 import pytest
 
-from lamae.models.baselines import BASELINES, count_parameters, match_parameters, model_config
+from lamae.models.family import FAMILY, count_parameters, match_parameters, model_config
 from lamae.models.lamae import Lamae
 from lamae.utils.flops import supervised_step_flops, training_step_flops
 
@@ -8,7 +8,7 @@ from lamae.utils.flops import supervised_step_flops, training_step_flops
 def test_every_baseline_can_be_matched_to_lamae_within_10_percent():
     ref = count_parameters(model_config("LAMAE", "tiny", window_s=2.0))
     assert ref == sum(p.numel() for p in Lamae(model_config("LAMAE", "tiny", window_s=2.0)).parameters())
-    for name in BASELINES:
+    for name in FAMILY:
         cfg, ok = match_parameters(model_config(name, "tiny", window_s=2.0), ref)
         assert ok and abs(count_parameters(cfg) - ref) <= 0.10 * ref, name
     indp, _ = match_parameters(model_config("IndP", "tiny", window_s=2.0), ref)

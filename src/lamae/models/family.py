@@ -1,31 +1,48 @@
-"""The paper's comparison as configurations of one model family (see ``LamaeConfig``).
+"""The model family by name: LAMAE, its ablations and the paper's baselines.
 
-Each entry says how to build and how to read out a model: ``model`` overrides the shared
-configuration, ``pooling`` picks the representation, ``reuse`` shares another entry's
-pretrained weights (LAMAE_E is LAMAE's encoder read without its aggregator), ``kind`` says
-whether it is pretrained (``mae``), trained supervised from scratch (``scratch``) or frozen
-at random initialisation (``random``).
+Each member says how to build and how to read out a model: ``model`` overrides the shared
+configuration (the encoder and aggregator components, see ``LamaeConfig``), ``pooling`` picks
+the representation, ``reuse`` shares another member's pretrained weights (LAMAE_E is LAMAE's
+encoder read as the mean of its lead CLS tokens), ``kind`` says whether it is pretrained
+(``mae``), trained supervised from scratch (``scratch``) or frozen at random initialisation
+(``random``). ``lamae pretrain --model NAME`` and ``lamae compare`` take these names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 
 import torch
 
 from .lamae import SIZES, Lamae, LamaeConfig
 
-BASELINES: dict[str, dict] = {
-    "LAMAE": {"kind": "mae", "model": {}, "pooling": "latent"},
-    "LAMAE_E": {"kind": "mae", "model": {}, "pooling": "leads", "reuse": "LAMAE"},
-    "LAMAE-mean": {"kind": "mae", "model": {"aggregator": "mean"}, "pooling": "latent"},
-    "IndS": {"kind": "mae", "model": {"aggregator": "none"}, "pooling": "latent"},
-    "IndP": {"kind": "mae", "model": {"aggregator": "none", "private_leads": True}, "pooling": "latent"},
-    "MVMAE": {"kind": "mae", "model": {"aggregator": "none", "align": "cosine"}, "pooling": "latent"},
-    "Joint": {"kind": "mae", "model": {"aggregator": "none", "token_mixing": "joint"}, "pooling": "latent"},
-    "Scratch": {"kind": "scratch", "model": {}, "pooling": "latent"},
-    "Random": {"kind": "random", "model": {}, "pooling": "latent"},
+FAMILY: dict[str, dict] = {
+    "LAMAE": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent"}, "pooling": "latent",
+              "about": "per-lead encoder with lead routers at every position; the decoder reads the latents"},
+    "LAMAE_E": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent"}, "pooling": "leads",
+                "reuse": "LAMAE", "about": "LAMAE's encoder read as the mean of its lead CLS tokens"},
+    "LAMAE-summary": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent", "router_every": 0},
+                      "pooling": "latent",
+                      "about": "one router after a per-lead encoder: per-time summary latents read by the decoder"},
+    "LAMAE-global": {"kind": "mae", "model": {"encoder": "per_lead", "aggregator": "latent"}, "pooling": "latent",
+                     "about": "the first design: K global latents over the lead CLS tokens, prepended in the decoder"},
+    "LAMAE-mean": {"kind": "mae", "model": {"encoder": "per_lead", "aggregator": "mean"}, "pooling": "latent",
+                   "about": "ablation: the mean of the lead CLS tokens instead of latent attention"},
+    "IndS": {"kind": "mae", "model": {"encoder": "per_lead", "aggregator": "none"}, "pooling": "latent",
+             "about": "independent leads, one shared encoder, no cross-lead path"},
+    "IndP": {"kind": "mae", "model": {"encoder": "private", "aggregator": "none"}, "pooling": "latent",
+             "about": "independent leads, a private encoder per lead"},
+    "MVMAE": {"kind": "mae", "model": {"encoder": "per_lead", "aggregator": "none", "align": "cosine"},
+              "pooling": "latent", "about": "IndS + an annealed alignment loss between lead embeddings"},
+    "Joint": {"kind": "mae", "model": {"encoder": "joint", "aggregator": "none"}, "pooling": "latent",
+              "about": "all leads' tokens in one sequence (ST-MEM's design)"},
+    "Scratch": {"kind": "scratch", "model": {"encoder": "router", "aggregator": "latent"}, "pooling": "latent",
+                "about": "LAMAE's architecture trained supervised from random initialisation"},
+    "Random": {"kind": "random", "model": {"encoder": "router", "aggregator": "latent"}, "pooling": "latent",
+               "about": "LAMAE's architecture frozen at random initialisation"},
 }
 REFERENCE = "LAMAE"
+PRETRAINABLE = [name for name, spec in FAMILY.items() if spec["kind"] == "mae" and "reuse" not in spec]
 
 
 def count_parameters(cfg: LamaeConfig) -> int:
@@ -35,9 +52,9 @@ def count_parameters(cfg: LamaeConfig) -> int:
 
 
 def model_config(name: str, size: str, shared: dict | None = None, **fixed) -> LamaeConfig:
-    if name not in BASELINES:
-        raise ValueError(f"unknown model {name!r}; choose from {sorted(BASELINES)}")
-    return LamaeConfig(**{**SIZES[size], **(shared or {}), **BASELINES[name]["model"], **fixed})
+    if name not in FAMILY:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(FAMILY)}")
+    return LamaeConfig(**{**SIZES[size], **(shared or {}), **FAMILY[name]["model"], **fixed})
 
 
 def match_parameters(cfg: LamaeConfig, target: int, tolerance: float = 0.10) -> tuple[LamaeConfig, bool]:
@@ -55,7 +72,7 @@ def match_parameters(cfg: LamaeConfig, target: int, tolerance: float = 0.10) -> 
     best = None
 
     def with_(dim, ratio):
-        return LamaeConfig(**{**cfg.to_dict(), "dim": dim, "mlp_ratio": ratio})
+        return dataclasses.replace(cfg, dim=dim, mlp_ratio=ratio)
 
     for dim in widths:  # nearest width first: the first one that can match wins
         # Parameters grow linearly with the MLP ratio at a fixed width: solve for it, then round.

@@ -2,17 +2,23 @@
 
 Read ``Lamae.forward`` first; it is the table of contents:
 
-    encoded, mask, ids_restore = self.encode(x, leads, present, mask_ratio)  # per-lead encoder
-    latents, pooled, weights  = self.aggregate(encoded, present)             # latent attention
-    pred                      = self.decode(encoded, ids_restore, latents)   # conditioned decoder
-    loss                      = masked MSE on masked patches of present leads
+    keep, mask, ids_restore = self.mask(...)                       # independent per-lead masks
+    enc  = self.encoder(tokens of visible patches, ...)             # per-lead blocks + lead routers
+    agg  = self.aggregator(enc, present)                            # pooled embedding, lead weights
+    pred = self.decoder(enc.tokens, ..., condition=agg.condition)   # reads the latents per position
+    loss = masked MSE on masked patches of present leads
 
-Each lead is cut into patches and encoded by one transformer shared by all leads, on that
-lead's visible tokens only. K learned latents cross-attend over the set of per-lead
-representations (no order over leads, so the result is permutation invariant; the attention
-weights are the adaptive lead weights). The decoder reconstructs each lead's masked patches
-with the latents prepended to its sequence, so information from the other leads is what
-makes the task solvable: the cross-lead structure supervises the encoder.
+Each lead is cut into patches; one transformer shared by all leads runs along each lead's
+visible patches. After its blocks, at every patch position, K learned latents gather from
+the tokens of all leads visible at that position and every token reads them back (the lead
+router). The decoder rebuilds each lead's masked patches with every token reading the latents
+of its position, so a masked patch of one lead is predicted from what the other leads show at
+the same time: the cross-lead structure supervises the latents. Leads enter only through
+their lead embedding and attention over a set, so the model is invariant to lead order, and
+its cost is linear in the number of leads.
+
+The paper's baselines and the earlier design are other settings of the same parts
+(``encoder``, ``aggregator``; see ``family.py`` for the named members).
 """
 
 from __future__ import annotations
@@ -24,8 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ShapeError
-from ..leads import STANDARD_LEADS, lead_indices
-from .layers import Block, CrossAttention, Mlp, sincos_1d
+from ..leads import LIMB_LEADS, STANDARD_LEADS, lead_indices
+from .aggregators import READOUTS, build_aggregator, mean_of_leads
+from .decoder import LeadDecoder
+from .encoders import build_encoder
+from .layers import sincos_1d
+
+ENCODERS = ("router", "per_lead", "private", "joint")
+AGGREGATORS = ("latent", "mean", "none")
+MODEL_FORMAT = 2  # 1: lamae 0.1 (token_mixing / private_leads); 2: encoder + aggregator components
 
 
 @dataclass
@@ -37,45 +50,60 @@ class LamaeConfig:
     depth: int = 2
     heads: int = 4
     mlp_ratio: float = 4.0
-    n_latents: int = 4
-    latent_heads: int = 4
-    latent_depth: int = 0             # latent self-attention blocks after the cross-attention
-    latent_mode: str = "pma"          # "pma": latents query leads; "nvembed": leads query latents
-    latent_input: str = "cls"         # "cls": one token per lead; "tokens": every visible token
-    # The model family. LAMAE is the default; the paper's baselines are other settings:
-    #   aggregator   "latent": latent attention across leads, decoder conditioned on the latents
-    #                "mean":   mean of per-lead CLS, decoder conditioned on it (ablation of LAMAE)
-    #                "none":   no cross-lead path at all (IndS / IndP / MVMAE)
-    #   token_mixing "per_lead": the encoder sees one lead at a time
-    #                "joint":    one sequence over all leads' tokens (ST-MEM design; use aggregator "none")
-    #   private_leads  separate encoder blocks per lead (IndP)
-    #   align          alignment loss between pooled, L2-normalised lead embeddings (MVMAE)
+    # The model family: which encoder, which aggregator (see the module docstrings).
+    #   encoder     "router":   per-lead blocks + lead routers (LAMAE)
+    #               "per_lead": one shared transformer, one lead at a time (IndS, LAMAE-global)
+    #               "private":  a transformer per lead (IndP)
+    #               "joint":    one sequence over all leads (ST-MEM's design; aggregator "none")
+    #   aggregator  "latent":   the router latents (router) or K global latents over leads (per_lead)
+    #               "mean":     mean of the lead CLS tokens, prepended in the decoder (ablation)
+    #               "none":     nothing crosses between leads outside a joint encoder
+    encoder: str = "router"
     aggregator: str = "latent"
-    token_mixing: str = "per_lead"
-    private_leads: bool = False
-    align: str = "none"               # "none" | "mse" | "cosine" | "infonce"
+    router_latents: int = 2           # router: latents per position
+    router_every: int = 1             # router: after every k-th block (0: one router after the encoder)
+    readout: str = "latents"          # router: pooled embedding = mean of all latents (see aggregators.py)
+    n_latents: int = 4                # global latent attention: K latents
+    latent_heads: int = 4
+    latent_depth: int = 0             # global latent attention: self-attention blocks over the latents
+    latent_mode: str = "pma"          # global: "pma" latents query leads; "nvembed" leads query latents
+    latent_input: str = "cls"         # global: "cls" one token per lead; "tokens" every visible token
+    align: str = "none"               # MVMAE: "none" | "mse" | "cosine" | "infonce"
     align_weight: float = 1.0         # reached at the end of training (sigmoid-annealed from 0)
     align_temperature: float = 0.1    # InfoNCE
     decoder_dim: int = 64
     decoder_depth: int = 1
     decoder_heads: int = 4
     mask_ratio: float = 0.75
+    mask_limb_together: bool = False  # the six limb leads share one patch mask per ECG
     norm_target: bool = False         # per-patch normalised reconstruction targets
+    input_scale: str = "none"         # "rms": divide each ECG by the RMS of its input leads (ecg_zscore data)
 
     def __post_init__(self):
-        if self.latent_mode not in ("pma", "nvembed"):
-            raise ValueError(f"latent_mode must be 'pma' or 'nvembed', got {self.latent_mode!r}")
-        if self.latent_input not in ("cls", "tokens"):
-            raise ValueError(f"latent_input must be 'cls' or 'tokens', got {self.latent_input!r}")
+        for name, value, allowed in (("encoder", self.encoder, ENCODERS),
+                                     ("aggregator", self.aggregator, AGGREGATORS),
+                                     ("readout", self.readout, READOUTS),
+                                     ("latent_mode", self.latent_mode, ("pma", "nvembed")),
+                                     ("latent_input", self.latent_input, ("cls", "tokens")),
+                                     ("align", self.align, ("none", "mse", "cosine", "infonce")),
+                                     ("input_scale", self.input_scale, ("none", "rms"))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.encoder == "joint" and self.aggregator != "none":
+            raise ValueError("the joint encoder already mixes all leads: use aggregator 'none' with it")
+        if self.encoder == "router" and self.aggregator != "latent":
+            raise ValueError("the router encoder's latents are its aggregator: use aggregator 'latent' with it "
+                             "(for the mean or no aggregator, use encoder 'per_lead')")
+        for name in ("patch_size", "dim", "depth", "heads", "decoder_dim", "decoder_depth", "decoder_heads",
+                     "latent_heads", "router_latents", "n_latents"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.router_every, int) or self.router_every < 0:
+            raise ValueError(f"router_every must be an integer >= 0, got {self.router_every!r}")
         if self.n_samples % self.patch_size:
             raise ValueError(
                 f"window of {self.n_samples} samples is not a multiple of patch_size {self.patch_size}"
             )
-        for name, value, allowed in (("aggregator", self.aggregator, ("latent", "mean", "none")),
-                                     ("token_mixing", self.token_mixing, ("per_lead", "joint")),
-                                     ("align", self.align, ("none", "mse", "cosine", "infonce"))):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
 
@@ -91,7 +119,14 @@ class LamaeConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LamaeConfig":
+    def from_dict(cls, d: dict, version: int = MODEL_FORMAT) -> "LamaeConfig":
+        """Settings from a dict written by model format ``version`` (checkpoints store it)."""
+        d = dict(d)
+        if version == 1:
+            d = migrate_v1_config(d)
+        elif version != MODEL_FORMAT:
+            raise ValueError(f"model format {version!r} is not one this lamae reads (1 to {MODEL_FORMAT}); "
+                             "a newer lamae wrote it: upgrade lamae")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -99,13 +134,58 @@ class LamaeConfig:
         return cls(**d)
 
 
-# Named sizes. "base" has a ViT-B encoder (85M parameters), the paper's ~86M model.
+def migrate_v1_config(d: dict) -> dict:
+    """lamae 0.1 model settings -> today's. 0.1 spelled the encoder as two flags and its
+    LAMAE was the global latent attention over per-lead CLS tokens (today's LAMAE-global)."""
+    d = dict(d)
+    joint = d.pop("token_mixing", "per_lead") == "joint"
+    private = d.pop("private_leads", False)
+    d["encoder"] = "joint" if joint else "private" if private else "per_lead"
+    d.setdefault("aggregator", "latent")
+    return d
+
+
+
+_V1_NAMES = {"decoder_embed.": "decoder.embed.", "latent_to_decoder.": "decoder.cond.",
+             "mask_token": "decoder.mask_token", "dec_lead_embed.": "decoder.lead_embed.",
+             "dec_blocks.": "decoder.blocks.", "dec_norm.": "decoder.norm.", "dec_pred.": "decoder.pred.",
+             "latent.": "aggregator."}
+
+
+def migrate_v1_state(cfg: LamaeConfig, state: dict) -> dict:
+    """lamae 0.1 weights -> today's names. 0.1 also built parts it never used (a decoder
+    projection without an aggregator, unused encoder stacks, latent blocks in nvembed mode):
+    those weights are dropped."""
+    out = {}
+    for key, value in state.items():
+        new = key
+        if key.startswith("encoders."):
+            _, stack, rest = key.split(".", 2)
+            if cfg.encoder == "private":
+                new = f"encoder.stacks.{stack}.{rest}"
+            elif stack == "0":
+                new = f"encoder.blocks.{rest}"
+            else:
+                continue
+        for old, repl in _V1_NAMES.items():
+            if key.startswith(old):
+                new = repl + key[len(old):]
+                break
+        if new.startswith("decoder.cond.") and cfg.aggregator == "none":
+            continue
+        if new.startswith("aggregator.blocks.") and cfg.latent_mode == "nvembed":
+            continue
+        out[new] = value
+    return out
+
+# Named sizes. "base" has ViT-B blocks (85M parameters, the paper's ~86M encoder); a lead router
+# costs 1.3 blocks' parameters, so the deeper sizes place one after every few blocks.
 SIZES: dict[str, dict] = {
-    "tiny": dict(dim=64, depth=2, heads=4, n_latents=4, latent_heads=4,
+    "tiny": dict(dim=64, depth=2, heads=4, n_latents=4, latent_heads=4, router_every=1,
                  decoder_dim=64, decoder_depth=1, decoder_heads=4),
-    "small": dict(dim=384, depth=6, heads=6, n_latents=8, latent_heads=6,
+    "small": dict(dim=384, depth=6, heads=6, n_latents=8, latent_heads=6, router_every=3,
                   decoder_dim=256, decoder_depth=2, decoder_heads=8),
-    "base": dict(dim=768, depth=12, heads=12, n_latents=16, latent_heads=12,
+    "base": dict(dim=768, depth=12, heads=12, n_latents=16, latent_heads=12, router_every=4,
                  decoder_dim=384, decoder_depth=4, decoder_heads=12),
 }
 
@@ -133,92 +213,46 @@ def random_masking(b: int, n_leads: int, n: int, ratio: float, device, generator
     return ids_shuffle[..., :n_keep], mask, ids_restore
 
 
-class LatentLeadAttention(nn.Module):
-    """K learned latents attend over the set of lead representations.
+def share_limb_noise(noise: torch.Tensor, leads: torch.Tensor) -> torch.Tensor:
+    """Give the limb leads of each ECG one masking noise, so they are masked at the same patches.
 
-    ``pma`` (Set Transformer's pooling by multi-head attention, Perceiver-style): latents are
-    queries, leads are keys/values; the weights, averaged over heads and latents, are the
-    lead weights. ``nvembed`` (NV-Embed): leads are queries, latents keys/values, then a
-    mean over leads. Both are invariant to the order of the leads.
+    The six limb leads are linear combinations of any two of them: with independent masks a
+    masked limb patch is usually solvable from two other limb leads at that time, which
+    teaches little; masked together, the limb leads must be inferred from the chest leads.
     """
-
-    def __init__(self, cfg: LamaeConfig):
-        super().__init__()
-        d = cfg.dim
-        self.mode = cfg.latent_mode
-        self.latents = nn.Parameter(torch.randn(cfg.n_latents, d) * 0.02)
-        self.norm_q = nn.LayerNorm(d)
-        self.norm_kv = nn.LayerNorm(d)
-        self.cross = CrossAttention(d, cfg.latent_heads)
-        self.norm_mlp = nn.LayerNorm(d)
-        self.mlp = Mlp(d, cfg.mlp_ratio)
-        self.blocks = nn.ModuleList(Block(d, cfg.latent_heads, cfg.mlp_ratio) for _ in range(cfg.latent_depth))
-        self.norm = nn.LayerNorm(d)
-
-    def forward(self, items, attend, item_lead):
-        """items (B, S, D); attend (B, S) bool; item_lead (S,) lead slot of each item.
-
-        Returns latents (B, K, D), pooled (B, D) and lead weights (B, n_lead_slots).
-        """
-        b = items.shape[0]
-        n_slots = int(item_lead.max()) + 1
-        if self.mode == "pma":
-            lat = self.latents.expand(b, -1, -1)
-            out, w = self.cross(self.norm_q(lat), self.norm_kv(items), attend)
-            lat = lat + out
-            lat = lat + self.mlp(self.norm_mlp(lat))
-            for blk in self.blocks:
-                lat = blk(lat)
-            lat = self.norm(lat)
-            item_w = w.mean(dim=(1, 2))  # (B, S), sums to 1 over present items
-            lead_w = torch.zeros(b, n_slots, device=items.device, dtype=item_w.dtype)
-            lead_w.index_add_(1, item_lead, item_w)
-            return lat, lat.mean(dim=1), lead_w
-        lat = self.latents.expand(b, -1, -1)
-        out, _ = self.cross(self.norm_q(items), self.norm_kv(lat), None)
-        x = items + out
-        x = x + self.mlp(self.norm_mlp(x))
-        x = self.norm(x)
-        weight = attend.float()
-        pooled = (x * weight[..., None]).sum(1) / weight.sum(1, keepdim=True).clamp_min(1)
-        lead_w = torch.zeros(b, n_slots, device=items.device)
-        lead_w.index_add_(1, item_lead, weight / weight.sum(1, keepdim=True).clamp_min(1))
-        return pooled[:, None, :], pooled, lead_w
+    limb = torch.isin(leads, torch.tensor(lead_indices(LIMB_LEADS), device=leads.device))  # (B, L)
+    if not bool(limb.any()):
+        return noise
+    # the noise of each ECG's limb lead with the lowest standard index (I if present): a choice
+    # that does not depend on the order of the rows
+    first = torch.where(limb, leads, torch.full_like(leads, len(STANDARD_LEADS))).argmin(dim=1)
+    shared = noise[torch.arange(noise.shape[0], device=noise.device), first]  # (B, N)
+    return torch.where(limb[..., None], shared[:, None, :], noise)
 
 
 class Lamae(nn.Module):
     def __init__(self, cfg: LamaeConfig):
         super().__init__()
         self.cfg = cfg
-        d, dd, p = cfg.dim, cfg.decoder_dim, cfg.patch_size
-        n_vocab = len(STANDARD_LEADS)
-        # Encoder
-        self.patch_embed = nn.Linear(p, d)
+        d, n_vocab = cfg.dim, len(STANDARD_LEADS)
+        # Tokens: patch embedding + time position + lead identity; one CLS per lead
+        self.patch_embed = nn.Linear(cfg.patch_size, d)
         self.register_buffer("pos", sincos_1d(cfg.n_patches, d), persistent=False)
         self.lead_embed = nn.Embedding(n_vocab, d)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        n_stacks = n_vocab if cfg.private_leads else 1
-        self.encoders = nn.ModuleList(
-            nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)) for _ in range(n_stacks)
-        )
+        self.encoder = build_encoder(cfg, n_vocab)
         self.norm = nn.LayerNorm(d)
-        # Latent attention across leads
-        self.latent = LatentLeadAttention(cfg) if cfg.aggregator == "latent" else None
-        # Decoder (shared by all leads), conditioned on the latents
-        self.decoder_embed = nn.Linear(d, dd)
-        self.latent_to_decoder = nn.Linear(d, dd)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
-        self.register_buffer("dec_pos", sincos_1d(cfg.n_patches, dd), persistent=False)
-        self.dec_lead_embed = nn.Embedding(n_vocab, dd)
-        self.dec_blocks = nn.ModuleList(Block(dd, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth))
-        self.dec_norm = nn.LayerNorm(dd)
-        self.dec_pred = nn.Linear(dd, p)
+        self.aggregator = build_aggregator(cfg)
+        condition = ("read" if cfg.encoder == "router" else
+                     "none" if cfg.aggregator == "none" else "prefix")
+        mixing = "joint" if cfg.encoder == "joint" else "per_lead"
+        self.decoder = LeadDecoder(cfg, n_vocab, condition, mixing)
         self.apply(self._init)
         # As in MAE: the patch projection starts at xavier scale so a patch's content is not
         # drowned by the (unit-amplitude) sine-cosine positions; learning stalls otherwise.
         nn.init.xavier_uniform_(self.patch_embed.weight)
         nn.init.normal_(self.cls_token, std=0.02)
-        nn.init.normal_(self.mask_token, std=0.02)
+        nn.init.normal_(self.decoder.mask_token, std=0.02)
 
     @staticmethod
     def _init(m):
@@ -256,98 +290,45 @@ class Lamae(nn.Module):
             raise ShapeError("every ECG in the batch needs at least one present lead")
         return leads.long(), present.bool()
 
+    def input_scale(self, x, inputs):
+        """(B, 1, 1) divisor of each ECG: the RMS over its input leads with ``input_scale: rms``
+        (so an ECG scaled by one factor for all leads looks the same whichever leads are given),
+        else 1."""
+        if self.cfg.input_scale == "none":
+            return x.new_ones(x.shape[0], 1, 1)
+        sq = (x.float() ** 2 * inputs[..., None]).sum(dim=(1, 2))
+        n = inputs.sum(1).float() * x.shape[2]
+        return (sq / n.clamp_min(1)).sqrt().clamp_min(1e-3).to(x.dtype)[:, None, None]
+
     def patchify(self, x):
         b, n_leads, _ = x.shape
         return x.view(b, n_leads, self.cfg.n_patches, self.cfg.patch_size)
 
     # ------------------------------------------------------------------ parts
-    def encode(self, x, leads, present, mask_ratio: float, generator=None, noise=None):
-        """Encode each lead's visible patches with the shared encoder.
-
-        Returns encoded (B, L, 1 + n_keep, D) with the lead's CLS first, mask (B, L, N) and
-        ids_restore (B, L, N).
-        """
+    def mask(self, x, leads, mask_ratio, generator=None, noise=None):
         b, n_leads, _ = x.shape
-        cfg = self.cfg
+        if noise is None:
+            noise = torch.rand(b, n_leads, self.cfg.n_patches, device=x.device, generator=generator)
+        if self.cfg.mask_limb_together:
+            noise = share_limb_noise(noise, leads)
+        return random_masking(b, n_leads, self.cfg.n_patches, mask_ratio, x.device, noise=noise)
+
+    def encode(self, x, leads, present, keep, intervene=None):
+        """Encode each lead's visible patches (``keep`` (B, L, n_keep)); the CLS comes first."""
+        b, n_leads, _ = x.shape
+        d = self.cfg.dim
         lead_e = self.lead_embed(leads)  # (B, L, D)
         tok = self.patch_embed(self.patchify(x)) + self.pos + lead_e[:, :, None, :]
-        keep, mask, ids_restore = random_masking(b, n_leads, cfg.n_patches, mask_ratio, x.device, generator, noise)
-        vis = tok.gather(2, keep[..., None].expand(-1, -1, -1, cfg.dim))
+        vis = tok.gather(2, keep[..., None].expand(-1, -1, -1, d))
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
         seq = torch.cat([cls, vis], dim=2)
-        return self.norm(self._run_encoder(seq, leads, present)), mask, ids_restore
-
-    def _run_encoder(self, seq, leads, present):
-        """seq (B, L, S, D) -> (B, L, S, D) through shared, private or joint blocks."""
-        b, n_leads, s, d = seq.shape
-        if self.cfg.token_mixing == "joint":
-            attend = present[:, :, None].expand(-1, -1, s).reshape(b, n_leads * s)
-            x = seq.reshape(b, n_leads * s, d)
-            for blk in self.encoders[0]:
-                x = blk(x, attend)
-            return x.view(b, n_leads, s, d)
-        if not self.cfg.private_leads:
-            x = seq.flatten(0, 1)
-            for blk in self.encoders[0]:
-                x = blk(x)
-            return x.view(b, n_leads, s, d)
-        out = torch.empty_like(seq)
-        for lead in leads.unique().tolist():
-            sel = leads == lead
-            x = seq[sel]
-            for blk in self.encoders[lead]:
-                x = blk(x)
-            out[sel] = x
-        return out
-
-    def aggregate(self, encoded, present):
-        """Latent attention across leads -> latents (B, K, D), pooled (B, D), lead weights (B, L)."""
-        b, n_leads, s, d = encoded.shape
-        if self.latent is None:
-            w = present.float() / present.float().sum(1, keepdim=True)
-            pooled = (encoded[:, :, 0] * w[..., None]).sum(1)
-            return (pooled[:, None] if self.cfg.aggregator == "mean" else None), pooled, w
-        if self.cfg.latent_input == "cls":
-            items, attend = encoded[:, :, 0], present
-            item_lead = torch.arange(n_leads, device=encoded.device)
+        pos = torch.cat([keep.new_zeros(b, n_leads, 1), keep + 1], dim=2)  # grid position; 0 = CLS
+        if self.cfg.encoder == "private":
+            enc = self.encoder(seq, pos, present, leads=leads)
         else:
-            items = encoded.reshape(b, n_leads * s, d)
-            attend = present[:, :, None].expand(-1, -1, s).reshape(b, n_leads * s)
-            item_lead = torch.arange(n_leads, device=encoded.device).repeat_interleave(s)
-        return self.latent(items, attend, item_lead)
-
-    def decode(self, encoded, leads, present, ids_restore, latents, hidden=None):
-        """Predict every patch of every lead (B, L, N, patch_size).
-
-        ``hidden`` (B, L) bool marks leads the encoder did not see (dropped or missing): all
-        their tokens are mask tokens, so they are predicted from the latents alone.
-        """
-        b, n_leads, s, _ = encoded.shape
-        n, dd = self.cfg.n_patches, self.cfg.decoder_dim
-        y = self.decoder_embed(encoded)
-        if hidden is not None:
-            y = torch.where(hidden[:, :, None, None], self.mask_token.to(y.dtype), y)
-        cls, vis = y[:, :, :1], y[:, :, 1:]
-        fill = self.mask_token.expand(b * n_leads, n - vis.shape[2], dd).view(b, n_leads, -1, dd)
-        full = torch.cat([vis, fill], dim=2).gather(2, ids_restore[..., None].expand(-1, -1, -1, dd))
-        full = full + self.dec_pos + self.dec_lead_embed(leads)[:, :, None, :]
-        parts = [cls, full]
-        n_prefix = 1
-        if latents is not None:
-            cond = self.latent_to_decoder(latents)[:, None].expand(-1, n_leads, -1, -1)
-            parts.insert(0, cond)
-            n_prefix += cond.shape[2]
-        seq = torch.cat(parts, dim=2)
-        width = seq.shape[2]
-        if self.cfg.token_mixing == "joint":
-            seq = seq.reshape(b, n_leads * width, dd)
-            attend = present[:, :, None].expand(-1, -1, width).reshape(b, n_leads * width)
-        else:
-            seq, attend = seq.flatten(0, 1), None
-        for blk in self.dec_blocks:
-            seq = blk(seq, attend)
-        seq = self.dec_norm(seq).view(b, n_leads, width, dd)[:, :, n_prefix:]
-        return self.dec_pred(seq)
+            enc = self.encoder(seq, pos, present, intervene=intervene)
+        enc.tokens = self.norm(enc.tokens)
+        return enc
 
     def reconstruction_loss(self, x, pred, mask, present):
         """MSE on masked patches of present leads only (averaged over those patches)."""
@@ -384,14 +365,17 @@ class Lamae(nn.Module):
 
     # ------------------------------------------------------------------ API
     def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None,
-                align_scale: float = 1.0, noise=None, drop=None):
+                align_scale: float = 1.0, noise=None, drop=None, intervene: str | None = None):
         """Pretraining step. x (B, L, T) preprocessed; leads: names or (B, L)/(L,) lead indices.
 
         ``align_scale`` multiplies ``align_weight`` (the trainer anneals it from 0 to 1).
         ``noise`` (B, L, n_patches) replaces the random draw that picks the masked patches.
         ``drop`` (B, L) bool hides present leads from the encoder entirely (lead dropout, or
-        leads to reconstruct): they are zeroed, left out of the latent attention, and every
+        leads to reconstruct): they are zeroed, left out of the cross-lead attention, and every
         one of their patches is a reconstruction target.
+        ``intervene`` ("zero" or "shuffle") replaces the latents every reader sees by zeros or
+        by another ECG's: the ablation that shows what crosses between leads.
+        ``pred`` is returned in the units of ``x``.
         """
         leads, present = self._check(x, leads, present)
         targets = present
@@ -400,47 +384,49 @@ class Lamae(nn.Module):
             present = present & ~drop
             if not bool(present.any(dim=1).all()):
                 raise ShapeError("lead dropout left an ECG without any input lead")
-            x_in = x * present[..., None]
-        else:
-            x_in = x
+        scale = self.input_scale(x, present)
+        x = x / scale
+        x_in = x * present[..., None] if drop is not None else x
         ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
-        encoded, mask, ids_restore = self.encode(x_in, leads, present, ratio, generator, noise)
-        latents, pooled, lead_weights = self.aggregate(encoded, present)
-        pred = self.decode(encoded, leads, targets, ids_restore, latents, hidden=drop)
+        keep, mask, ids_restore = self.mask(x_in, leads, ratio, generator, noise)
+        enc = self.encode(x_in, leads, present, keep, intervene)
+        agg = self.aggregator(enc, present)
+        pred = self.decoder(enc.tokens, leads, targets, ids_restore, agg.condition, hidden=drop, intervene=intervene)
         if drop is not None:
             mask = torch.where(drop[..., None], torch.ones_like(mask), mask)
         recon = self.reconstruction_loss(x, pred, mask, targets)
-        out = {"loss": recon, "reconstruction": recon, "pred": pred, "mask": mask, "pooled": pooled,
-               "lead_weights": lead_weights}
+        out = {"loss": recon, "reconstruction": recon, "pred": pred * scale[..., None], "mask": mask,
+               "pooled": agg.pooled, "lead_weights": agg.lead_weights}
         if self.cfg.align != "none":
-            out["align"] = self.alignment_loss(encoded, present)
+            out["align"] = self.alignment_loss(enc.tokens, present)
             out["loss"] = recon + self.cfg.align_weight * align_scale * out["align"]
         return out
 
     def features(self, x, leads, present=None, pooling: str = "latent"):
         """One vector per ECG from the unmasked input (differentiable; see ``embed``)."""
-        leads, present = self._check(x, leads, present)
-        encoded, _, _ = self.encode(x, leads, present, 0.0)
-        if pooling == "leads":
-            w = present.float() / present.float().sum(1, keepdim=True)
-            return (encoded[:, :, 0] * w[..., None]).sum(1), w
-        if pooling != "latent":
+        if pooling not in ("latent", "leads"):
             raise ValueError(f"pooling must be 'latent' or 'leads', got {pooling!r}")
-        _, pooled, weights = self.aggregate(encoded, present)
-        return pooled, weights
+        leads, present = self._check(x, leads, present)
+        x = x / self.input_scale(x, present)
+        keep = torch.arange(self.cfg.n_patches, device=x.device).expand(*x.shape[:2], -1)
+        enc = self.encode(x, leads, present, keep)
+        if pooling == "leads":
+            return mean_of_leads(enc.tokens, present)
+        agg = self.aggregator(enc, present)
+        return agg.pooled, agg.lead_weights
 
     @torch.no_grad()
     def embed(self, x, leads, present=None, pooling: str = "latent"):
         """One vector per ECG from the unmasked input.
 
-        ``pooling="latent"`` is LAMAE's representation (the pooled latent-attention output);
-        ``"leads"`` averages the per-lead CLS tokens without the aggregator (LAMAE_E).
+        ``pooling="latent"`` is the model's own representation (for LAMAE, the mean of its
+        router latents); ``"leads"`` averages the per-lead CLS tokens (LAMAE_E).
         Returns (embedding (B, D), lead weights (B, L)).
         """
         return self.features(x, leads, present, pooling)
 
     def num_parameters(self, part: str = "all") -> int:
         if part == "encoder":
-            mods = [self.patch_embed, self.lead_embed, self.encoders, self.norm]
+            mods = [self.patch_embed, self.lead_embed, self.encoder, self.norm]
             return sum(p.numel() for m in mods for p in m.parameters()) + self.cls_token.numel()
         return sum(p.numel() for p in self.parameters())

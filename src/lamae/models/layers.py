@@ -79,3 +79,56 @@ def sincos_1d(n: int, dim: int) -> torch.Tensor:
     omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
     ang = pos * omega[None, :]
     return torch.cat([ang.sin(), ang.cos()], dim=1).float()
+
+
+# ---------------------------------------------------------------------- the (lead x position) grid
+# Per-lead sequences hold each lead's visible tokens in its own order; cross-lead attention
+# works on a grid (batch, leads, positions, width) where a token sits at its patch position
+# (position 0 is the lead's CLS). ``pos`` (B, L, S) gives each sequence item's grid position.
+
+def to_grid(values: torch.Tensor, pos: torch.Tensor, n_pos: int) -> torch.Tensor:
+    """(B, L, S, C) sequence items -> (B, L, n_pos, C), zeros where a lead has no visible token."""
+    b, n_leads, _, c = values.shape
+    grid = values.new_zeros(b, n_leads, n_pos, c)
+    return grid.scatter(2, pos[..., None].expand(-1, -1, -1, c), values)
+
+
+def from_grid(grid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """(B, L, P, C) -> the (B, L, S, C) items at ``pos``."""
+    return grid.gather(2, pos[..., None].expand(-1, -1, -1, grid.shape[-1]))
+
+
+def gather_over_leads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: torch.Tensor, heads: int):
+    """At every position, latents attend over the leads visible there.
+
+    q (B, P, K, D) latent queries; k, v (B, L, P, D) lead tokens on the grid; visible (B, L, P).
+    Returns (B, P, K, D) and the attention over leads (B, P, L), averaged over heads and
+    latents (a distribution over the visible leads; all zeros where no lead is visible, and
+    then the output is zero too). Written out rather than fused because the weights are needed.
+    """
+    b, p, n_lat, d = q.shape
+    hd = d // heads
+    qh = q.view(b, p, n_lat, heads, hd)
+    kh = k.view(b, k.shape[1], p, heads, hd)
+    vh = v.view(b, v.shape[1], p, heads, hd)
+    scores = torch.einsum("bpkhd,blphd->bphkl", qh, kh) / math.sqrt(hd)
+    vis = visible.permute(0, 2, 1)[:, :, None, None, :]  # (B, P, 1, 1, L)
+    scores = scores.masked_fill(~vis, float("-inf"))
+    weights = scores.softmax(dim=-1)
+    weights = torch.where(vis.any(dim=-1, keepdim=True), weights, torch.zeros_like(weights))
+    out = torch.einsum("bphkl,blphd->bpkhd", weights, vh).reshape(b, p, n_lat, d)
+    return out, weights.mean(dim=(2, 3))
+
+
+def read_latents(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Every grid token attends over the latents at its own position.
+
+    q (B, L, P, D) token queries on the grid; k, v (B, P, K, D) latents -> (B, L, P, D).
+    """
+    b, n_leads, p, d = q.shape
+    hd = d // heads
+    qh = q.view(b, n_leads, p, heads, hd).permute(0, 2, 3, 1, 4)     # (B, P, H, L, hd)
+    kh = k.view(b, p, k.shape[2], heads, hd).transpose(2, 3)          # (B, P, H, K, hd)
+    vh = v.view(b, p, v.shape[2], heads, hd).transpose(2, 3)
+    out = F.scaled_dot_product_attention(qh, kh, vh)                  # (B, P, H, L, hd)
+    return out.permute(0, 3, 1, 2, 4).reshape(b, n_leads, p, d)

@@ -1,0 +1,173 @@
+"""The encoders of the model family. Each maps per-lead token sequences to encoded tokens.
+
+Input: ``seq`` (B, L, S, D), each lead's CLS followed by its visible patch tokens (position
+and lead embeddings already added); ``pos`` (B, L, S), each item's position on the
+(lead x position) grid (0 is the CLS, 1 + t the patch at time t); ``present`` (B, L).
+Output: an :class:`Encoded` with the tokens (B, L, S, D) and, for the router encoder, the
+time-resolved latents (B, P, K, D) and the latents' attention over leads (B, P, L).
+
+- ``PerLeadEncoder``   one transformer shared by all leads, each lead on its own (IndS, LAMAE-global)
+- ``PrivateEncoder``   one transformer per lead (IndP)
+- ``JointEncoder``     one sequence over all leads' tokens (ST-MEM's design, "Joint")
+- ``RouterEncoder``    LAMAE: per-lead temporal blocks, each followed (or every other one) by a
+                       ``LeadRouter``: at every position K latents gather from the leads' tokens
+                       at that position and every token reads them back (Crossformer's two-stage
+                       attention; Set Transformer's ISAB). Linear in the number of leads,
+                       permutation invariant over leads, and mask-aware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import Block, Mlp, from_grid, gather_over_leads, read_latents, sincos_1d, to_grid
+
+
+@dataclass
+class Encoded:
+    tokens: torch.Tensor                      # (B, L, S, D)
+    latents: torch.Tensor | None = None       # (B, P, K, D): router latents per position (P = 1 + N)
+    lead_weights: torch.Tensor | None = None  # (B, P, L): the last router's attention over leads
+    visible: torch.Tensor | None = None       # (B, L, P): which grid cells held a token
+
+
+def _blocks(cfg, n: int | None = None) -> nn.ModuleList:
+    return nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(n or cfg.depth))
+
+
+class PerLeadEncoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.blocks = _blocks(cfg)
+
+    def forward(self, seq, pos, present, intervene=None) -> Encoded:
+        b, n_leads, s, d = seq.shape
+        x = seq.flatten(0, 1)
+        for blk in self.blocks:
+            x = blk(x)
+        return Encoded(x.view(b, n_leads, s, d))
+
+
+class PrivateEncoder(nn.Module):
+    """A separate stack of blocks for each of the twelve standard leads."""
+
+    def __init__(self, cfg, n_vocab: int):
+        super().__init__()
+        self.stacks = nn.ModuleList(_blocks(cfg) for _ in range(n_vocab))
+
+    def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
+        out = torch.empty_like(seq)
+        for lead in leads.unique().tolist():
+            sel = leads == lead
+            x = seq[sel]
+            for blk in self.stacks[lead]:
+                x = blk(x)
+            out[sel] = x
+        return Encoded(out)
+
+
+class JointEncoder(nn.Module):
+    """All leads' tokens in one sequence; absent leads are masked out of the attention."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.blocks = _blocks(cfg)
+
+    def forward(self, seq, pos, present, intervene=None) -> Encoded:
+        b, n_leads, s, d = seq.shape
+        attend = present[:, :, None].expand(-1, -1, s).reshape(b, n_leads * s)
+        x = seq.reshape(b, n_leads * s, d)
+        for blk in self.blocks:
+            x = blk(x, attend)
+        return Encoded(x.view(b, n_leads, s, d))
+
+
+def intervene_latents(z: torch.Tensor, how: str | None) -> torch.Tensor:
+    """The ablation of the cross-lead path: ``zero`` the latents, or ``shuffle`` them across the
+    batch (each ECG gets another ECG's latents)."""
+    if how is None:
+        return z
+    if how == "zero":
+        return torch.zeros_like(z)
+    if how == "shuffle":
+        return z.roll(1, dims=0)
+    raise ValueError(f"intervene must be None, 'zero' or 'shuffle', got {how!r}")
+
+
+class LeadRouter(nn.Module):
+    """Cross-lead exchange at every position: latents gather from the leads there, tokens read back."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} latent heads")
+        self.heads = heads
+        self.norm_tok = nn.LayerNorm(dim)
+        self.norm_lat = nn.LayerNorm(dim)
+        self.q_lat = nn.Linear(dim, dim)
+        self.kv_tok = nn.Linear(dim, 2 * dim)
+        self.proj_lat = nn.Linear(dim, dim)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.norm_read = nn.LayerNorm(dim)
+        self.norm_src = nn.LayerNorm(dim)
+        self.q_tok = nn.Linear(dim, dim)
+        self.kv_lat = nn.Linear(dim, 2 * dim)
+        self.proj_tok = nn.Linear(dim, dim)
+
+    def forward(self, x, z, pos, visible, intervene=None):
+        """x (B, L, S, D) tokens; z (B, P, K, D) latents; pos (B, L, S); visible (B, L, P)."""
+        n_pos = z.shape[1]
+        # 1. gather: the latents at each position attend over the leads' tokens there
+        k, v = to_grid(self.kv_tok(self.norm_tok(x)), pos, n_pos).chunk(2, dim=-1)
+        out, weights = gather_over_leads(self.q_lat(self.norm_lat(z)), k, v, visible, self.heads)
+        z = z + self.proj_lat(out)
+        z = z + self.mlp(self.norm_mlp(z))
+        # 2. broadcast: each token reads the latents at its position
+        src = intervene_latents(z, intervene)
+        kz, vz = self.kv_lat(self.norm_src(src)).chunk(2, dim=-1)
+        q = to_grid(self.q_tok(self.norm_read(x)), pos, n_pos)
+        x = x + self.proj_tok(from_grid(read_latents(q, kz, vz, self.heads), pos))
+        return x, z, weights
+
+
+class RouterEncoder(nn.Module):
+    """Per-lead temporal blocks interleaved with lead routers (LAMAE).
+
+    ``router_every`` k: a router after every k-th block and always after the last one;
+    0 puts a single router after the encoder (per-time summary latents, read by the decoder:
+    the Perceiver-IO / EEGPT-style alternative, with no cross-lead exchange inside the encoder).
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.blocks = _blocks(cfg)
+        every = cfg.router_every
+        after = {cfg.depth - 1} | ({i for i in range(cfg.depth) if (i + 1) % every == 0} if every > 0 else set())
+        self.after = sorted(after)
+        self.routers = nn.ModuleList(LeadRouter(cfg.dim, cfg.latent_heads, cfg.mlp_ratio) for _ in self.after)
+        self.latents = nn.Parameter(torch.randn(cfg.router_latents, cfg.dim) * 0.02)
+        self.cls_position = nn.Parameter(torch.zeros(1, cfg.dim))
+        self.register_buffer("positions", sincos_1d(cfg.n_patches, cfg.dim), persistent=False)
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, seq, pos, present, intervene=None) -> Encoded:
+        b, n_leads, s, d = seq.shape
+        n_pos = self.positions.shape[0] + 1
+        visible = to_grid(present[:, :, None].expand(-1, -1, s)[..., None], pos, n_pos)[..., 0].bool()
+        where = torch.cat([self.cls_position, self.positions.to(self.cls_position.dtype)])  # (P, D)
+        z = (self.latents[None, None] + where[None, :, None]).expand(b, -1, -1, -1)
+        x, weights, routers = seq, None, iter(self.routers)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x.flatten(0, 1)).view(b, n_leads, s, d)
+            if i in self.after:
+                x, z, weights = next(routers)(x, z, pos, visible, intervene)
+        return Encoded(x, self.norm(z), weights, visible)
+
+
+def build_encoder(cfg, n_vocab: int) -> nn.Module:
+    return {"per_lead": lambda: PerLeadEncoder(cfg), "private": lambda: PrivateEncoder(cfg, n_vocab),
+            "joint": lambda: JointEncoder(cfg), "router": lambda: RouterEncoder(cfg)}[cfg.encoder]()
