@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
-from .data.preprocess import Preprocessing, lead_problems, preprocess
+from .data.preprocess import Preprocessing, lead_problems, preprocess_windows
 from .errors import LamaeError, RecordError, ShapeError
 from .leads import LEAD_INDEX, STANDARD_LEADS, canonical_leads
 from .models.lamae import Lamae
@@ -160,19 +160,7 @@ class Pretrained:
             warnings.warn(f"{record_id}: leads treated as absent: "
                           + "; ".join(f"{k} {v}" for k, v in problems.items()), stacklevel=3)
         ecg = np.where(usable[:, None], ecg, 0.0)
-        n_win, total = int(round(p.window_s * fs)), ecg.shape[1]
-        if total <= n_win:
-            starts = [0]
-        elif windows == "start":
-            starts = [0]
-        elif windows == "center":
-            starts = [(total - n_win) // 2]
-        else:
-            starts = list(range(0, total - n_win + 1, n_win))
-            if total - (starts[-1] + n_win) >= n_win / 2:
-                starts.append(total - n_win)  # the tail, as a full window ending at the last sample
-        out = np.stack([preprocess(ecg[:, s:s + n_win], fs, p, leads=leads, record_id=record_id)
-                        for s in starts])
+        out = preprocess_windows(ecg, fs, p, windows=windows, leads=leads, record_id=record_id)
         return out, usable
 
     def record_windows(self, signal, fs: float, leads, *, windows: str = "tile", record_id: str = "input"):

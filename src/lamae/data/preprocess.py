@@ -15,7 +15,10 @@ from scipy import signal as sps
 
 from ..errors import RecordError, ShapeError
 
-NORMALIZATIONS = ("lead_zscore", "none")
+# lead_zscore: each lead to mean 0, std 1 (erases the amplitude ratios between leads).
+# ecg_zscore:  each lead to mean 0, then one scale for the whole ECG (the RMS over its leads), so
+#              the ratios between leads, what the cross-lead structure is made of, are kept.
+NORMALIZATIONS = ("lead_zscore", "ecg_zscore", "none")
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,26 @@ def _fill_invalid(x: np.ndarray, leads, record_id: str, max_frac: float) -> np.n
 
 
 def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    """Polyphase resampling along the last axis (anti-aliased)."""
+    """Polyphase resampling along the last axis (anti-aliased). The signal is extended by its
+    linear trend at both ends (not by zeros), so a lead's baseline offset leaves no transient."""
     if abs(fs_in - fs_out) < 1e-9:
         return x
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
+
+
+def normalize(x: np.ndarray, how: str) -> np.ndarray:
+    """(leads, samples) -> normalised. Leads without signal (std below 1e-6) become zeros and
+    do not count towards an ECG's scale."""
+    if how == "none":
+        return x
+    mu = x.mean(axis=1, keepdims=True)
+    sd = x.std(axis=1, keepdims=True)
+    live = sd > 1e-6
+    if how == "lead_zscore":
+        return np.where(live, (x - mu) / np.maximum(sd, 1e-6), 0.0)
+    scale = np.sqrt(np.mean(sd[live] ** 2)) if live.any() else 1.0
+    return np.where(live, (x - mu) / max(scale, 1e-6), 0.0)
 
 
 def preprocess(
@@ -131,6 +149,33 @@ def preprocess(
     shorter than the window are zero-padded at the end (after normalisation, so padding
     is the lead's mean); longer ones are cropped (``crop="start"`` or ``"center"``).
     """
+    return preprocess_windows(signal, fs, prep, windows=crop, leads=leads, record_id=record_id)[0]
+
+
+def window_starts(n_total: int, n_win: int, windows: str) -> list[int]:
+    """Starts of the windows of a record of ``n_total`` samples: ``start``, ``center``, or ``tile``
+    (consecutive windows; a final partial window covering at least half a window is taken as
+    the full window ending at the last sample)."""
+    if n_total <= n_win or windows == "start":
+        return [0]
+    if windows == "center":
+        return [(n_total - n_win) // 2]
+    if windows != "tile":
+        raise ValueError(f"windows must be 'start', 'center' or 'tile', got {windows!r}")
+    starts = list(range(0, n_total - n_win + 1, n_win))
+    if n_total - (starts[-1] + n_win) >= n_win / 2:
+        starts.append(n_total - n_win)
+    return starts
+
+
+def preprocess_windows(signal: np.ndarray, fs: float, prep: Preprocessing, *, windows: str = "start",
+                       leads=None, record_id: str = "input") -> np.ndarray:
+    """The windows of one record as the model expects them, (W, n_leads, prep.n_samples) float32.
+
+    Every window is made the same way, whichever path asks (``prepare``, the API, ``embed``):
+    the record is resampled once, then each window is band-passed on a margin of one second of
+    signal on each side (so filter edge effects stay out of it), cut and normalised.
+    """
     x = np.asarray(signal, dtype=np.float64)
     if x.ndim != 2:
         raise ShapeError(f"{record_id}: expected (leads, samples), got shape {x.shape}")
@@ -144,23 +189,17 @@ def preprocess(
     leads = list(leads) if leads is not None else [str(i) for i in range(x.shape[0])]
     x = _fill_invalid(x, leads, record_id, prep.max_invalid_fraction)
     x = resample(x, fs, prep.fs)
-    n = prep.n_samples
-    if x.shape[1] > n:
-        start = 0 if crop == "start" else (x.shape[1] - n) // 2
-        # Filter on a margin around the window to keep edge effects out of it.
-        x = x[:, max(0, start - int(prep.fs)) : start + n + int(prep.fs)]
-        offset = start - max(0, start - int(prep.fs))
-    else:
-        offset = 0
-    if prep.bandpass is not None:
-        sos = sps.butter(2, prep.bandpass, btype="bandpass", fs=prep.fs, output="sos")
-        padlen = min(x.shape[1] - 1, 3 * (2 * sos.shape[0] + 1) * 10)
-        x = sps.sosfiltfilt(sos, x, axis=-1, padlen=padlen)
-    x = x[:, offset : offset + n]
-    if prep.normalize == "lead_zscore":
-        mu = x.mean(axis=1, keepdims=True)
-        sd = x.std(axis=1, keepdims=True)
-        x = np.where(sd > 1e-6, (x - mu) / np.maximum(sd, 1e-6), 0.0)
-    if x.shape[1] < n:
-        x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
-    return x.astype(np.float32)
+    n, margin = prep.n_samples, int(prep.fs)
+    sos = sps.butter(2, prep.bandpass, btype="bandpass", fs=prep.fs, output="sos") if prep.bandpass else None
+    out = []
+    for start in window_starts(x.shape[1], n, windows):
+        lo = max(0, start - margin)
+        w = x[:, lo:start + n + margin]
+        if sos is not None:
+            padlen = min(w.shape[1] - 1, 3 * (2 * sos.shape[0] + 1) * 10)
+            w = sps.sosfiltfilt(sos, w, axis=-1, padlen=padlen)
+        w = normalize(w[:, start - lo:start - lo + n], prep.normalize)
+        if w.shape[1] < n:
+            w = np.pad(w, ((0, 0), (0, n - w.shape[1])))
+        out.append(w.astype(np.float32))
+    return np.stack(out)
