@@ -31,3 +31,29 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     assert "not a finished lamae store" in capsys.readouterr().err
     assert main(["pretrain", "--store", "x", "--set", "model.bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_pretrain_picks_a_family_member_by_name(store, tmp_path, capsys):
+    run = tmp_path / "joint"
+    assert main(["pretrain", "--store", str(store.path), "--out", str(run), "--model", "Joint", "--steps", "2",
+                 "--batch-size", "8", "--set", "warmup_steps=1"]) == 0
+    config = json.loads((run / "checkpoints" / "step-0000002" / "config.json").read_text())
+    assert (config["model"]["encoder"], config["model"]["aggregator"]) == ("joint", "none")
+    assert config["train"]["architecture"] == "Joint"
+    assert "family member: Joint" in (run / "checkpoints" / "step-0000002" / "MODEL_CARD.md").read_text()
+    assert main(["pretrain", "--store", str(store.path), "--out", str(tmp_path / "x"), "--model", "LAMAE_E"]) == 2
+    assert "reads LAMAE's weights" in capsys.readouterr().err
+    assert main(["pretrain", "--store", str(store.path), "--out", str(tmp_path / "y"), "--model", "GPT"]) == 2
+    assert "choose from" in capsys.readouterr().err
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("LAMAE", "LAMAE-global", "IndP", "Joint", "Random"))
+
+
+def test_ablate_reports_every_condition(tiny_run, store, tmp_path, capsys):
+    out = tmp_path / "ablate"
+    assert main(["ablate", str(store.path), "--checkpoint", f"LAMAE={tiny_run}", "--hide", "V2", "--out", str(out)]) == 0
+    report = json.loads((out / "ablation.json").read_text())["results"]["LAMAE"]
+    assert set(report["conditions"]) == {"none", "zero", "shuffle"}
+    assert report["conditions"]["none"]["hidden"]["V2"]["n"] > 0
+    assert "Cross-lead ablation" in capsys.readouterr().out

@@ -32,7 +32,9 @@ def _prep_args(p):
     p.add_argument("--bandpass", type=float, nargs=2, default=[0.5, 40.0], metavar=("LOW", "HIGH"),
                    help="zero-phase band-pass in Hz (default 0.5 40)")
     p.add_argument("--no-bandpass", action="store_true", help="disable the band-pass filter")
-    p.add_argument("--normalize", default="lead_zscore", choices=["lead_zscore", "none"])
+    p.add_argument("--normalize", default="lead_zscore", choices=["lead_zscore", "ecg_zscore", "none"],
+                   help="lead_zscore: every lead to mean 0, std 1; ecg_zscore: every lead to mean 0 and one "
+                        "scale for the whole ECG (keeps the amplitude ratios between leads); none")
 
 
 def _preprocessing(a):
@@ -100,6 +102,9 @@ def _add_pretrain(sub):
     p.add_argument("--out", help="run folder (checkpoints, loss.csv, loss.png)")
     p.add_argument("--config", help="YAML file with PretrainConfig fields")
     p.add_argument("--size", choices=["tiny", "small", "base"])
+    p.add_argument("--model", dest="architecture", metavar="NAME",
+                   help="a member of the model family: LAMAE (default), LAMAE-summary, LAMAE-global, LAMAE-mean, "
+                        "IndS, IndP, MVMAE, Joint (see `lamae models`)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--base-lr", type=float, help="lr = base_lr * batch_size / 256")
@@ -112,8 +117,10 @@ def _add_pretrain(sub):
     p.add_argument("--lead-dropout", type=float,
                    help="chance each lead is hidden from the encoder and reconstructed from the others "
                         "(trains for reduced lead sets and lead reconstruction; e.g. 0.3)")
+    p.add_argument("--limb-dropout", type=float,
+                   help="chance that all six limb leads of an ECG are hidden together (e.g. 0.1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any setting, e.g. --set model.n_latents=8 --set warmup_steps=50")
+                   help="override any setting, e.g. --set model.router_latents=4 --set warmup_steps=50")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.set_defaults(func=cmd_pretrain)
 
@@ -124,8 +131,8 @@ def pretrain_config_from_args(a):
 
     d = asdict(PretrainConfig())
     d.update(load_yaml(a.config))
-    for key in ("store", "out", "size", "steps", "batch_size", "base_lr", "checkpoint_every",
-                "num_workers", "device", "seed", "grad_accum", "compile", "lead_dropout"):
+    for key in ("store", "out", "size", "architecture", "steps", "batch_size", "base_lr", "checkpoint_every",
+                "num_workers", "device", "seed", "grad_accum", "compile", "lead_dropout", "limb_dropout"):
         if getattr(a, key, None) is not None:
             d[key] = getattr(a, key)
     d = apply_overrides(d, a.set)
@@ -140,7 +147,7 @@ def cmd_pretrain(a):
 
     cfg = pretrain_config_from_args(a)
     r = pretrain(cfg, resume=a.resume)
-    print(f"pretrained {r['parameters'] / 1e6:.2f}M parameters for {r['steps']} steps in {r['seconds']:.0f} s; "
+    print(f"pretrained {cfg.architecture}, {r['parameters'] / 1e6:.2f}M parameters for {r['steps']} steps in {r['seconds']:.0f} s; "
           f"final loss {r['final_loss']:.4f}; run folder {r['out']}")
 
 
@@ -402,14 +409,53 @@ def _add_leads(sub):
 def cmd_leads(a):
     from .eval.leads import reduced_lead_eval
 
-    ckpts = {}
-    for spec in a.checkpoint:
+    reduced_lead_eval(_named_checkpoints(a.checkpoint), a.store, a.out, lead_sets=a.sets, pooling=a.pooling, device=a.device)
+    print((Path(a.out) / "leads.md").read_text())
+
+
+def _add_ablate(sub):
+    p = sub.add_parser("ablate", help="is the cross-lead path used? reconstruction with the latents zeroed or shuffled")
+    p.add_argument("store", help="store whose preprocessing matches the checkpoints")
+    p.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH",
+                   help="repeat for each model, e.g. --checkpoint LAMAE=runs/lamae")
+    p.add_argument("--hide", nargs="+", default=["III", "aVF", "V2", "V5"], metavar="LEAD",
+                   help="leads withheld together (default III aVF V2 V5)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="folder for ablation.md and ablation.json")
+    p.set_defaults(func=cmd_ablate)
+
+
+def _named_checkpoints(specs) -> dict[str, str]:
+    out = {}
+    for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep:
             name, path = Path(spec).name, spec
-        ckpts[name] = path
-    reduced_lead_eval(ckpts, a.store, a.out, lead_sets=a.sets, pooling=a.pooling, device=a.device)
-    print((Path(a.out) / "leads.md").read_text())
+        out[name] = path
+    return out
+
+
+def cmd_ablate(a):
+    from .eval.crosslead import run_ablation
+
+    run_ablation(_named_checkpoints(a.checkpoint), a.store, a.out, hide=a.hide, split=a.split)
+    print((Path(a.out) / "ablation.md").read_text())
+
+
+def _add_models(sub):
+    p = sub.add_parser("models", help="the model family: names for `pretrain --model` and `compare`")
+    p.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(a):
+    from .models.family import FAMILY, count_parameters, model_config
+
+    print(f"{'name':<14}{'kind':<8}{'encoder':<10}{'aggregator':<11}{'params (' + a.size + ', 100 Hz)':>22}  what it is")
+    for name, spec in FAMILY.items():
+        cfg = model_config(name, a.size)
+        print(f"{name:<14}{spec['kind']:<8}{cfg.encoder:<10}{cfg.aggregator:<11}{count_parameters(cfg):>22,}  "
+              f"{spec['about']}")
 
 
 def _add_demo(sub):
@@ -434,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lamae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_synth, _add_prepare, _add_verify, _add_pretrain, _add_probe, _add_embed, _add_finetune, _add_reconstruct,
-                _add_explain, _add_leads, _add_compare, _add_benchmark, _add_demo):
+                _add_explain, _add_leads, _add_ablate, _add_models, _add_compare, _add_benchmark, _add_demo):
         add(sub)
     return parser
 

@@ -42,10 +42,11 @@ def render_model_card(config: dict, evaluations: list[dict] | None = None) -> st
     lines += ["", "## Configuration", "",
               f"- size: {train.get('size', '?')}; width {m.get('dim')}, depth {m.get('depth')}, "
               f"{m.get('heads')} heads, patch {m.get('patch_size')} samples",
-              f"- latent attention: {m.get('n_latents')} latents ({m.get('latent_mode')}, input "
-              f"{m.get('latent_input')}); aggregator {m.get('aggregator')}, token mixing {m.get('token_mixing')}",
+              f"- family member: {train.get('architecture', '?')}; " + _cross_lead(m),
               f"- masking: {m.get('mask_ratio')} of each lead's patches"
-              + (f"; lead dropout {train.get('lead_dropout')}" if train.get("lead_dropout") else ""),
+              + ("; limb leads masked together" if m.get("mask_limb_together") else "")
+              + (f"; lead dropout {train.get('lead_dropout')}" if train.get("lead_dropout") else "")
+              + (f"; limb-group dropout {train.get('limb_dropout')}" if train.get("limb_dropout") else ""),
               f"- decoder: width {m.get('decoder_dim')}, depth {m.get('decoder_depth')}"]
     if train:
         lines.append(f"- optimisation: {train.get('steps')} steps, batch {train.get('batch_size')}, base lr "
@@ -76,6 +77,23 @@ def render_model_card(config: dict, evaluations: list[dict] | None = None) -> st
               "nothing about other populations or devices.",
               "- Not a medical device; not for clinical decisions."]
     return "\n".join(lines) + "\n"
+
+
+def _cross_lead(m: dict) -> str:
+    """How this model's leads exchange information, in words."""
+    enc, agg = m.get("encoder", "per_lead"), m.get("aggregator")
+    if enc == "router":
+        every = m.get("router_every")
+        where = "after every encoder block" if every == 1 else \
+            f"after every {every} encoder blocks" if every else "once, after the encoder"
+        return (f"router encoder: {m.get('router_latents')} latents per patch position gather from the leads "
+                f"{where}; the decoder reads them; embedding = `{m.get('readout')}` readout")
+    if enc == "joint":
+        return "joint encoder: one sequence over all leads' tokens"
+    if agg == "latent":
+        return (f"{enc} encoder + {m.get('n_latents')} global latents over the leads ({m.get('latent_mode')}, "
+                f"input {m.get('latent_input')}), prepended in the decoder")
+    return f"{enc} encoder, aggregator {agg}"
 
 
 def write_model_card(folder: str | Path) -> Path:

@@ -110,9 +110,10 @@ def test_weight_decay_applies_to_linear_weights_only():
     decay, no_decay = param_groups(m, 0.05)
     names = {id(p): n for n, p in m.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
-    assert "patch_embed.weight" in decayed and "encoders.0.0.attn.qkv.weight" in decayed
-    assert not decayed & {"lead_embed.weight", "latent.latents", "cls_token", "patch_embed.bias",
-                          "encoders.0.0.norm1.weight"}
+    assert {"patch_embed.weight", "encoder.blocks.0.attn.qkv.weight", "encoder.routers.0.q_lat.weight",
+            "decoder.reads.0.kv.weight"} <= decayed
+    assert not decayed & {"lead_embed.weight", "encoder.latents", "encoder.cls_position", "cls_token",
+                          "patch_embed.bias", "encoder.blocks.0.norm1.weight", "decoder.mask_token"}
 
 
 def test_gradient_accumulation_takes_the_same_step(store, tmp_path):
@@ -122,3 +123,26 @@ def test_gradient_accumulation_takes_the_same_step(store, tmp_path):
     b, _ = load_checkpoint(tmp_path / "b")
     worst = max((p - q).abs().max().item() for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert worst < 1e-4, worst
+
+
+def test_limb_dropout_hides_the_six_limb_leads_together():
+    from lamae.train.pretrain import lead_dropout_mask
+
+    present = torch.ones(400, 12, dtype=torch.bool)
+    present[:5, 2] = False
+    c = PretrainConfig(batch_size=400, limb_dropout=0.3)
+    drop = lead_dropout_mask(torch.Generator().manual_seed(0), present, c)
+    limb = drop[:, :6]
+    assert ((limb | ~present[:, :6]).all(1) | ~limb.any(1)).all()  # all six or none
+    assert not drop[:, 6:].any() and 0.2 < limb.any(1).float().mean() < 0.4
+    assert not (drop & ~present).any()
+    # adding limb dropout leaves the lead-dropout draws as they were
+    only = lead_dropout_mask(torch.Generator().manual_seed(0), present, PretrainConfig(batch_size=400, lead_dropout=0.2))
+    both = lead_dropout_mask(torch.Generator().manual_seed(0), present,
+                             PretrainConfig(batch_size=400, lead_dropout=0.2, limb_dropout=0.3))
+    assert (both[:, 6:] == only[:, 6:]).all()
+    # an ECG whose only leads are limb leads keeps one
+    limb_only = torch.zeros(50, 12, dtype=torch.bool)
+    limb_only[:, :6] = True
+    d = lead_dropout_mask(torch.Generator().manual_seed(1), limb_only, PretrainConfig(batch_size=50, limb_dropout=0.9))
+    assert (limb_only & ~d).any(1).all()

@@ -32,7 +32,9 @@ from tqdm import tqdm
 from ..checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
 from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
-from ..models.lamae import SIZES, Lamae, LamaeConfig
+from ..leads import LIMB_LEADS
+from ..models.family import FAMILY, PRETRAINABLE
+from ..models.lamae import MODEL_FORMAT, SIZES, Lamae, LamaeConfig
 from ..plots import save_figure
 
 
@@ -41,7 +43,8 @@ class PretrainConfig:
     store: str = ""
     out: str = "runs/pretrain"
     size: str = "tiny"
-    model: dict = field(default_factory=dict)  # overrides of the named size's LamaeConfig
+    architecture: str = "LAMAE"                # a pretrainable member of the model family (models/family.py)
+    model: dict = field(default_factory=dict)  # overrides of the size's and the member's LamaeConfig
     steps: int = 1000
     batch_size: int = 64
     base_lr: float = 1.5e-4        # lr = base_lr * batch_size / 256
@@ -60,6 +63,7 @@ class PretrainConfig:
     split: str | None = "train"    # pretrain on the training patients only (None: every record)
     folds: list | None = None      # and, if given, only on records of these folds (e.g. MIMIC-ICD's 0-17)
     lead_dropout: float = 0.0      # chance that a lead is hidden from the encoder (and fully reconstructed)
+    limb_dropout: float = 0.0      # chance that all six limb leads of an ECG are hidden together
 
     @property
     def lr(self) -> float:
@@ -84,13 +88,21 @@ def lead_dropout_mask(gen: torch.Generator, present: torch.Tensor, cfg: Pretrain
                       world: int = 1) -> torch.Tensor | None:
     """Leads to hide from the encoder this step (B, L) bool, drawn for the global batch.
 
-    Each present lead is hidden with probability ``cfg.lead_dropout``; an ECG always keeps at
-    least one input lead (its highest-drawn present lead).
+    Each present lead is hidden with probability ``cfg.lead_dropout``, and all six limb leads
+    of an ECG together with probability ``cfg.limb_dropout`` (the limb leads are linear
+    combinations of any two of them, so hiding some of them teaches little); an ECG always
+    keeps at least one input lead (its highest-drawn present lead). ``present`` holds the
+    store's twelve lead slots in the standard order.
     """
-    if cfg.lead_dropout <= 0:
+    if cfg.lead_dropout <= 0 and cfg.limb_dropout <= 0:
         return None
     u = torch.rand(cfg.batch_size, present.shape[1], device=present.device, generator=gen)[rank::world]
     drop = (u < cfg.lead_dropout) & present
+    if cfg.limb_dropout > 0:
+        # drawn after u and always, so adding limb dropout leaves the lead-dropout draws as they were
+        limb = torch.rand(cfg.batch_size, device=present.device, generator=gen)[rank::world] < cfg.limb_dropout
+        drop[:, :len(LIMB_LEADS)] |= limb[:, None]
+        drop &= present
     empty = ~(present & ~drop).any(dim=1)
     if bool(empty.any()):
         keep = torch.where(present, u, torch.full_like(u, -1.0)).argmax(dim=1)
@@ -180,18 +192,31 @@ def distributed_context(cfg: PretrainConfig, device: torch.device):
     return rank, world, device
 
 
+def model_config_for(cfg: PretrainConfig, prep) -> LamaeConfig:
+    """The size's settings, then the family member's, then ``cfg.model``; the rate, window and
+    input scale follow the store (an ECG-normalised store is read with ``input_scale: rms``)."""
+    return LamaeConfig(**{**SIZES[cfg.size], **FAMILY[cfg.architecture]["model"], **cfg.model,
+                          "fs": prep.fs, "window_s": prep.window_s,
+                          "input_scale": "rms" if prep.normalize == "ecg_zscore" else "none"})
+
+
 def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
     out = Path(cfg.out)
     if cfg.size not in SIZES:
         raise ValueError(f"unknown size {cfg.size!r}; choose from {sorted(SIZES)}")
-    unknown = set(cfg.model) - set(LamaeConfig.__dataclass_fields__) | {"fs", "window_s"} & set(cfg.model)
+    if cfg.architecture not in PRETRAINABLE:
+        hint = f" (it reads {FAMILY[cfg.architecture]['reuse']}'s weights)" if FAMILY.get(cfg.architecture, {}).get("reuse") else ""
+        raise ValueError(f"cannot pretrain {cfg.architecture!r}{hint}; choose from {PRETRAINABLE}")
+    store_set = {"fs", "window_s", "input_scale"}
+    unknown = set(cfg.model) - set(LamaeConfig.__dataclass_fields__) | store_set & set(cfg.model)
     if unknown:
         raise ValueError(f"unknown or store-determined model settings: {sorted(unknown)}")
-    if not 0.0 <= cfg.lead_dropout < 1.0:
-        raise ValueError(f"lead_dropout must be in [0, 1), got {cfg.lead_dropout}")
+    for name in ("lead_dropout", "limb_dropout"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
     store = EcgStore(cfg.store)
     prep = store.preprocessing
-    model_cfg = LamaeConfig(**{**SIZES[cfg.size], **cfg.model, "fs": prep.fs, "window_s": prep.window_s})
+    model_cfg = model_config_for(cfg, prep)
     rank, world, device = distributed_context(cfg, pick_device(cfg.device))
     main_process = rank == 0
     progress = progress and main_process
@@ -207,6 +232,10 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if resume and found is not None:
         start, folder = found
         loaded, saved = load_checkpoint(folder)
+        if saved.get("model_format_written", MODEL_FORMAT) != MODEL_FORMAT:
+            raise LamaeError(f"{folder}: written by lamae {saved.get('lamae_version', '0.1')} (model format "
+                             f"{saved['model_format_written']}); it loads for evaluation, but its run cannot be "
+                             "resumed by this version: start a new run")
         if saved["model"] != model_cfg.to_dict() or saved["preprocessing"] != prep.to_dict():
             raise LamaeError(f"{folder}: checkpoint configuration differs from this run's; cannot resume")
         model.load_state_dict(loaded.state_dict())
@@ -220,8 +249,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        # Baselines without the latent module, or with private encoders, leave parameters idle.
-        idle = model_cfg.aggregator == "none" or model_cfg.private_leads
+        # Only the private encoder leaves parameters idle (the stacks of leads not in a batch).
+        idle = model_cfg.encoder == "private"
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       find_unused_parameters=idle)
 
