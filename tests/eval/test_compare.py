@@ -32,14 +32,21 @@ def test_compare_two_models_two_seeds_fills_every_table_and_resumes(store, tmp_p
     # (b) hierarchy table: every level with a supported node has mean and std for both models
     for m in ("LAMAE", "IndS"):
         assert report["hierarchy"][m]["all"]["n"] == 2 and report["hierarchy"][m]["all"]["std"] is not None
-    # (c) paired test against the (only) baseline
+    # (c) paired test against the (only) baseline, and against every model
     assert report["paired_test"]["baseline"] == "IndS" and report["paired_test"]["n"] == 2
+    assert set(report["paired_tests"]) == {"IndS"}
+    # (e) cross-lead reconstruction for both; the ablation only where there are latents
+    assert set(report["crosslead"]) == {"LAMAE", "IndS"}
+    assert set(report["crosslead"]["LAMAE"]) == {"none", "zero", "shuffle"}
+    assert set(report["crosslead"]["IndS"]) == {"none"}
+    assert report["crosslead"]["LAMAE"]["none"]["hidden_nmse"]["n"] == 2
     # (d) label efficiency at every fraction
     for m in ("LAMAE", "IndS"):
         assert set(report["label_efficiency"][m]) == {"0.01", "0.1", "1.0"}
         assert report["label_efficiency"][m]["1.0"]["mean"] is not None
     md = (tmp_path / "cmp" / "compare.md").read_text()
-    for heading in ("(a) Matched controls", "(b) Macro AUROC per label level", "(c) Paired tests", "(d) Label efficiency"):
+    for heading in ("(a) Matched controls", "(b) Macro AUROC per label level", "(c) Paired tests", "(d) Label efficiency",
+                    "(e) Cross-lead reconstruction"):
         assert heading in md
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 5000
     # a finished model/seed is not recomputed

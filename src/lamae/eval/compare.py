@@ -28,16 +28,18 @@ from ..checkpoint import load_checkpoint
 from ..data.store import EcgStore, atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, target_levels
-from ..models.baselines import BASELINES, REFERENCE, count_parameters, match_parameters, model_config
+from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
 from ..models.lamae import Lamae
 from ..train.pretrain import PretrainConfig, pretrain
 from ..utils.flops import supervised_step_flops, training_step_flops
 from ..plots import save_figure
+from .crosslead import crosslead_ablation, has_latents
 from .probe import embed_store, fit_linear_probe, node_aurocs
+from .reconstruction import masked_span_errors, reconstruction_errors
 from .stats import paired_tests
 from .supervised import predict_scratch, train_scratch
 
-DEFAULT_MODELS = ["LAMAE", "LAMAE_E", "LAMAE-mean", "IndS", "IndP", "MVMAE", "Joint", "Scratch", "Random"]
+DEFAULT_MODELS = ["LAMAE", "LAMAE_E", "LAMAE-global", "LAMAE-mean", "IndS", "IndP", "MVMAE", "Joint", "Scratch", "Random"]
 
 
 @dataclass
@@ -56,6 +58,9 @@ class CompareConfig:
     min_count: int = 5
     min_test_positives: int = 5
     cv: bool = False          # cross-validation over the store's folds (PTB-XL strat_fold) instead of its split
+    crosslead: bool = True    # (e): hidden-lead reconstruction per model, and the latent ablation
+    crosslead_hide: list = field(default_factory=lambda: ["III", "aVF", "V2", "V5"])
+    crosslead_split: str = "test"  # records never seen in pretraining
     device: str = "auto"
 
 
@@ -86,18 +91,19 @@ def _patient_subset(store: EcgStore, rows, fraction: float, seed: int) -> np.nda
 
 class Comparison:
     def __init__(self, cfg: CompareConfig, progress: bool = True):
-        unknown = [m for m in cfg.models if m not in BASELINES]
+        unknown = [m for m in cfg.models if m not in FAMILY]
         if unknown:
-            raise ValueError(f"unknown models {unknown}; choose from {sorted(BASELINES)}")
+            raise ValueError(f"unknown models {unknown}; choose from {sorted(FAMILY)}")
         for m in cfg.models:
-            reuse = BASELINES[m].get("reuse")
+            reuse = FAMILY[m].get("reuse")
             if reuse and reuse not in cfg.models:
                 raise ValueError(f"{m} reads {reuse}'s pretrained encoder: add {reuse} to models")
         self.cfg, self.progress = cfg, progress
         self.out = Path(cfg.out)
         self.store = EcgStore(cfg.store)
         prep = self.store.preprocessing
-        self.fixed = {"fs": prep.fs, "window_s": prep.window_s}
+        self.fixed = {"fs": prep.fs, "window_s": prep.window_s,
+                      "input_scale": "rms" if prep.normalize == "ecg_zscore" else "none"}
         self.rows = self.store.rows(labeled=True)
         if len(self.rows) == 0:
             raise LamaeError(f"{self.store.path}: no labelled records to compare on")
@@ -142,17 +148,22 @@ class Comparison:
     # ------------------------------------------------------------------ one model, one seed
     def pretrain_config(self, name: str, seed: int, out: Path) -> PretrainConfig:
         mc, _ = self.model_cfgs[name]
-        overrides = {k: v for k, v in mc.to_dict().items() if k not in ("fs", "window_s")}
+        overrides = {k: v for k, v in mc.to_dict().items() if k not in self.fixed}
+        architecture = name if name in PRETRAINABLE else REFERENCE
         return PretrainConfig(**{**self.cfg.pretrain, "store": self.cfg.store, "out": str(out),
-                                 "size": self.cfg.size, "model": overrides, "seed": seed,
-                                 "device": self.cfg.device})
+                                 "size": self.cfg.size, "architecture": architecture, "model": overrides,
+                                 "seed": seed, "device": self.cfg.device})
 
     def run_one(self, name: str, seed: int) -> dict:
-        spec = BASELINES[name]
+        spec = FAMILY[name]
         folder = self.out / "runs" / name / f"seed-{seed}"
         result_path = folder / "result.json"
         if result_path.exists():
-            return json.loads(result_path.read_text())
+            result = json.loads(result_path.read_text())
+            if self._wants_crosslead(name) and "crosslead" not in result:  # a result from before (e) existed
+                result["crosslead"] = self.crosslead(name, seed)
+                atomic_write_text(result_path, json.dumps(result, indent=2))
+            return result
         folder.mkdir(parents=True, exist_ok=True)
         y = self.targets.y.astype(np.float64)
         scored = np.zeros(len(self.rows), bool)
@@ -192,11 +203,35 @@ class Comparison:
             "label_fractions": fractions,
             "nodes": {n: (None if not np.isfinite(a) else float(a)) for n, a in zip(self.targets.nodes, aucs)},
         }
+        if self._wants_crosslead(name):
+            result["crosslead"] = self.crosslead(name, seed)
         atomic_write_text(result_path, json.dumps(result, indent=2))
         return result
 
+    def _wants_crosslead(self, name: str) -> bool:
+        spec = FAMILY[name]
+        return self.cfg.crosslead and spec["kind"] == "mae" and "reuse" not in spec
+
+    def crosslead(self, name: str, seed: int) -> dict:
+        """Hidden-lead reconstruction of a pretrained model on the held-out split; for models with
+        latents, also with the latents zeroed and shuffled (``crosslead.py``)."""
+        from ..api import load
+
+        model = load(self.out / "runs" / name / f"seed-{seed}" / "pretrain")
+        hide, split = list(self.cfg.crosslead_hide), self.cfg.crosslead_split
+        if has_latents(model.model):
+            abl = crosslead_ablation(model, self.store, hide, split=split)
+            return {c: {"hidden_nmse": v["hidden_nmse"], "same_lead_nmse": v["same_lead"]["nmse"],
+                        "per_lead": {h: {"nmse": e["nmse"], "corr": e["corr"]} for h, e in v["hidden"].items()}}
+                    for c, v in abl["conditions"].items()}
+        errs = reconstruction_errors(model, self.store, hide, split=split)
+        same = masked_span_errors(model, self.store, split=split)
+        return {"none": {"hidden_nmse": float(np.mean([e["nmse"] for e in errs.values()])),
+                         "same_lead_nmse": same["nmse"],
+                         "per_lead": {h: {"nmse": e["nmse"], "corr": e["corr"]} for h, e in errs.items()}}}
+
     def _encoder(self, name: str, seed: int) -> Lamae:
-        spec = BASELINES[name]
+        spec = FAMILY[name]
         if spec["kind"] == "random":
             torch.manual_seed(seed)
             return Lamae(self.model_cfgs[name][0])
@@ -230,7 +265,7 @@ class Comparison:
             pcfg = self.pretrain_config(name, 0, self.out)
             torch.manual_seed(0)
             model = Lamae(mc)
-            kind = BASELINES[name]["kind"]
+            kind = FAMILY[name]["kind"]
             if kind == "mae":
                 flops = training_step_flops(model, pcfg.batch_size)
             elif kind == "scratch":
@@ -248,7 +283,7 @@ class Comparison:
                 "epochs": round(pcfg.steps * pcfg.batch_size / max(1, n_train), 2), "batch": pcfg.batch_size,
                 "flops_per_step": flops,
                 "wall_clock_s": float(np.mean(secs)) if secs else None,
-                "reads": BASELINES[name].get("reuse"),
+                "reads": FAMILY[name].get("reuse"),
             })
         return rows
 
@@ -265,7 +300,7 @@ class Comparison:
 
     def summarise(self, results: dict) -> dict:
         def stat(vals):
-            vals = [v for v in vals if v is not None]
+            vals = [v for v in vals if v is not None and np.isfinite(v)]
             return {"mean": float(np.mean(vals)) if vals else None,
                     "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n": len(vals)}
 
@@ -273,15 +308,29 @@ class Comparison:
         hierarchy = {m: {lv: stat([r["per_level"][lv] for r in rs]) for lv in levels} for m, rs in results.items()}
         fracs = [str(float(f)) for f in self.cfg.label_fractions]
         efficiency = {m: {f: stat([r["label_fractions"].get(f) for r in rs]) for f in fracs} for m, rs in results.items()}
-        baselines = [m for m in results if m not in (REFERENCE, "LAMAE_E") and hierarchy[m]["all"]["mean"] is not None]
-        tests = None
-        if REFERENCE in results and baselines:
-            strongest = max(baselines, key=lambda m: hierarchy[m]["all"]["mean"])
-            by_seed = {m: {r["seed"]: r["per_level"]["all"] for r in results[m]} for m in (REFERENCE, strongest)}
-            seeds = [s for s in self.cfg.seeds if by_seed[REFERENCE].get(s) is not None
-                     and by_seed[strongest].get(s) is not None]
-            tests = {"reference": REFERENCE, "baseline": strongest, "metric": "macro AUROC (all nodes)",
-                     **paired_tests([by_seed[REFERENCE][s] for s in seeds], [by_seed[strongest][s] for s in seeds])}
+        others = [m for m in results if m != REFERENCE and hierarchy[m]["all"]["mean"] is not None]
+        baselines = [m for m in others if m != "LAMAE_E"]
+        tests, all_tests = None, {}
+        if REFERENCE in results and others:
+            by_seed = {m: {r["seed"]: r["per_level"]["all"] for r in results[m]} for m in [REFERENCE, *others]}
+            for m in others:
+                seeds = [s for s in self.cfg.seeds if by_seed[REFERENCE].get(s) is not None
+                         and by_seed[m].get(s) is not None]
+                all_tests[m] = paired_tests([by_seed[REFERENCE][s] for s in seeds], [by_seed[m][s] for s in seeds])
+            if baselines:
+                strongest = max(baselines, key=lambda m: hierarchy[m]["all"]["mean"])
+                tests = {"reference": REFERENCE, "baseline": strongest, "metric": "macro AUROC (all nodes)",
+                         **all_tests[strongest]}
+        crosslead = {}
+        for m, rs in results.items():
+            cl = [r["crosslead"] for r in rs if r.get("crosslead")]
+            if cl:
+                crosslead[m] = {c: {"hidden_nmse": stat([x[c]["hidden_nmse"] for x in cl]),
+                                    "same_lead_nmse": stat([x[c]["same_lead_nmse"] for x in cl]),
+                                    "per_lead": {h: {"nmse": stat([x[c]["per_lead"][h]["nmse"] for x in cl]),
+                                                     "corr": stat([x[c]["per_lead"][h]["corr"] for x in cl])}
+                                                 for h in cl[0][c]["per_lead"]}}
+                                for c in cl[0]}
         return {"config": asdict(self.cfg), "store": str(self.store.path),
                 "n_records": {s: int((self.splits == s).sum()) for s in ("train", "val", "test")},
                 "evaluation": (f"{len(self.plans)}-fold cross-validation over the store's folds, AUROC on the "
@@ -289,7 +338,8 @@ class Comparison:
                 "nodes": self.targets.nodes, "levels": self.targets.levels,
                 "supported_nodes": [n for n, ok in zip(self.targets.nodes, self.supported) if ok],
                 "controls": self.controls(results), "hierarchy": hierarchy, "paired_test": tests,
-                "label_efficiency": efficiency, "results": results}
+                "paired_tests": all_tests, "label_efficiency": efficiency, "crosslead": crosslead,
+                "crosslead_hide": list(self.cfg.crosslead_hide), "results": results}
 
     def write(self, report: dict) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -298,10 +348,10 @@ class Comparison:
         plot_compare(report, self.out)
 
 
-def _ms(s: dict) -> str:
+def _ms(s: dict, digits: int = 4) -> str:
     if s["mean"] is None:
         return "n/a"
-    return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["std"] is not None else "")
+    return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if s["std"] is not None else "")
 
 
 def compare_markdown(r: dict) -> str:
@@ -344,8 +394,16 @@ def compare_markdown(r: dict) -> str:
                   f"({t['metric']}, {t['n']} paired seeds):", "",
                   "| mean difference | t | p (paired t) | W | p (Wilcoxon) | Cohen's d_z |", "|---|---|---|---|---|---|",
                   f"| {f(t['mean_diff'])} | {f(t['t'])} | {f(t['p_ttest'])} | {f(t['w'])} | {f(t['p_wilcoxon'])} | "
-                  f"{f(t['cohens_dz'])} |", "",
-                  "With fewer than 6 seeds the two-sided Wilcoxon test cannot reach p < 0.05."]
+                  f"{f(t['cohens_dz'])} |", ""]
+        if r.get("paired_tests"):
+            lines += [f"{t['reference']} against every other model (positive: {t['reference']} higher):", "",
+                      "| model | seeds | mean difference | t | p (paired t) | W | p (Wilcoxon) | Cohen's d_z |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for m, u in r["paired_tests"].items():
+                lines.append(f"| {m} | {u['n']} | {f(u['mean_diff'])} | {f(u['t'])} | {f(u['p_ttest'])} | "
+                             f"{f(u['w'])} | {f(u['p_wilcoxon'])} | {f(u['cohens_dz'])} |")
+            lines.append("")
+        lines.append("With fewer than 6 seeds the two-sided Wilcoxon test cannot reach p < 0.05.")
     fracs = list(next(iter(r["label_efficiency"].values())))
     lines += ["", "## (d) Label efficiency: macro AUROC by fraction of training patients", "",
               "| model | " + " | ".join(f"{float(x):.0%}" for x in fracs) + " |", "|---|" + "---|" * len(fracs)]
@@ -353,7 +411,28 @@ def compare_markdown(r: dict) -> str:
         lines.append(f"| {m} | " + " | ".join(_ms(r["label_efficiency"][m][x]) for x in fracs) + " |")
     lines += ["", "Scratch is trained on 100% of the training patients only. Fractions sample *patients* "
               "of the training split with each seed."]
+    if r.get("crosslead"):
+        lines += crosslead_markdown(r)
     return "\n".join(lines) + "\n"
+
+
+def crosslead_markdown(r: dict) -> list[str]:
+    hide = r["crosslead_hide"]
+    lines = ["", "## (e) Cross-lead reconstruction, and the latents ablated", "",
+             f"Leads {', '.join(hide)} withheld together and rebuilt from the other leads, on the held-out "
+             f"split (`{r['config']['crosslead_split']}`). nMSE = MSE / MSE of predicting zeros (1.0 = no better "
+             "than zeros), r = correlation; mean ± std over seeds. For models with latents the rows "
+             "*zero* and *shuffle* replace every latent a reader sees by zeros or by another ECG's "
+             "(`lamae ablate`); *same lead*: patches masked at the same times in every lead, rebuilt "
+             "from each lead's own visible patches.", "",
+             "| model | latents | hidden nMSE | " + " | ".join(f"{h} nMSE / r" for h in hide) + " | same-lead nMSE |",
+             "|---|---|---|" + "---|" * len(hide) + "---|"]
+    for m, conds in r["crosslead"].items():
+        for c, v in conds.items():
+            cells = [f"{_ms(v['per_lead'][h]['nmse'], 3)} / {_ms(v['per_lead'][h]['corr'], 2)}" for h in hide]
+            lines.append(f"| {m} | {c if c != 'none' else 'as trained' if len(conds) > 1 else '-'} | "
+                         f"{_ms(v['hidden_nmse'], 3)} | " + " | ".join(cells) + f" | {_ms(v['same_lead_nmse'], 3)} |")
+    return lines
 
 
 def plot_compare(r: dict, out: Path) -> None:

@@ -1,4 +1,10 @@
-"""How well hidden leads are reconstructed from the others, over a split of a store."""
+"""Reconstruction over a split of a store: hidden leads from the others, and masked time spans.
+
+Errors are in the store's normalised units, with the error of predicting zeros (the lead's
+mean) beside them and ``nmse`` = MSE / MSE of zeros (the fraction of the signal's variance
+left unexplained), which does not depend on the normalisation and so compares models trained
+on stores normalised differently.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +17,34 @@ from ..errors import LamaeError
 from ..leads import STANDARD_LEADS, lead_indices
 
 
-@torch.no_grad()
-def reconstruction_errors(model, store: EcgStore, hide, *, split: str | None = "test",
-                          batch_size: int = 64) -> dict:
-    """Per hidden lead: mean MSE of the reconstruction, of predicting zeros (the lead's mean),
-    and mean correlation, over the records of ``split`` that have that lead.
+def _summary(v: dict) -> dict:
+    mse, zeros = np.mean(v["mse"]) if v["mse"] else np.nan, np.mean(v["mse_zeros"]) if v["mse"] else np.nan
+    return {"n": len(v["mse"]), "mse": float(mse), "mse_zeros": float(zeros),
+            "nmse": float(mse / zeros) if v["mse"] and zeros > 0 else float("nan"),
+            "corr": float(np.mean(v["corr"])) if v["corr"] else float("nan")}
 
-    ``model`` is a :class:`lamae.api.Pretrained` whose preprocessing matches the store's.
-    The hidden leads are withheld together; every other present lead is an input.
-    """
+
+def _rows(model, store: EcgStore, split):
     if store.preprocessing != model.preprocessing:
         raise LamaeError(f"{store.path}: store preprocessing differs from the checkpoint's")
-    idx = lead_indices(hide)
     rows = store.rows(split)
     if len(rows) == 0:
         raise LamaeError(f"{store.path}: no records in split {split!r}")
+    return rows
+
+
+@torch.no_grad()
+def reconstruction_errors(model, store: EcgStore, hide, *, split: str | None = "test",
+                          batch_size: int = 64, intervene: str | None = None) -> dict:
+    """Per hidden lead: mean MSE of the reconstruction, of predicting zeros (the lead's mean),
+    their ratio and the mean correlation, over the records of ``split`` that have that lead.
+
+    ``model`` is a :class:`lamae.api.Pretrained` whose preprocessing matches the store's.
+    The hidden leads are withheld together; every other present lead is an input.
+    ``intervene`` ("zero" / "shuffle") ablates the model's latents (see ``Lamae.forward``).
+    """
+    rows = _rows(model, store, split)
+    idx = lead_indices(hide)
     net = model.model.eval()
     device = next(net.parameters()).device
     stats = {lead: {"mse": [], "mse_zeros": [], "corr": []} for lead in hide}
@@ -38,12 +57,46 @@ def reconstruction_errors(model, store: EcgStore, hide, *, split: str | None = "
         if not bool(ok.any()):
             continue
         x, present, drop = x[ok], present[ok], drop[ok]
-        out = net(x, torch.arange(len(STANDARD_LEADS), device=device), present, mask_ratio=0.0, drop=drop)
+        out = net(x, torch.arange(len(STANDARD_LEADS), device=device), present, mask_ratio=0.0, drop=drop,
+                  intervene=intervene)
         pred = out["pred"].reshape(x.shape).float().cpu().numpy()
         xs, d = x.cpu().numpy(), drop.cpu().numpy()
         for lead, j in zip(hide, idx):
             for o, r in zip(xs[d[:, j], j], pred[d[:, j], j]):
                 for k, v in lead_error(o, r).items():
                     stats[lead][k].append(v)
-    return {lead: {"n": len(v["mse"]), **{k: float(np.mean(a)) if a else float("nan") for k, a in v.items()}}
-            for lead, v in stats.items()}
+    return {lead: _summary(v) for lead, v in stats.items()}
+
+
+@torch.no_grad()
+def masked_span_errors(model, store: EcgStore, *, split: str | None = "test", mask_ratio: float | None = None,
+                       batch_size: int = 64, intervene: str | None = None, seed: int = 0) -> dict:
+    """Same-lead reconstruction: patches masked at the same times in every lead, so at those
+    times no other lead is visible and each lead is rebuilt from its own visible patches.
+
+    Returns the errors over all masked patches of present leads (``mse``, ``mse_zeros``,
+    ``nmse``, ``corr`` averaged over leads and ECGs). The masks are seeded, so conditions
+    (``intervene``) are compared on the same patches.
+    """
+    rows = _rows(model, store, split)
+    net = model.model.eval()
+    device = next(net.parameters()).device
+    n = net.cfg.n_patches
+    gen = torch.Generator().manual_seed(seed)
+    stats = {"mse": [], "mse_zeros": [], "corr": []}
+    for s in range(0, len(rows), batch_size):
+        x, present = store.batch(rows[s:s + batch_size], device)
+        noise = torch.rand(len(x), 1, n, generator=gen).expand(-1, x.shape[1], -1).to(device)
+        out = net(x, torch.arange(len(STANDARD_LEADS), device=device), present, mask_ratio=mask_ratio,
+                  noise=noise, intervene=intervene)
+        pred = out["pred"].float().cpu().numpy()
+        target = net.patchify(x).cpu().numpy()
+        pres, m = present.cpu().numpy(), out["mask"].bool().cpu().numpy()
+        for b in range(len(x)):
+            for j in np.flatnonzero(pres[b]):
+                sel = m[b, j]
+                if not sel.any():
+                    continue
+                for k, v in lead_error(target[b, j][sel].ravel(), pred[b, j][sel].ravel()).items():
+                    stats[k].append(v)
+    return _summary(stats)

@@ -1,0 +1,148 @@
+"""Design measurements: which LAMAE variant, readout, masking and normalisation, on one store.
+
+For every variant x seed: pretrain (resumable; finished runs are reused), then
+
+- probe every readout of the frozen encoder (the router latents' mean, the CLS-position
+  latents, the patch-position latents, the mean of the lead CLS tokens = LAMAE_E), with
+  linear probes cross-validated over the store's folds (PTB-XL) or on its split;
+- reconstruct withheld leads (III, aVF, V2, V5 together) on the held-out split (nMSE, r);
+- ablate the latents (zero / shuffle) and report the change in hidden-lead and same-lead error.
+
+A variant is NAME[:key=value,...] where NAME is a family member and keys are model settings
+(``router_latents=4``) or the pretraining's ``lead_dropout``/``limb_dropout``:
+
+    python benchmarks/design.py --store STORE --out /tmp/design --seeds 0 1 \\
+        --variant LAMAE --variant LAMAE:router_every=2 --variant LAMAE-global:n_latents=8
+
+Prints one table (mean ± std over seeds) and writes design.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from lamae.api import load
+from lamae.data.store import EcgStore
+from lamae.eval.compare import CompareConfig, Comparison, _level_macro
+from lamae.eval.crosslead import crosslead_ablation, has_latents
+from lamae.eval.probe import embed_store, fit_linear_probe, node_aurocs
+from lamae.eval.reconstruction import reconstruction_errors
+from lamae.train.pretrain import PretrainConfig, pretrain
+
+TRAIN_KEYS = {"lead_dropout", "limb_dropout"}
+HIDE = ["III", "aVF", "V2", "V5"]
+
+
+def parse_variant(spec: str) -> tuple[str, dict, dict]:
+    name, _, rest = spec.partition(":")
+    model, train = {}, {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        (train if key in TRAIN_KEYS else model)[key] = yaml.safe_load(value)
+    return name, model, train
+
+
+def probe_cv(cmp: Comparison, feats: np.ndarray) -> float:
+    """Macro AUROC of linear probes over the comparison's plans (pooled out-of-fold predictions)."""
+    y = cmp.targets.y.astype(np.float64)
+    oof = np.full(y.shape, np.nan)
+    scored = np.zeros(len(y), bool)
+    for tr, va, te in cmp.plans:
+        probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
+        oof[te] = probe.predict(feats[te])
+        scored[te] = True
+    aucs = node_aurocs(y[scored], oof[scored])
+    return _level_macro(aucs, cmp.targets.levels, cmp.supported)["all"]
+
+
+def readouts(model) -> dict[str, tuple[str, str | None]]:
+    """name -> (pooling, readout) to probe for this model."""
+    if model.model.cfg.encoder == "router":
+        return {"latents": ("latent", "latents"), "cls_latents": ("latent", "cls_latents"),
+                "patch_latents": ("latent", "patch_latents"), "lead_cls": ("leads", None)}
+    return {"pooled": ("latent", None), "lead_cls": ("leads", None)}
+
+
+def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dict:
+    name, model_over, train_over = parse_variant(spec)
+    folder = Path(args.out) / spec.replace(":", "__").replace(",", "_").replace("=", "-") / f"seed-{seed}"
+    result_path = folder / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    cfg = PretrainConfig(store=str(store.path), out=str(folder / "pretrain"), size="tiny", architecture=name,
+                         model=model_over, steps=args.steps, batch_size=args.batch_size, base_lr=args.base_lr,
+                         warmup_steps=args.warmup, checkpoint_every=args.steps // 4, seed=seed, device="cpu",
+                         folds=args.pretrain_folds, **train_over)
+    latest = folder / "pretrain" / "latest.json"
+    if not latest.exists() or json.loads(latest.read_text())["step"] < args.steps:
+        pretrain(cfg, resume=True, progress=False)
+    model = load(folder / "pretrain")
+    res = {"variant": spec, "seed": seed, "probe": {}}
+    for label, (pooling, readout) in readouts(model).items():
+        if readout is not None:
+            model.model.aggregator.readout = readout
+        feats, _ = embed_store(model.model, store, cmp.rows, pooling=pooling, progress=False)
+        res["probe"][label] = probe_cv(cmp, feats)
+    if model.model.cfg.encoder == "router":
+        model.model.aggregator.readout = model.model.cfg.readout
+    rec = reconstruction_errors(model, store, HIDE, split=args.split)
+    res["recon"] = {h: {"nmse": v["nmse"], "corr": v["corr"]} for h, v in rec.items()}
+    if has_latents(model.model):
+        abl = crosslead_ablation(model, store, HIDE, split=args.split)
+        res["ablation"] = {c: {"hidden_nmse": v["hidden_nmse"], "same_nmse": v["same_lead"]["nmse"]}
+                           for c, v in abl["conditions"].items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    result_path.write_text(json.dumps(res, indent=2))
+    return res
+
+
+def ms(vals) -> str:
+    vals = [v for v in vals if v is not None and np.isfinite(v)]
+    if not vals:
+        return "-"
+    return f"{np.mean(vals):.3f}" + (f" ± {np.std(vals, ddof=1):.3f}" if len(vals) > 1 else "")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--variant", action="append", required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--base-lr", type=float, default=0.024)
+    ap.add_argument("--warmup", type=int, default=40)
+    ap.add_argument("--cv", action="store_true", help="cross-validate probes over the store's folds (PTB-XL)")
+    ap.add_argument("--split", default="test", help="split for reconstruction and ablation")
+    ap.add_argument("--pretrain-folds", type=int, nargs="+", help="pretrain only on these folds (PTB-XL: 1-8)")
+    args = ap.parse_args(argv)
+    store = EcgStore(args.store)
+    cmp = Comparison(CompareConfig(store=args.store, out=args.out, models=["LAMAE"], cv=args.cv), progress=False)
+    results = [run_one(args, store, cmp, v, s) for v in args.variant for s in args.seeds]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "design.json").write_text(json.dumps(results, indent=2))
+    print(f"store {args.store}; seeds {args.seeds}; {args.steps} steps x {args.batch_size}\n")
+    print("| variant | readout | probe macro AUROC | " + " | ".join(f"{h} nMSE / r" for h in HIDE)
+          + " | hidden nMSE: intact / zero / shuffle | same-lead nMSE: intact / zero / shuffle |")
+    print("|---|---|---|" + "---|" * len(HIDE) + "---|---|")
+    for v in args.variant:
+        rs = [r for r in results if r["variant"] == v]
+        for label in rs[0]["probe"]:
+            rec = " | ".join(f"{ms([r['recon'][h]['nmse'] for r in rs])} / {ms([r['recon'][h]['corr'] for r in rs])}"
+                             for h in HIDE)
+            if "ablation" in rs[0]:
+                hid = " / ".join(ms([r["ablation"][c]["hidden_nmse"] for r in rs]) for c in ("none", "zero", "shuffle"))
+                same = " / ".join(ms([r["ablation"][c]["same_nmse"] for r in rs]) for c in ("none", "zero", "shuffle"))
+            else:
+                hid = same = "-"
+            print(f"| {v} | {label} | {ms([r['probe'][label] for r in rs])} | {rec} | {hid} | {same} |")
+
+
+if __name__ == "__main__":
+    main()
