@@ -116,7 +116,8 @@ def _add_pretrain(sub):
     p.add_argument("--seed", type=int)
     p.add_argument("--lead-dropout", type=float,
                    help="chance each lead is hidden from the encoder and reconstructed from the others "
-                        "(trains for reduced lead sets and lead reconstruction; e.g. 0.3)")
+                        "(teaches reduced lead sets and lead reconstruction); default: the model's "
+                        "recommendation, 0.25 for LAMAE and 0 for the others")
     p.add_argument("--limb-dropout", type=float,
                    help="chance that all six limb leads of an ECG are hidden together (e.g. 0.1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

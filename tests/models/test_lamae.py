@@ -25,7 +25,7 @@ VARIANTS = [{}, {"router_every": 0}, {"router_every": 2, "depth": 3}, {"router_l
             {"encoder": "per_lead", "latent_input": "tokens"}, {"encoder": "per_lead", "latent_mode": "nvembed"},
             {"encoder": "per_lead", "latent_depth": 1}, {"encoder": "per_lead", "aggregator": "mean"},
             {"encoder": "per_lead", "aggregator": "none"}, {"encoder": "private", "aggregator": "none"},
-            {"encoder": "joint", "aggregator": "none"}, {"input_scale": "rms"}]
+            {"encoder": "joint", "aggregator": "none"}, {"input_scale": "rms"}, {"lead_gates": True}]
 
 
 @pytest.mark.parametrize("kw", VARIANTS)

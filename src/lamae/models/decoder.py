@@ -17,14 +17,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .encoders import intervene_latents
+from .encoders import LeadGates, intervene_latents
 from .layers import Block, read_latents, sincos_1d
 
 
 class LatentRead(nn.Module):
     """Decoder tokens (B, L, P, Dd) attend over the latents at their position (B, P, K, Dd)."""
 
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, lead_gates: int = 0):
         super().__init__()
         self.heads = heads
         self.norm_q = nn.LayerNorm(dim)
@@ -32,10 +32,14 @@ class LatentRead(nn.Module):
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
+        self.receive = LeadGates(lead_gates, dim) if lead_gates else None
 
-    def forward(self, x, z):
+    def forward(self, x, z, leads=None):
         k, v = self.kv(self.norm_kv(z)).chunk(2, dim=-1)
-        return x + self.proj(read_latents(self.q(self.norm_q(x)), k, v, self.heads))
+        msg = self.proj(read_latents(self.q(self.norm_q(x)), k, v, self.heads))
+        if self.receive is not None:
+            msg = self.receive(msg, leads)
+        return x + msg
 
 
 class LeadDecoder(nn.Module):
@@ -49,7 +53,8 @@ class LeadDecoder(nn.Module):
         self.register_buffer("pos", sincos_1d(cfg.n_patches, dd), persistent=False)
         self.lead_embed = nn.Embedding(n_vocab, dd)
         self.blocks = nn.ModuleList(Block(dd, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth))
-        self.reads = (nn.ModuleList(LatentRead(dd, cfg.decoder_heads) for _ in range(cfg.decoder_depth))
+        gates = n_vocab if getattr(cfg, "lead_gates", False) else 0
+        self.reads = (nn.ModuleList(LatentRead(dd, cfg.decoder_heads, gates) for _ in range(cfg.decoder_depth))
                       if condition == "read" else None)
         self.norm = nn.LayerNorm(dd)
         self.pred = nn.Linear(dd, cfg.patch_size)
@@ -79,7 +84,7 @@ class LeadDecoder(nn.Module):
         if self.condition == "read":
             z = self.cond(intervene_latents(condition, intervene))
             for read, blk in zip(self.reads, self.blocks):
-                seq = read(seq, z)
+                seq = read(seq, z, leads)
                 seq = blk(seq.flatten(0, 1)).view(b, n_leads, width, dd)
         elif self.mixing == "joint":
             flat = seq.reshape(b, n_leads * width, dd)

@@ -97,10 +97,31 @@ def intervene_latents(z: torch.Tensor, how: str | None) -> torch.Tensor:
     raise ValueError(f"intervene must be None, 'zero' or 'shuffle', got {how!r}")
 
 
+class LeadGates(nn.Module):
+    """A learned vector per standard lead (looked up by lead, like the lead embedding), starting
+    at 1, that multiplies what a lead sends to the latents or receives from them.
+
+    Every lead is a projection of one cardiac dipole (lead_l(t) = u_l . d(t)), so gathering the
+    dipole from leads, or a lead from it, is a lead-specific linear map with signs (III = II - I).
+    Shared projections can express that only through sharp per-head selection of leads; a gate
+    per lead expresses it directly. Lead identity still enters only by lead, so the model stays
+    invariant to lead order.
+    """
+
+    def __init__(self, n_vocab: int, dim: int):
+        super().__init__()
+        self.gate = nn.Parameter(torch.ones(n_vocab, dim))
+
+    def forward(self, values, leads):
+        """values (B, L, ..., D); leads (B, L) lead indices."""
+        g = self.gate[leads]
+        return values * g.view(*g.shape[:2], *([1] * (values.ndim - 3)), g.shape[-1])
+
+
 class LeadRouter(nn.Module):
     """Cross-lead exchange at every position: latents gather from the leads there, tokens read back."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, lead_gates: int = 0):
         super().__init__()
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} latent heads")
@@ -117,12 +138,18 @@ class LeadRouter(nn.Module):
         self.q_tok = nn.Linear(dim, dim)
         self.kv_lat = nn.Linear(dim, 2 * dim)
         self.proj_tok = nn.Linear(dim, dim)
+        self.send = LeadGates(lead_gates, dim) if lead_gates else None
+        self.receive = LeadGates(lead_gates, dim) if lead_gates else None
 
-    def forward(self, x, z, pos, visible, intervene=None):
-        """x (B, L, S, D) tokens; z (B, P, K, D) latents; pos (B, L, S); visible (B, L, P)."""
+    def forward(self, x, z, pos, visible, intervene=None, leads=None):
+        """x (B, L, S, D) tokens; z (B, P, K, D) latents; pos (B, L, S); visible (B, L, P);
+        leads (B, L) lead indices (used by the lead gates)."""
         n_pos = z.shape[1]
         # 1. gather: the latents at each position attend over the leads' tokens there
-        k, v = to_grid(self.kv_tok(self.norm_tok(x)), pos, n_pos).chunk(2, dim=-1)
+        k, v = self.kv_tok(self.norm_tok(x)).chunk(2, dim=-1)
+        if self.send is not None:
+            v = self.send(v, leads)
+        k, v = to_grid(k, pos, n_pos), to_grid(v, pos, n_pos)
         out, weights = gather_over_leads(self.q_lat(self.norm_lat(z)), k, v, visible, self.heads)
         z = z + self.proj_lat(out)
         z = z + self.mlp(self.norm_mlp(z))
@@ -130,8 +157,10 @@ class LeadRouter(nn.Module):
         src = intervene_latents(z, intervene)
         kz, vz = self.kv_lat(self.norm_src(src)).chunk(2, dim=-1)
         q = to_grid(self.q_tok(self.norm_read(x)), pos, n_pos)
-        x = x + self.proj_tok(from_grid(read_latents(q, kz, vz, self.heads), pos))
-        return x, z, weights
+        msg = self.proj_tok(from_grid(read_latents(q, kz, vz, self.heads), pos))
+        if self.receive is not None:
+            msg = self.receive(msg, leads)
+        return x + msg, z, weights
 
 
 class RouterEncoder(nn.Module):
@@ -142,19 +171,20 @@ class RouterEncoder(nn.Module):
     the Perceiver-IO / EEGPT-style alternative, with no cross-lead exchange inside the encoder).
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, n_vocab: int):
         super().__init__()
         self.blocks = _blocks(cfg)
         every = cfg.router_every
         after = {cfg.depth - 1} | ({i for i in range(cfg.depth) if (i + 1) % every == 0} if every > 0 else set())
         self.after = sorted(after)
-        self.routers = nn.ModuleList(LeadRouter(cfg.dim, cfg.latent_heads, cfg.mlp_ratio) for _ in self.after)
+        gates = n_vocab if cfg.lead_gates else 0
+        self.routers = nn.ModuleList(LeadRouter(cfg.dim, cfg.latent_heads, cfg.mlp_ratio, gates) for _ in self.after)
         self.latents = nn.Parameter(torch.randn(cfg.router_latents, cfg.dim) * 0.02)
         self.cls_position = nn.Parameter(torch.zeros(1, cfg.dim))
         self.register_buffer("positions", sincos_1d(cfg.n_patches, cfg.dim), persistent=False)
         self.norm = nn.LayerNorm(cfg.dim)
 
-    def forward(self, seq, pos, present, intervene=None) -> Encoded:
+    def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
         b, n_leads, s, d = seq.shape
         n_pos = self.positions.shape[0] + 1
         visible = to_grid(present[:, :, None].expand(-1, -1, s)[..., None], pos, n_pos)[..., 0].bool()
@@ -164,10 +194,10 @@ class RouterEncoder(nn.Module):
         for i, blk in enumerate(self.blocks):
             x = blk(x.flatten(0, 1)).view(b, n_leads, s, d)
             if i in self.after:
-                x, z, weights = next(routers)(x, z, pos, visible, intervene)
+                x, z, weights = next(routers)(x, z, pos, visible, intervene, leads)
         return Encoded(x, self.norm(z), weights, visible)
 
 
 def build_encoder(cfg, n_vocab: int) -> nn.Module:
     return {"per_lead": lambda: PerLeadEncoder(cfg), "private": lambda: PrivateEncoder(cfg, n_vocab),
-            "joint": lambda: JointEncoder(cfg), "router": lambda: RouterEncoder(cfg)}[cfg.encoder]()
+            "joint": lambda: JointEncoder(cfg), "router": lambda: RouterEncoder(cfg, n_vocab)}[cfg.encoder]()

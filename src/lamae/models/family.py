@@ -5,7 +5,8 @@ configuration (the encoder and aggregator components, see ``LamaeConfig``), ``po
 the representation, ``reuse`` shares another member's pretrained weights (LAMAE_E is LAMAE's
 encoder read as the mean of its lead CLS tokens), ``kind`` says whether it is pretrained
 (``mae``), trained supervised from scratch (``scratch``) or frozen at random initialisation
-(``random``). ``lamae pretrain --model NAME`` and ``lamae compare`` take these names.
+(``random``). ``pretrain`` holds a member's recommended pretraining settings, used where the
+run does not set them. ``lamae pretrain --model NAME`` and ``lamae compare`` take these names.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .lamae import SIZES, Lamae, LamaeConfig
 
 FAMILY: dict[str, dict] = {
     "LAMAE": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent"}, "pooling": "latent",
+              "pretrain": {"lead_dropout": 0.25},
               "about": "per-lead encoder with lead routers at every position; the decoder reads the latents"},
     "LAMAE_E": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent"}, "pooling": "leads",
                 "reuse": "LAMAE", "about": "LAMAE's encoder read as the mean of its lead CLS tokens"},

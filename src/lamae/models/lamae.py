@@ -63,6 +63,7 @@ class LamaeConfig:
     router_latents: int = 2           # router: latents per position
     router_every: int = 1             # router: after every k-th block (0: one router after the encoder)
     readout: str = "latents"          # router: pooled embedding = mean of all latents (see aggregators.py)
+    lead_gates: bool = False          # router: per-lead gates on what leads send to / read from the latents
     n_latents: int = 4                # global latent attention: K latents
     latent_heads: int = 4
     latent_depth: int = 0             # global latent attention: self-attention blocks over the latents
@@ -196,13 +197,18 @@ def build_model(size: str = "tiny", **overrides) -> "Lamae":
     return Lamae(LamaeConfig(**{**SIZES[size], **overrides}))
 
 
+def n_visible(n: int, ratio: float) -> int:
+    """Patches left visible in each lead of ``n`` when a fraction ``ratio`` is masked."""
+    return max(1, int(round(n * (1 - ratio))))
+
+
 def random_masking(b: int, n_leads: int, n: int, ratio: float, device, generator=None, noise=None):
     """Independent random mask per lead and per sample.
 
     Returns ``keep`` (B, L, n_keep) indices of visible patches, ``mask`` (B, L, N) with 1 for
     masked patches, and ``ids_restore`` (B, L, N) to undo the shuffle.
     """
-    n_keep = max(1, int(round(n * (1 - ratio))))
+    n_keep = n_visible(n, ratio)
     if noise is None:
         noise = torch.rand(b, n_leads, n, device=device, generator=generator)
     ids_shuffle = noise.argsort(dim=-1)
@@ -300,6 +306,15 @@ class Lamae(nn.Module):
         n = inputs.sum(1).float() * x.shape[2]
         return (sq / n.clamp_min(1)).sqrt().clamp_min(1e-3).to(x.dtype)[:, None, None]
 
+    def n_targets(self, present, drop=None, mask_ratio: float | None = None):
+        """How many patches ``forward`` scores: the masked patches of each input lead and every
+        patch of a hidden one."""
+        ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
+        n = self.cfg.n_patches
+        present = present.bool()
+        hidden = present & drop.bool() if drop is not None else torch.zeros_like(present)
+        return (present & ~hidden).sum() * (n - n_visible(n, ratio)) + hidden.sum() * n
+
     def patchify(self, x):
         b, n_leads, _ = x.shape
         return x.view(b, n_leads, self.cfg.n_patches, self.cfg.patch_size)
@@ -323,8 +338,8 @@ class Lamae(nn.Module):
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
         seq = torch.cat([cls, vis], dim=2)
         pos = torch.cat([keep.new_zeros(b, n_leads, 1), keep + 1], dim=2)  # grid position; 0 = CLS
-        if self.cfg.encoder == "private":
-            enc = self.encoder(seq, pos, present, leads=leads)
+        if self.cfg.encoder in ("private", "router"):
+            enc = self.encoder(seq, pos, present, intervene=intervene, leads=leads)
         else:
             enc = self.encoder(seq, pos, present, intervene=intervene)
         enc.tokens = self.norm(enc.tokens)

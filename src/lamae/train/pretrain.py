@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -62,7 +63,9 @@ class PretrainConfig:
     compile: bool = False          # torch.compile the model (GPU runs; slow to start)
     split: str | None = "train"    # pretrain on the training patients only (None: every record)
     folds: list | None = None      # and, if given, only on records of these folds (e.g. MIMIC-ICD's 0-17)
-    lead_dropout: float = 0.0      # chance that a lead is hidden from the encoder (and fully reconstructed)
+    # chance that a lead is hidden from the encoder (and fully reconstructed); None: the family
+    # member's recommendation (LAMAE: 0.25, the others: 0)
+    lead_dropout: float | None = None
     limb_dropout: float = 0.0      # chance that all six limb leads of an ECG are hidden together
 
     @property
@@ -94,10 +97,10 @@ def lead_dropout_mask(gen: torch.Generator, present: torch.Tensor, cfg: Pretrain
     keeps at least one input lead (its highest-drawn present lead). ``present`` holds the
     store's twelve lead slots in the standard order.
     """
-    if cfg.lead_dropout <= 0 and cfg.limb_dropout <= 0:
+    if not cfg.lead_dropout and cfg.limb_dropout <= 0:
         return None
     u = torch.rand(cfg.batch_size, present.shape[1], device=present.device, generator=gen)[rank::world]
-    drop = (u < cfg.lead_dropout) & present
+    drop = (u < (cfg.lead_dropout or 0.0)) & present
     if cfg.limb_dropout > 0:
         # drawn after u and always, so adding limb dropout leaves the lead-dropout draws as they were
         limb = torch.rand(cfg.batch_size, device=present.device, generator=gen)[rank::world] < cfg.limb_dropout
@@ -200,6 +203,13 @@ def model_config_for(cfg: PretrainConfig, prep) -> LamaeConfig:
                           "input_scale": "rms" if prep.normalize == "ecg_zscore" else "none"})
 
 
+def with_member_defaults(cfg: PretrainConfig) -> PretrainConfig:
+    """Fill the settings the run leaves open (None) from the family member's recommendations."""
+    rec = FAMILY.get(cfg.architecture, {}).get("pretrain", {})
+    return dataclasses.replace(cfg, lead_dropout=cfg.lead_dropout if cfg.lead_dropout is not None
+                               else rec.get("lead_dropout", 0.0))
+
+
 def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
     out = Path(cfg.out)
     if cfg.size not in SIZES:
@@ -207,6 +217,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if cfg.architecture not in PRETRAINABLE:
         hint = f" (it reads {FAMILY[cfg.architecture]['reuse']}'s weights)" if FAMILY.get(cfg.architecture, {}).get("reuse") else ""
         raise ValueError(f"cannot pretrain {cfg.architecture!r}{hint}; choose from {PRETRAINABLE}")
+    cfg = with_member_defaults(cfg)
     store_set = {"fs", "window_s", "input_scale"}
     unknown = set(cfg.model) - set(LamaeConfig.__dataclass_fields__) | store_set & set(cfg.model)
     if unknown:
@@ -315,6 +326,12 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             # Gradient accumulation: the step's batch in micro-batches, each loss weighted by its
             # share, so the step is the same (up to rounding) with less memory.
             opt.zero_grad(set_to_none=True)
+            # The step's loss is the mean over all its target patches, whichever process or
+            # micro-batch holds them (lead dropout makes the counts differ), so each part is
+            # weighted by its share of the step's targets.
+            total = model.n_targets(present, drop).float()
+            if world > 1:
+                torch.distributed.all_reduce(total)
             mean_loss = torch.zeros((), device=device)
             chunks = list(zip(x.tensor_split(cfg.grad_accum), present.tensor_split(cfg.grad_accum),
                               noise.tensor_split(cfg.grad_accum),
@@ -323,14 +340,18 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
                 sync = world == 1 or i == len(chunks) - 1
                 ctx = contextlib.nullcontext() if sync else net.no_sync()
                 with ctx, torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = forward(xc, torch.arange(x.shape[1], device=device), pc, noise=nc, drop=dc,
-                                   align_scale=align_scale_at(step, cfg))["loss"] * (len(xc) / len(x))
+                    res = forward(xc, torch.arange(x.shape[1], device=device), pc, noise=nc, drop=dc,
+                                  align_scale=align_scale_at(step, cfg))
+                    # DDP averages gradients over processes: scale by world to sum them instead
+                    loss = res["reconstruction"] * (model.n_targets(pc, dc) / total * world)
+                    if "align" in res:
+                        loss = loss + (res["loss"] - res["reconstruction"]) * (len(xc) / len(x))
                 with ctx:
                     loss.backward()
                 mean_loss += loss.detach()
             if world > 1:
                 torch.distributed.all_reduce(mean_loss)
-                mean_loss /= world
+            mean_loss /= world
             if not torch.isfinite(mean_loss):
                 raise LamaeError(
                     f"loss became {mean_loss.item()} at step {step}; stopping. The last good checkpoint is "
