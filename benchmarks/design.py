@@ -9,7 +9,8 @@ For every variant x seed: pretrain (resumable; finished runs are reused), then
 - ablate the latents (zero / shuffle) and report the change in hidden-lead and same-lead error.
 
 A variant is NAME[:key=value,...] where NAME is a family member and keys are model settings
-(``router_latents=4``) or the pretraining's ``lead_dropout``/``limb_dropout``:
+(``router_latents=4``) or the pretraining's ``lead_dropout``/``limb_dropout`` (0 unless named,
+whatever the member recommends):
 
     python benchmarks/design.py --store STORE --out /tmp/design --seeds 0 1 \\
         --variant LAMAE --variant LAMAE:router_every=2 --variant LAMAE-global:n_latents=8
@@ -70,6 +71,7 @@ def readouts(model) -> dict[str, tuple[str, str | None]]:
 
 def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dict:
     name, model_over, train_over = parse_variant(spec)
+    train_over.setdefault("lead_dropout", 0.0)  # explicit: a variant names its lead dropout, or has none
     folder = Path(args.out) / spec.replace(":", "__").replace(",", "_").replace("=", "-") / f"seed-{seed}"
     result_path = folder / "result.json"
     if result_path.exists():

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from lamae.errors import LamaeError
 from lamae.eval.compare import CompareConfig, run_compare
 from lamae.eval.stats import paired_tests
 
@@ -27,6 +28,8 @@ def test_compare_two_models_two_seeds_fills_every_table_and_resumes(store, tmp_p
         assert c["matched"] and abs(c["parameter_ratio"] - 1) <= 0.10
         assert c["flops_per_step"] > 0 and c["wall_clock_s"] is not None
         assert c["mask_ratio"] == 0.75 and c["steps"] == 4 and c["batch"] == 16
+    # a model's recommended recipe applies unless the comparison sets it for all (here it does not)
+    assert controls["LAMAE"]["lead_dropout"] == 0.25 and controls["IndS"]["lead_dropout"] == 0.0
     # the joint-free, latent-free IndS is wider in its MLPs to match LAMAE's parameter count
     assert controls["IndS"]["mlp_ratio"] > controls["LAMAE"]["mlp_ratio"]
     # (b) hierarchy table: every level with a supported node has mean and std for both models
@@ -55,6 +58,10 @@ def test_compare_two_models_two_seeds_fills_every_table_and_resumes(store, tmp_p
     again = run_compare(cfg, progress=False)
     assert result.stat().st_mtime_ns == stamp
     assert json.loads(result.read_text())["per_level"] == again["results"]["LAMAE"][0]["per_level"]
+    # a stored result made with other settings is not mixed in
+    changed = CompareConfig(**{**cfg.__dict__, "pretrain": {**cfg.pretrain, "base_lr": 0.02}})
+    with pytest.raises(LamaeError, match=r"result.json: computed with other settings .*base_lr was 0.01, now 0.02"):
+        run_compare(changed, progress=False)
 
 
 def test_compare_rejects_unknown_models_and_orphan_readouts(store, tmp_path):

@@ -30,7 +30,7 @@ from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, target_levels
 from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
 from ..models.lamae import Lamae
-from ..train.pretrain import PretrainConfig, pretrain
+from ..train.pretrain import PretrainConfig, pretrain, with_member_defaults
 from ..utils.flops import supervised_step_flops, training_step_flops
 from ..plots import save_figure
 from .crosslead import crosslead_ablation, has_latents
@@ -158,8 +158,13 @@ class Comparison:
         spec = FAMILY[name]
         folder = self.out / "runs" / name / f"seed-{seed}"
         result_path = folder / "result.json"
+        settings = self.settings(name, seed)
         if result_path.exists():
             result = json.loads(result_path.read_text())
+            if result.get("settings", settings) != settings:
+                raise LamaeError(f"{result_path}: computed with other settings than this comparison's "
+                                 f"({_first_difference(result['settings'], settings)}); delete {folder} to "
+                                 "recompute it, or choose another --out")
             if self._wants_crosslead(name) and "crosslead" not in result:  # a result from before (e) existed
                 result["crosslead"] = self.crosslead(name, seed)
                 atomic_write_text(result_path, json.dumps(result, indent=2))
@@ -198,7 +203,7 @@ class Comparison:
             fractions = {str(f): _level_macro(per_frac[f], self.targets.levels, self.supported)["all"]
                          for f in map(float, self.cfg.label_fractions)}
         result = {
-            "model": name, "seed": seed, "seconds": seconds,
+            "model": name, "seed": seed, "seconds": seconds, "settings": settings,
             "per_level": _level_macro(aucs, self.targets.levels, self.supported),
             "label_fractions": fractions,
             "nodes": {n: (None if not np.isfinite(a) else float(a)) for n, a in zip(self.targets.nodes, aucs)},
@@ -207,6 +212,16 @@ class Comparison:
             result["crosslead"] = self.crosslead(name, seed)
         atomic_write_text(result_path, json.dumps(result, indent=2))
         return result
+
+    def settings(self, name: str, seed: int) -> dict:
+        """What a model/seed result depends on: its model and training settings and the
+        evaluation's; a stored result made otherwise is not reused."""
+        pcfg = with_member_defaults(self.pretrain_config(name, seed, Path("-")))
+        train = {k: v for k, v in asdict(pcfg).items() if k not in ("out", "device", "num_workers", "store")}
+        evaluation = {k: getattr(self.cfg, k) for k in ("cv", "label_fractions", "min_prevalence", "min_count",
+                                                         "min_test_positives")}
+        return {"model": self.model_cfgs[name][0].to_dict(), "train": train, "evaluation": evaluation,
+                "store": str(self.store.path)}
 
     def _wants_crosslead(self, name: str) -> bool:
         spec = FAMILY[name]
@@ -262,7 +277,7 @@ class Comparison:
         n_train = int((self.store.index["split"] == "train").sum())
         for name in self.cfg.models:
             mc, matched = self.model_cfgs[name]
-            pcfg = self.pretrain_config(name, 0, self.out)
+            pcfg = with_member_defaults(self.pretrain_config(name, 0, self.out))
             torch.manual_seed(0)
             model = Lamae(mc)
             kind = FAMILY[name]["kind"]
@@ -278,6 +293,7 @@ class Comparison:
                 "parameter_ratio": count_parameters(mc) / self.reference_params, "matched": matched,
                 "width": mc.dim, "mlp_ratio": mc.mlp_ratio,
                 "mask_ratio": mc.mask_ratio if kind == "mae" else None,
+                "lead_dropout": pcfg.lead_dropout if kind == "mae" else None,
                 "optimizer": f"AdamW(0.9, 0.95), wd {pcfg.weight_decay}, lr {pcfg.lr:.2e}",
                 "schedule": f"{pcfg.warmup_steps} warmup + cosine", "steps": pcfg.steps,
                 "epochs": round(pcfg.steps * pcfg.batch_size / max(1, n_train), 2), "batch": pcfg.batch_size,
@@ -348,6 +364,17 @@ class Comparison:
         plot_compare(report, self.out)
 
 
+def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            if x != y:
+                return _first_difference(x, y, f"{prefix}{key}.")
+        elif x != y:
+            return f"{prefix}{key} was {x!r}, now {y!r}"
+    return "no difference"
+
+
 def _ms(s: dict, digits: int = 4) -> str:
     if s["mean"] is None:
         return "n/a"
@@ -374,9 +401,11 @@ def compare_markdown(r: dict) -> str:
         fl = "-" if c["flops_per_step"] is None else f"{c['flops_per_step'] / 1e9:.2f}"
         wc = "-" if c["wall_clock_s"] is None else f"{c['wall_clock_s']:.0f}"
         note = f" (reads {c['reads']})" if c["reads"] else ""
+        mask = "-" if c["mask_ratio"] is None else f"{c['mask_ratio']}" + (
+            f" + lead dropout {c['lead_dropout']}" if c.get("lead_dropout") else "")
         lines.append(f"| {c['model']}{note} | {c['parameters']:,} | {c['parameter_ratio']:.2f} | "
                      f"{'yes' if c['matched'] else 'no'} | {c['width']} / {c['mlp_ratio']} | "
-                     f"{c['mask_ratio'] if c['mask_ratio'] is not None else '-'} | {c['optimizer']} | "
+                     f"{mask} | {c['optimizer']} | "
                      f"{c['schedule']} | {c['steps']} | {c['epochs']} | {c['batch']} | {fl} | {wc} |")
     levels = list(next(iter(r["hierarchy"].values())))
     lines += ["", "## (b) Macro AUROC per label level (mean ± std over seeds)", "",

@@ -126,9 +126,10 @@ def read_latents(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) 
     q (B, L, P, D) token queries on the grid; k, v (B, P, K, D) latents -> (B, L, P, D).
     """
     b, n_leads, p, d = q.shape
-    hd = d // heads
-    qh = q.view(b, n_leads, p, heads, hd).permute(0, 2, 3, 1, 4)     # (B, P, H, L, hd)
-    kh = k.view(b, p, k.shape[2], heads, hd).transpose(2, 3)          # (B, P, H, K, hd)
-    vh = v.view(b, p, v.shape[2], heads, hd).transpose(2, 3)
-    out = F.scaled_dot_product_attention(qh, kh, vh)                  # (B, P, H, L, hd)
-    return out.permute(0, 3, 1, 2, 4).reshape(b, n_leads, p, d)
+    hd, n_lat = d // heads, k.shape[2]
+    # 4-D (batch x position, heads, items, head width): the fused CPU kernel takes 4-D only
+    qh = q.view(b, n_leads, p, heads, hd).permute(0, 2, 3, 1, 4).reshape(b * p, heads, n_leads, hd)
+    kh = k.view(b, p, n_lat, heads, hd).transpose(2, 3).reshape(b * p, heads, n_lat, hd)
+    vh = v.view(b, p, n_lat, heads, hd).transpose(2, 3).reshape(b * p, heads, n_lat, hd)
+    out = F.scaled_dot_product_attention(qh, kh, vh)                  # (B * P, H, L, hd)
+    return out.view(b, p, heads, n_leads, hd).permute(0, 3, 1, 2, 4).reshape(b, n_leads, p, d)
