@@ -343,9 +343,10 @@ def cmd_reconstruct(a):
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "errors.json", json.dumps({"store": a.record, "split": a.split, "errors": errs},
                                                           indent=2))
-        print(f"{'lead':<5}{'ECGs':>6}{'MSE':>8}{'zeros':>8}{'corr':>7}   (normalised units, mean over ECGs)")
+        print(f"{'lead':<5}{'ECGs':>6}{'MSE':>8}{'zeros':>8}{'nMSE':>7}{'corr':>7}   "
+              "(store units, mean over ECGs; nMSE = MSE / MSE of zeros)")
         for lead, e in errs.items():
-            print(f"{lead:<5}{e['n']:>6}{e['mse']:>8.3f}{e['mse_zeros']:>8.3f}{e['corr']:>7.2f}")
+            print(f"{lead:<5}{e['n']:>6}{e['mse']:>8.3f}{e['mse_zeros']:>8.3f}{e['nmse']:>7.3f}{e['corr']:>7.2f}")
         return
     rec = read_wfdb(a.record)
     r = model.reconstruct(rec.signal, rec.fs, rec.leads, hide=a.hide, window=a.window, record_id=rec.record_id)
