@@ -15,7 +15,8 @@ whatever the member recommends):
     python benchmarks/design.py --store STORE --out /tmp/design --seeds 0 1 \\
         --variant LAMAE --variant LAMAE:router_every=2 --variant LAMAE-global:n_latents=8
 
-Prints one table (mean ± std over seeds) and writes design.json.
+Prints one table (mean ± std over seeds) for the variants named and writes design.json with
+every variant x seed finished in --out (each also keeps its own result.json).
 """
 
 from __future__ import annotations
@@ -128,7 +129,9 @@ def main(argv=None):
     cmp = Comparison(CompareConfig(store=args.store, out=args.out, models=["LAMAE"], cv=args.cv), progress=False)
     results = [run_one(args, store, cmp, v, s) for v in args.variant for s in args.seeds]
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "design.json").write_text(json.dumps(results, indent=2))
+    # design.json collects every variant x seed finished in this folder, earlier invocations' too
+    everything = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*/seed-*/result.json"))]
+    (Path(args.out) / "design.json").write_text(json.dumps(everything, indent=2))
     print(f"store {args.store}; seeds {args.seeds}; {args.steps} steps x {args.batch_size}\n")
     print("| variant | readout | probe macro AUROC | " + " | ".join(f"{h} nMSE / r" for h in HIDE)
           + " | hidden nMSE: intact / zero / shuffle | same-lead nMSE: intact / zero / shuffle |")

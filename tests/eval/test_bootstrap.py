@@ -24,3 +24,18 @@ def test_ci_contains_the_estimate_and_narrows_with_more_data():
     for ci in (small, large):
         assert ci["lo"] <= ci["auroc"] <= ci["hi"]
     assert (large["hi"] - large["lo"]) < 0.5 * (small["hi"] - small["lo"])
+
+
+def test_paired_difference_sign_and_standard_error():
+    from lamae.eval.bootstrap import paired_macro_difference
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, (400, 3))
+    good = y + rng.normal(scale=0.7, size=y.shape)
+    poor = y + rng.normal(scale=3.0, size=y.shape)
+    d = paired_macro_difference(y, good, poor, n_boot=300)
+    assert d["difference"] > 3 * d["se"] > 0  # a clear gap, measured against its own SE
+    same = paired_macro_difference(y, good, good, n_boot=50)
+    assert same["difference"] == 0 and same["se"] == 0  # paired: identical scores never differ
+    one_col = paired_macro_difference(y, good, poor, [1], n_boot=50)
+    assert abs(one_col["difference"] - (auroc(y[:, 1], good[:, 1]) - auroc(y[:, 1], poor[:, 1]))) < 1e-12

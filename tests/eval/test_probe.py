@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from lamae.eval.bootstrap import auroc
 from lamae.eval.probe import fit_linear_probe, node_aurocs, run_probe
 
 
@@ -35,6 +36,16 @@ def test_probe_report_on_a_tiny_run(store, tmp_path):
     assert re.search(r"\| IX\*? \| chapter \|", md) and "Macro AUROC per hierarchy level" in md
     assert (tmp_path / "probe" / "roc.png").stat().st_size > 5000
     assert abs(sum(saved["mean_lead_weights"].values()) - 1) < 1e-3
+    # the test scores behind the table are kept, and reproduce its AUROCs
+    scores = np.load(tmp_path / "probe" / "probe_scores.npz")
+    assert list(scores["names"]) == ["LAMAE", "random init"]
+    j = list(scores["nodes"]).index("IX")
+    row = next(r for r in rep["nodes"] if r["node"] == "IX")
+    assert abs(auroc(scores["y_test"][:, j], scores["p_test"][0, :, j]) - row["LAMAE"]) < 1e-4
+
+    from lamae.demo import signature_summary
+    table = signature_summary(rep, tmp_path / "probe" / "probe_scores.npz")
+    assert "difference ± SE" in table and table.count("\n") == 4
 
 
 def test_probe_refuses_a_store_with_other_preprocessing(store, tmp_path, synth_dir):

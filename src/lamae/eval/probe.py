@@ -194,6 +194,11 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
         "mean_lead_weights": dict(zip(STANDARD_LEADS, [round(float(v), 4) for v in lead_w.mean(0)])),
     }
     atomic_write_text(out / "probe.json", json.dumps(report, indent=2))
+    # the test split's labels and scores, for intervals and paired comparisons (the demo's check)
+    tmp = out / "probe_scores.tmp.npz"
+    np.savez(tmp, nodes=np.array(targets.nodes), y_test=y_test, names=np.array(list(results)),
+             p_test=np.stack([r["p_test"] for r in results.values()]))
+    tmp.replace(out / "probe_scores.npz")
     atomic_write_text(out / "probe.md", probe_markdown(report))
     plot_roc(targets, y_test, results["LAMAE"]["p_test"], out / "roc.png")
     summary = {"test records": report["n_records"]["test"],
