@@ -43,10 +43,6 @@ def test_probe_report_on_a_tiny_run(store, tmp_path):
     row = next(r for r in rep["nodes"] if r["node"] == "IX")
     assert abs(auroc(scores["y_test"][:, j], scores["p_test"][0, :, j]) - row["LAMAE"]) < 1e-4
 
-    from lamae.demo import signature_summary
-    table = signature_summary(rep, tmp_path / "probe" / "probe_scores.npz")
-    assert "difference ± SE" in table and table.count("\n") == 4
-
 
 def test_probe_refuses_a_store_with_other_preprocessing(store, tmp_path, synth_dir):
     from lamae.data.preprocess import Preprocessing

@@ -117,6 +117,22 @@ def test_loss_counts_only_masked_patches_of_present_leads():
     assert m.reconstruction_loss(x3.view(2, 12, T), pred, mask, present) > base
 
 
+@pytest.mark.parametrize("kw", [{}, {"mask_limb_together": True}, {"mask_ratio": 0.5}])
+def test_target_count_is_the_number_of_patches_forward_scores(kw):
+    # pretraining weights each micro-batch / process by n_targets, so it must equal what the
+    # loss averages over: the masked patches of input leads and every patch of a hidden lead
+    m = tiny(**kw)
+    g = torch.Generator().manual_seed(0)
+    present = torch.rand(5, 12, generator=g) > 0.2
+    present[:, 0] = True
+    drop = (torch.rand(5, 12, generator=g) > 0.6) & present
+    drop[:, 0] = False
+    out = m(torch.randn(5, 12, T), torch.arange(12), present, drop=drop)
+    scored = (out["mask"].bool() & present[..., None]).sum()
+    assert drop.any() and int(m.n_targets(present, drop)) == int(scored)
+    assert int(m.n_targets(present, None, mask_ratio=0.0)) == 0  # nothing masked, nothing hidden
+
+
 @pytest.mark.parametrize("name", PRETRAINABLE)
 def test_every_built_parameter_learns(name):
     """Only the parts a configuration uses are built: one step gives every weight a gradient."""

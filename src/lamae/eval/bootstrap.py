@@ -17,6 +17,13 @@ def auroc(y: np.ndarray, p: np.ndarray) -> float:
     return float((r[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def _macro(y: np.ndarray, p: np.ndarray, cols: list, idx: np.ndarray) -> float:
+    """Mean AUROC over ``cols`` on the records ``idx``, leaving out columns with a single class."""
+    vals = [auroc(y[idx, j], p[idx, j]) for j in cols]
+    vals = [v for v in vals if np.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def macro_auroc_ci(y: np.ndarray, p: np.ndarray, columns=None, *, n_boot: int = 1000, seed: int = 0,
                    level: float = 0.95) -> dict:
     """Point estimate and percentile CI of the macro AUROC over ``columns`` (default: all).
@@ -26,15 +33,13 @@ def macro_auroc_ci(y: np.ndarray, p: np.ndarray, columns=None, *, n_boot: int = 
     """
     y, p = np.asarray(y), np.asarray(p)
     cols = list(range(y.shape[1])) if columns is None else list(columns)
-    point = np.nanmean([auroc(y[:, j], p[:, j]) for j in cols]) if cols else np.nan
+    point = _macro(y, p, cols, np.arange(len(y)))
     rng = np.random.default_rng(seed)
     reps = []
     for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        vals = [auroc(y[idx, j], p[idx, j]) for j in cols]
-        vals = [v for v in vals if np.isfinite(v)]
-        if vals:
-            reps.append(np.mean(vals))
+        m = _macro(y, p, cols, rng.integers(0, len(y), len(y)))
+        if np.isfinite(m):
+            reps.append(m)
     alpha = (1 - level) / 2
     lo, hi = (np.quantile(reps, [alpha, 1 - alpha]) if reps else (np.nan, np.nan))
     return {"auroc": float(point), "lo": float(lo), "hi": float(hi), "n_boot": len(reps), "level": level}
@@ -49,19 +54,13 @@ def paired_macro_difference(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, col
     """
     y, p_a, p_b = np.asarray(y), np.asarray(p_a), np.asarray(p_b)
     cols = list(range(y.shape[1])) if columns is None else list(columns)
-
-    def macro(idx, p):
-        vals = [auroc(y[idx, j], p[idx, j]) for j in cols]
-        vals = [v for v in vals if np.isfinite(v)]
-        return np.mean(vals) if vals else np.nan
-
     every = np.arange(len(y))
-    point = macro(every, p_a) - macro(every, p_b)
+    point = _macro(y, p_a, cols, every) - _macro(y, p_b, cols, every)
     rng = np.random.default_rng(seed)
     reps = []
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
-        d = macro(idx, p_a) - macro(idx, p_b)
+        d = _macro(y, p_a, cols, idx) - _macro(y, p_b, cols, idx)
         if np.isfinite(d):
             reps.append(d)
     se = float(np.std(reps, ddof=1)) if len(reps) > 1 else float("nan")

@@ -53,7 +53,7 @@ class LeadDecoder(nn.Module):
         self.register_buffer("pos", sincos_1d(cfg.n_patches, dd), persistent=False)
         self.lead_embed = nn.Embedding(n_vocab, dd)
         self.blocks = nn.ModuleList(Block(dd, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth))
-        gates = n_vocab if getattr(cfg, "lead_gates", False) else 0
+        gates = n_vocab if cfg.lead_gates else 0
         self.reads = (nn.ModuleList(LatentRead(dd, cfg.decoder_heads, gates) for _ in range(cfg.decoder_depth))
                       if condition == "read" else None)
         self.norm = nn.LayerNorm(dd)

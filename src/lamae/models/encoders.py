@@ -2,7 +2,9 @@
 
 Input: ``seq`` (B, L, S, D), each lead's CLS followed by its visible patch tokens (position
 and lead embeddings already added); ``pos`` (B, L, S), each item's position on the
-(lead x position) grid (0 is the CLS, 1 + t the patch at time t); ``present`` (B, L).
+(lead x position) grid (0 is the CLS, 1 + t the patch at time t); ``present`` (B, L);
+``intervene`` (ablate the latents) and ``leads`` (B, L) lead indices, which every encoder
+accepts and those without latents or per-lead parts ignore.
 Output: an :class:`Encoded` with the tokens (B, L, S, D) and, for the router encoder, the
 time-resolved latents (B, P, K, D) and the latents' attention over leads (B, P, L).
 
@@ -43,7 +45,7 @@ class PerLeadEncoder(nn.Module):
         super().__init__()
         self.blocks = _blocks(cfg)
 
-    def forward(self, seq, pos, present, intervene=None) -> Encoded:
+    def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
         b, n_leads, s, d = seq.shape
         x = seq.flatten(0, 1)
         for blk in self.blocks:
@@ -76,7 +78,7 @@ class JointEncoder(nn.Module):
         super().__init__()
         self.blocks = _blocks(cfg)
 
-    def forward(self, seq, pos, present, intervene=None) -> Encoded:
+    def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
         b, n_leads, s, d = seq.shape
         attend = present[:, :, None].expand(-1, -1, s).reshape(b, n_leads * s)
         x = seq.reshape(b, n_leads * s, d)

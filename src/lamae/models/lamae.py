@@ -338,10 +338,7 @@ class Lamae(nn.Module):
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
         seq = torch.cat([cls, vis], dim=2)
         pos = torch.cat([keep.new_zeros(b, n_leads, 1), keep + 1], dim=2)  # grid position; 0 = CLS
-        if self.cfg.encoder in ("private", "router"):
-            enc = self.encoder(seq, pos, present, intervene=intervene, leads=leads)
-        else:
-            enc = self.encoder(seq, pos, present, intervene=intervene)
+        enc = self.encoder(seq, pos, present, intervene=intervene, leads=leads)
         enc.tokens = self.norm(enc.tokens)
         return enc
 
