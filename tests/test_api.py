@@ -97,7 +97,7 @@ def test_clear_errors(model):
         model.embed(x[:, :200], 500, leads)
     with pytest.raises(ShapeError, match="leads, samples"):
         model.embed(x[0], 500, ["I"])
-    with pytest.raises(ShapeError, match="numeric"):
+    with pytest.raises(ShapeError, match="holds text, not numbers"):
         model.embed([["a", "b"]], 500, ["I"])
 
 

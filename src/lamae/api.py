@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
-from .data.preprocess import Preprocessing, lead_problems, preprocess_windows
+from .data.preprocess import MAX_INPUT_FS, Preprocessing, lead_problems, preprocess_windows
 from .errors import LamaeError, RecordError, ShapeError
 from .leads import LEAD_INDEX, STANDARD_LEADS, canonical_leads
 from .models.lamae import Lamae
@@ -46,6 +46,37 @@ def lead_error(original: np.ndarray, reconstruction: np.ndarray) -> dict[str, fl
     o, r = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
     corr = float(np.corrcoef(o, r)[0, 1]) if o.std() > 0 and r.std() > 0 else 0.0
     return {"mse": float(np.mean((o - r) ** 2)), "mse_zeros": float(np.mean(o ** 2)), "corr": corr}
+
+
+def as_signal_array(signal, record_id: str = "input") -> np.ndarray:
+    """A real-valued float64 array of ``signal``: NumPy arrays and nested lists of integers or
+    floats, and torch tensors (detached, moved to the CPU; gradients are not tracked through
+    lamae). Complex, boolean, string and object arrays (None, numbers as text) are refused by
+    name rather than guessed at."""
+    if isinstance(signal, torch.Tensor):
+        signal = signal.detach().cpu()
+        if signal.dtype == torch.bfloat16:
+            signal = signal.float()
+        signal = signal.numpy()
+    try:
+        raw = np.asarray(signal)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ShapeError(f"{record_id}: signal must be a numeric array ({exc})") from None
+    kind = raw.dtype.kind
+    if kind == "c":
+        raise ShapeError(f"{record_id}: signal is complex ({raw.dtype}); ECG samples are real millivolts")
+    if kind == "b":
+        raise ShapeError(f"{record_id}: signal is boolean; ECG samples are real millivolts")
+    if kind not in "iuf":
+        what = {"U": "text", "S": "bytes", "O": "Python objects (None, text or mixed types?)"}.get(kind, str(raw.dtype))
+        raise ShapeError(f"{record_id}: signal holds {what}, not numbers; pass a float array in millivolts "
+                         "(convert text with np.asarray(values, dtype=float) after checking it)")
+    return raw.astype(np.float64, copy=False)
+
+
+def check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise LamaeError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> "Pretrained":
@@ -112,16 +143,17 @@ class Pretrained:
         return self.preprocessing.min_input_fs
 
     def _check_input(self, signal, fs, leads, record_id: str):
-        try:
-            x = np.asarray(signal, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ShapeError(f"{record_id}: signal must be a numeric array, got {type(signal).__name__}") from None
+        x = as_signal_array(signal, record_id)
         single = x.ndim == 2
         if x.ndim not in (2, 3):
             raise ShapeError(f"{record_id}: signal must be (leads, samples) or (ECGs, leads, samples), "
                              f"got shape {x.shape}")
         if single:
             x = x[None]
+        if x.shape[0] == 0:
+            raise ShapeError(f"{record_id}: an empty batch (shape {x.shape}): no ECG to embed")
+        if x.shape[1] == 0:
+            raise ShapeError(f"{record_id}: the signal has no leads (shape {x.shape})")
         if leads is None or isinstance(leads, str):
             raise LamaeError(f"{record_id}: leads must be a list naming each row of the signal, "
                              f"e.g. ['I', 'II', 'V1'], got {leads!r}")
@@ -138,6 +170,9 @@ class Pretrained:
             raise LamaeError(f"{record_id}: sampling rate must be a number, got {fs!r}") from None
         if not np.isfinite(fs) or fs <= 0:
             raise LamaeError(f"{record_id}: sampling rate must be positive, got {fs}")
+        if fs > MAX_INPUT_FS:
+            raise LamaeError(f"{record_id}: sampling rate {fs:g} Hz is above {MAX_INPUT_FS:g} Hz, higher than any "
+                             "electrocardiograph records; check the rate's units")
         if fs < self.min_fs:
             raise LamaeError(f"{record_id}: {fs:g} Hz is too low for this model, which was trained on the "
                              f"{self.preprocessing.bandpass} Hz band; it needs at least {self.min_fs:g} Hz")
@@ -187,6 +222,7 @@ class Pretrained:
     def embed_windows(self, windows: np.ndarray, present: np.ndarray, *, pooling: str = "latent",
                       batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (W, D) and lead weights (W, 12) of preprocessed 12-slot windows."""
+        check_batch_size(batch_size)
         slots = torch.arange(len(STANDARD_LEADS), device=self.device)
         feats, weights = [], []
         for s in range(0, len(windows), batch_size):
@@ -202,6 +238,7 @@ class Pretrained:
               batch_size: int = 64, return_weights: bool = False, record_id: str = "input"):
         """Embeddings (D,) for one ECG or (N, D) for several; with ``return_weights`` also the
         lead weights, (L,) or (N, L) in the order of ``leads`` (0 for leads treated as absent)."""
+        check_batch_size(batch_size)
         x, fs, names, single = self._check_input(signal, fs, leads, record_id)
         wins, present, owner = [], [], []
         for i, ecg in enumerate(x):

@@ -20,6 +20,15 @@ from ..errors import RecordError, ShapeError
 #              the ratios between leads, what the cross-lead structure is made of, are kept.
 NORMALIZATIONS = ("lead_zscore", "ecg_zscore", "none")
 
+# Electrocardiographs sample at 100 Hz to 32 kHz (high-resolution ECG); a higher rate is
+# almost always a unit mistake (samples per minute, kHz read as Hz) and is refused.
+MAX_INPUT_FS = 50_000.0
+# Resampling by the exact ratio of the two rates as a polyphase filter of at most this many
+# phases; a ratio that needs more (e.g. 100 Hz from 257.123 Hz) is approximated within
+# RATE_TOLERANCE (1 sample in 100,000) or refused.
+MAX_PHASES = 50_000
+RATE_TOLERANCE = 1e-5
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -62,9 +71,30 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
+        """Parameters as stored in a store's meta.json or a checkpoint's config.json; a value of
+        the wrong type or an unknown key raises ValueError naming the field."""
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocessing must be a mapping of parameters, got {type(d).__name__}")
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown preprocessing field(s) {sorted(unknown)}")
         d = dict(d)
-        if d.get("bandpass") is not None:
-            d["bandpass"] = tuple(d["bandpass"])
+        for key in ("fs", "window_s", "max_invalid_fraction"):
+            if key in d and (isinstance(d[key], bool) or not isinstance(d[key], (int, float))
+                             or not np.isfinite(d[key])):
+                raise ValueError(f"preprocessing field {key!r} must be a finite number, got {d[key]!r}")
+        if "fs" in d and d["fs"] > MAX_INPUT_FS:
+            raise ValueError(f"preprocessing field 'fs' is {d['fs']:g} Hz, above {MAX_INPUT_FS:g} Hz")
+        if "window_s" in d and d["window_s"] > 3600:
+            raise ValueError(f"preprocessing field 'window_s' is {d['window_s']:g} s, more than an hour")
+        band = d.get("bandpass")
+        if band is not None:
+            if (not isinstance(band, (list, tuple)) or len(band) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band)):
+                raise ValueError(f"preprocessing field 'bandpass' must be [low, high] in Hz or null, got {band!r}")
+            d["bandpass"] = tuple(band)
+        if "normalize" in d and not isinstance(d["normalize"], str):
+            raise ValueError(f"preprocessing field 'normalize' must be a string, got {d['normalize']!r}")
         return cls(**d)
 
 
@@ -110,12 +140,28 @@ def _fill_invalid(x: np.ndarray, leads, record_id: str, max_frac: float) -> np.n
     return x
 
 
+def resample_ratio(fs_in: float, fs_out: float) -> Fraction:
+    """up/down of the polyphase filter taking ``fs_in`` to ``fs_out``: the exact ratio of the
+    two rates (each read to 1e-6 Hz), or, when that needs more than ``MAX_PHASES`` phases, the
+    nearest ratio within ``RATE_TOLERANCE``. ValueError when neither exists."""
+    exact = Fraction(fs_out).limit_denominator(10**6) / Fraction(fs_in).limit_denominator(10**6)
+    if max(exact.numerator, exact.denominator) <= MAX_PHASES:
+        return exact
+    for bound in (1000, 10_000, MAX_PHASES):
+        approx = exact.limit_denominator(bound)
+        if approx > 0 and approx.numerator <= MAX_PHASES and abs(approx / exact - 1) <= RATE_TOLERANCE:
+            return approx
+    raise ValueError(f"cannot resample {fs_in:g} Hz to {fs_out:g} Hz within {RATE_TOLERANCE:g} of the exact "
+                     f"rate with at most {MAX_PHASES} filter phases")
+
+
 def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    """Polyphase resampling along the last axis (anti-aliased). The signal is extended by its
-    linear trend at both ends (not by zeros), so a lead's baseline offset leaves no transient."""
+    """Polyphase resampling along the last axis (anti-aliased), by the exact ratio of the rates
+    (see :func:`resample_ratio`). The signal is extended by its linear trend at both ends (not
+    by zeros), so a lead's baseline offset leaves no transient."""
     if abs(fs_in - fs_out) < 1e-9:
         return x
-    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    ratio = resample_ratio(fs_in, fs_out)
     return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
 
 
@@ -124,8 +170,11 @@ def normalize(x: np.ndarray, how: str) -> np.ndarray:
     do not count towards an ECG's scale."""
     if how == "none":
         return x
-    mu = x.mean(axis=1, keepdims=True)
-    sd = x.std(axis=1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu = x.mean(axis=1, keepdims=True)
+        sd = x.std(axis=1, keepdims=True)
+    if not (np.isfinite(mu).all() and np.isfinite(sd).all()):
+        raise OverflowError("values too large to normalise in float64")
     live = sd > 1e-6
     if how == "lead_zscore":
         return np.where(live, (x - mu) / np.maximum(sd, 1e-6), 0.0)
@@ -186,9 +235,15 @@ def preprocess_windows(signal: np.ndarray, fs: float, prep: Preprocessing, *, wi
     if fs < prep.min_input_fs:
         raise RecordError(record_id, f"sampling rate {fs:g} Hz is too low: the preprocessing keeps "
                                      f"{prep.bandpass} Hz and needs at least {prep.min_input_fs:g} Hz")
+    if fs > MAX_INPUT_FS:
+        raise RecordError(record_id, f"sampling rate {fs:g} Hz is above {MAX_INPUT_FS:g} Hz, higher than "
+                                     "any electrocardiograph records; check the rate's units")
     leads = list(leads) if leads is not None else [str(i) for i in range(x.shape[0])]
     x = _fill_invalid(x, leads, record_id, prep.max_invalid_fraction)
-    x = resample(x, fs, prep.fs)
+    try:
+        x = resample(x, fs, prep.fs)
+    except ValueError as exc:
+        raise RecordError(record_id, str(exc)) from None
     n, margin = prep.n_samples, int(prep.fs)
     sos = sps.butter(2, prep.bandpass, btype="bandpass", fs=prep.fs, output="sos") if prep.bandpass else None
     out = []
@@ -198,8 +253,18 @@ def preprocess_windows(signal: np.ndarray, fs: float, prep: Preprocessing, *, wi
         if sos is not None:
             padlen = min(w.shape[1] - 1, 3 * (2 * sos.shape[0] + 1) * 10)
             w = sps.sosfiltfilt(sos, w, axis=-1, padlen=padlen)
-        w = normalize(w[:, start - lo:start - lo + n], prep.normalize)
+        try:
+            w = normalize(w[:, start - lo:start - lo + n], prep.normalize)
+        except OverflowError:
+            peak = float(np.max(np.abs(x)))
+            raise RecordError(record_id, f"values up to {peak:.3g} overflow in normalisation; "
+                                         "is the signal in millivolts?") from None
         if w.shape[1] < n:
             w = np.pad(w, ((0, 0), (0, n - w.shape[1])))
-        out.append(w.astype(np.float32))
+        with np.errstate(over="ignore"):
+            w = w.astype(np.float32)
+        if not np.isfinite(w).all():
+            raise RecordError(record_id, "values too large for float32 after preprocessing; "
+                                         "is the signal in millivolts?")
+        out.append(w)
     return np.stack(out)

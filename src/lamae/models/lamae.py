@@ -23,6 +23,7 @@ The paper's baselines and the earlier design are other settings of the same part
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -39,6 +40,13 @@ from .layers import sincos_1d
 ENCODERS = ("router", "per_lead", "private", "joint")
 AGGREGATORS = ("latent", "mean", "none")
 MODEL_FORMAT = 2  # 1: lamae 0.1 (token_mixing / private_leads); 2: encoder + aggregator components
+
+
+# Upper bounds on the sizes a configuration may ask for (ViT-H is 1280 wide, 32 deep).
+SIZE_LIMITS = {"patch_size": 100_000, "dim": 8192, "depth": 128, "heads": 128, "decoder_dim": 8192,
+               "decoder_depth": 128, "decoder_heads": 128, "latent_heads": 128, "router_latents": 256,
+               "n_latents": 1024}
+MAX_PARAMETERS = 5e9
 
 
 @dataclass
@@ -97,8 +105,33 @@ class LamaeConfig:
                              "(for the mean or no aggregator, use encoder 'per_lead')")
         for name in ("patch_size", "dim", "depth", "heads", "decoder_dim", "decoder_depth", "decoder_heads",
                      "latent_heads", "router_latents", "n_latents"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if value > SIZE_LIMITS[name]:
+                raise ValueError(f"{name} is {value}, above the largest lamae builds ({SIZE_LIMITS[name]})")
+        for name in ("fs", "window_s", "mlp_ratio", "align_weight", "align_temperature", "mask_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        for name in ("lead_gates", "mask_limb_together", "norm_target"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not (0 < self.fs <= 50_000 and 0 < self.window_s <= 3600 and 0 < self.mlp_ratio <= 16):
+            raise ValueError(f"fs {self.fs}, window_s {self.window_s} or mlp_ratio {self.mlp_ratio} out of range "
+                             "(0 < fs <= 50000 Hz, 0 < window_s <= 3600 s, 0 < mlp_ratio <= 16)")
+        if self.patch_size > self.n_samples:
+            raise ValueError(f"patch_size {self.patch_size} is longer than the window ({self.n_samples} samples)")
+        for width, heads in (("dim", "heads"), ("decoder_dim", "decoder_heads"), ("dim", "latent_heads")):
+            if getattr(self, width) % getattr(self, heads):
+                raise ValueError(f"{width} {getattr(self, width)} is not divisible by {heads} {getattr(self, heads)}")
+        # Bounded before anything is allocated: a config.json asking for a model of billions of
+        # parameters (a typo, or a hostile file) is refused rather than exhausting memory.
+        blocks = self.depth * (12 if self.encoder == "private" else 1)
+        estimate = 12 * (blocks * self.dim ** 2 + self.decoder_depth * self.decoder_dim ** 2)
+        if estimate > MAX_PARAMETERS:
+            raise ValueError(f"this configuration would build about {estimate / 1e9:.1f}e9 parameters, "
+                             f"above lamae's limit of {MAX_PARAMETERS / 1e9:g}e9")
         if not isinstance(self.router_every, int) or self.router_every < 0:
             raise ValueError(f"router_every must be an integer >= 0, got {self.router_every!r}")
         if self.n_samples % self.patch_size:
