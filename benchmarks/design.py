@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from lamae.api import load
+from lamae.checkpoint import steps_done
 from lamae.data.store import EcgStore
 from lamae.eval.compare import CompareConfig, Comparison, _level_macro
 from lamae.eval.crosslead import crosslead_ablation, has_latents
@@ -81,8 +82,7 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
                          model=model_over, steps=args.steps, batch_size=args.batch_size, base_lr=args.base_lr,
                          warmup_steps=args.warmup, checkpoint_every=args.steps // 4, seed=seed, device="cpu",
                          folds=args.pretrain_folds, **train_over)
-    latest = folder / "pretrain" / "latest.json"
-    if not latest.exists() or json.loads(latest.read_text())["step"] < args.steps:
+    if steps_done(folder / "pretrain") < args.steps:
         pretrain(cfg, resume=True, progress=False)
     model = load(folder / "pretrain")
     res = {"variant": spec, "seed": seed, "probe": {}}

@@ -109,7 +109,9 @@ def test_finetune_label_errors(tiny_run, synth_dir, tmp_path, capsys):
     bad.write_text("record_id,labels\nx1,\"['AF'\"\n")
     assert main(["finetune", str(synth_dir), "--labels", str(bad), "--checkpoint", str(tiny_run),
                  "--out", str(tmp_path / "o")]) == 2
-    assert "bad.csv row 2: cannot parse label list" in capsys.readouterr().err
+    # its only row is unreadable: nothing to train on, and the row is named
+    assert "bad.csv: no label row could be read (first problem: row 2 column labels: cannot parse label list" \
+        in capsys.readouterr().err
     nomatch = tmp_path / "nomatch.csv"
     nomatch.write_text("record_id,AF\nnot-a-record,1\n")
     assert main(["finetune", str(synth_dir), "--labels", str(nomatch), "--checkpoint", str(tiny_run),
@@ -119,7 +121,7 @@ def test_finetune_label_errors(tiny_run, synth_dir, tmp_path, capsys):
     notbinary.write_text("record_id,AF\nr1,yes\n")
     assert main(["finetune", str(synth_dir), "--labels", str(notbinary), "--checkpoint", str(tiny_run),
                  "--out", str(tmp_path / "o3")]) == 2
-    assert "expected 0 or 1, got 'yes'" in capsys.readouterr().err
+    assert "row 2 column AF: expected 0 or 1, got 'yes'" in capsys.readouterr().err
 
 
 def test_reconstruct_and_explain_write_plots(tiny_run, synth_dir, tmp_path, capsys):

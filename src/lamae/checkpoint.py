@@ -18,30 +18,61 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .data.preprocess import Preprocessing
 from .errors import LamaeError
+from .files import file_sha256, write_error
 from .modelcard import write_model_card
 from .models.lamae import MODEL_FORMAT, Lamae, LamaeConfig, migrate_v1_state
 
 
 def save_checkpoint(folder: Path, model: Lamae, prep: Preprocessing, *, extra: dict | None = None,
                     trainer_state: dict | None = None) -> Path:
-    """Write a checkpoint atomically (into a temporary folder, then rename)."""
+    """Write a checkpoint atomically (into a temporary folder, then rename). A failed write (a
+    full disk, a read-only file system) raises a one-line LamaeError naming the folder and the
+    cause, and leaves the previous checkpoint and no temporary folder behind."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / "model.safetensors"))
-    config = {"lamae_version": __version__, "model_format": MODEL_FORMAT, "model": model.cfg.to_dict(),
-              "preprocessing": prep.to_dict(), **(extra or {})}
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    write_model_card(tmp)
-    if trainer_state is not None:
-        torch.save(trainer_state, tmp / "trainer.pt")
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        config = {"lamae_version": __version__, "model_format": MODEL_FORMAT, "model": model.cfg.to_dict(),
+                  "preprocessing": prep.to_dict(), "weights_sha256": file_sha256(tmp / "model.safetensors"),
+                  **(extra or {})}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        write_model_card(tmp)
+        if trainer_state is not None:
+            torch.save(trainer_state, tmp / "trainer.pt")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except Exception as exc:  # OSError; torch's zip writer (RuntimeError) and safetensors have their own types
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(folder, exc, "write the checkpoint") from None
     return folder
+
+
+def read_latest(run: str | os.PathLike) -> dict | None:
+    """A run folder's ``latest.json`` (``{"step": N, "path": "checkpoints/step-N"}``), checked;
+    None when the run has none yet."""
+    latest = Path(run) / "latest.json"
+    if not latest.exists():
+        return None
+    try:
+        data = json.loads(latest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LamaeError(f"{latest}: not valid JSON ({exc}); delete it to let --resume pick the newest "
+                         "checkpoint folder, or point to a checkpoint folder directly") from None
+    if (not isinstance(data, dict) or isinstance(data.get("step"), bool) or not isinstance(data.get("step"), int)
+            or not isinstance(data.get("path"), str)):
+        raise LamaeError(f"{latest}: expected {{\"step\": N, \"path\": \"checkpoints/step-N\"}}, got {str(data)[:80]}")
+    return data
+
+
+def steps_done(run: str | os.PathLike) -> int:
+    """Steps a run folder has finished (its latest checkpoint), 0 when it has none."""
+    info = read_latest(run)
+    return 0 if info is None else info["step"]
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -49,37 +80,70 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     p = Path(path)
     if (p / "model.safetensors").exists():
         return p
-    latest = p / "latest.json"
-    if latest.exists():
-        return p / json.loads(latest.read_text())["path"]
+    if not p.exists():
+        raise LamaeError(f"{p}: no such checkpoint or run folder")
+    latest = read_latest(p)
+    if latest is not None:
+        folder = p / latest["path"]
+        if not (folder / "model.safetensors").exists():
+            raise LamaeError(f"{p / 'latest.json'}: names {latest['path']}, which holds no model.safetensors")
+        return folder
     raise LamaeError(f"{p}: neither a checkpoint (model.safetensors) nor a run folder (latest.json)")
 
 
+def _check_weights(path: Path, state: dict) -> None:
+    for name, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise LamaeError(f"{path}: weight {name} has dtype {tensor.dtype}; lamae weights are floating point")
+        if not torch.isfinite(tensor).all():
+            raise LamaeError(f"{path}: weight {name} holds NaN or inf; the checkpoint is damaged "
+                             "(or was saved after the loss diverged)")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Lamae, dict]:
-    """Load a model and its config (with preprocessing) from a checkpoint or run folder."""
+    """Load a model and its config (with preprocessing) from a checkpoint or run folder.
+
+    config.json is checked field by field before anything is built (sizes are bounded, so a
+    damaged or hostile file cannot ask for terabytes); model.safetensors is checked against the
+    sha256 config.json records (checkpoints from before lamae 0.3 have none) and every weight
+    must be finite floating point."""
     folder = resolve_checkpoint(path)
     cfg_path = folder / "config.json"
     if not cfg_path.exists():
         raise LamaeError(f"{folder}: config.json is missing")
     try:
         config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LamaeError(f"{cfg_path}: not valid JSON ({exc})") from None
-    if not (folder / "model.safetensors").exists():
+    weights = folder / "model.safetensors"
+    if not weights.exists():
         raise LamaeError(f"{folder}: model.safetensors is missing")
-    if "model" not in config or "preprocessing" not in config:
-        raise LamaeError(f"{cfg_path}: not a lamae checkpoint config (needs 'model' and 'preprocessing')")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "preprocessing" not in config:
+        raise LamaeError(f"{cfg_path}: not a lamae checkpoint config (needs a 'model' mapping and 'preprocessing')")
     version = config.get("model_format", 1)  # lamae 0.1 wrote no format number
     try:
+        prep = Preprocessing.from_dict(config["preprocessing"])
+    except (TypeError, ValueError) as exc:
+        raise LamaeError(f"{cfg_path}: invalid preprocessing ({exc})") from None
+    try:
         model_cfg = LamaeConfig.from_dict(config["model"], version)
-        model = Lamae(model_cfg)
     except (TypeError, ValueError) as exc:
         raise LamaeError(f"{cfg_path}: invalid model configuration ({exc}; written by lamae "
                          f"{config.get('lamae_version', '?')})") from None
+    if abs(prep.fs - model_cfg.fs) > 1e-9 or prep.n_samples != model_cfg.n_samples:
+        raise LamaeError(f"{cfg_path}: the checkpoint contradicts itself: its preprocessing makes "
+                         f"{prep.n_samples} samples at {prep.fs:g} Hz, its model reads {model_cfg.n_samples} "
+                         f"at {model_cfg.fs:g} Hz; the checkpoint was edited or damaged")
+    expected = config.get("weights_sha256")
+    if expected is not None and file_sha256(weights) != expected:
+        raise LamaeError(f"{weights}: sha256 does not match config.json's weights_sha256; the file was "
+                         "changed or damaged after it was written")
     try:
-        state = load_file(str(folder / "model.safetensors"), device=str(map_location))
+        state = load_file(str(weights), device=str(map_location))
     except Exception as exc:  # safetensors raises its own error types on damaged files
-        raise LamaeError(f"{folder / 'model.safetensors'}: cannot be read ({exc})") from None
+        raise LamaeError(f"{weights}: cannot be read ({exc})") from None
+    _check_weights(weights, state)
+    model = Lamae(model_cfg)
     if version == 1:
         state = migrate_v1_state(model_cfg, state)
         # from here on the checkpoint reads like one written today

@@ -79,7 +79,8 @@ def cmd_prepare(a):
     store = prepare(source, a.out, _preprocessing(a), split_seed=a.split_seed, chunk_size=a.chunk_size,
                     workers=a.workers, overwrite=a.overwrite, limit=a.limit)
     m = store.meta
-    print(f"store {store.path}: {m['n_rows']} records stored, {m['n_skipped']} skipped "
+    tables = f", {m['n_table_problems']} rows of its tables not read" if m.get("n_table_problems") else ""
+    print(f"store {store.path}: {m['n_rows']} records stored, {m['n_skipped']} skipped{tables} "
           f"(see {store.path / 'report.md'})")
 
 
@@ -147,7 +148,12 @@ def cmd_pretrain(a):
     from .train.pretrain import pretrain
 
     cfg = pretrain_config_from_args(a)
+    check_output("pretrain", cfg.out)
     r = pretrain(cfg, resume=a.resume)
+    if r.get("already_finished"):
+        print(f"{r['out']}: this run is already finished ({r['steps']} steps, final loss {r['final_loss']:.4f}, "
+              f"{r['seconds']:.0f} s of training); nothing to do (raise --steps to train further)")
+        return
     print(f"pretrained {cfg.architecture}, {r['parameters'] / 1e6:.2f}M parameters for {r['steps']} steps in {r['seconds']:.0f} s; "
           f"final loss {r['final_loss']:.4f}; run folder {r['out']}")
 
@@ -200,6 +206,7 @@ def cmd_compare(a):
     cfg = from_dict(CompareConfig, apply_overrides(d, a.set))
     if not cfg.store:
         raise LamaeError("compare needs a store (--store or `store:` in the config)")
+    check_output("compare", cfg.out)
     report = run_compare(cfg)
     print((Path(cfg.out) / "compare.md").read_text())
     print(f"compare took {report['seconds']:.0f} s; results in {cfg.out}")
@@ -328,7 +335,7 @@ def cmd_reconstruct(a):
     import json
 
     from . import load
-    from .data.store import atomic_write_text
+    from .files import atomic_write_text
     from .data.wfdb_io import read_wfdb
 
     model = load(a.checkpoint)
@@ -487,13 +494,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose --out names a file rather than a folder
+FILE_OUTPUTS = {"embed"}
+
+
+def check_output(command: str, out) -> None:
+    """Fail before any work when the output location cannot be written (a read-only file
+    system, a folder without permission, a file where a folder should be)."""
+    from .files import ensure_output_dir, ensure_output_file
+
+    if out:
+        (ensure_output_file if command in FILE_OUTPUTS else ensure_output_dir)(out)
+
+
 def main(argv=None) -> int:
+    """Run one command. Every failure ends in one line on stderr and a non-zero exit: named
+    errors (bad input, unwritable output) with exit 2; anything else is a bug in lamae and says
+    so (LAMAE_DEBUG=1 shows its traceback)."""
+    import os
+
+    from .files import write_error
+
     args = build_parser().parse_args(argv)
     try:
+        # synth creates its positional folder itself; benchmark's --out default depends on the suite
+        if args.command not in ("synth", "benchmark"):
+            check_output(args.command, getattr(args, "out", None))
         args.func(args)
     except (LamaeError, FileNotFoundError, ValueError) as exc:
         print(f"lamae {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # permission denied, read-only file system, disk full, ...
+        name = exc.filename or getattr(args, "out", None) or "."
+        print(f"lamae {args.command}: error: {write_error(name, exc, 'read or write')}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lamae {args.command}: interrupted; run the same command again to resume where it stopped",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("LAMAE_DEBUG"):
+            raise
+        print(f"lamae {args.command}: internal error: {type(exc).__name__}: {exc} (this is a bug in lamae; "
+              "LAMAE_DEBUG=1 shows the traceback: please report it)", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -5,12 +5,12 @@ Every stage resumes: run it again after an interruption and finished work is reu
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import steps_done
 from .data.preprocess import Preprocessing
 from .data.sources import MimicEcgReader
 from .data.store import prepare
@@ -44,7 +44,7 @@ def run_demo(out: str | Path = "lamae-demo", *, records: int = 2000, steps: int 
     cfg = PretrainConfig(store=str(out / "store"), out=str(out / "run"), size="tiny", model=DEMO_MODEL,
                          steps=steps, batch_size=64, base_lr=0.012, warmup_steps=max(1, steps // 20),
                          checkpoint_every=max(1, steps // 4), log_every=10)
-    done = json.loads((out / "run" / "latest.json").read_text())["step"] if (out / "run" / "latest.json").exists() else 0
+    done = steps_done(out / "run")
     if done < steps:
         stage("pretrain", lambda: pretrain(cfg, resume=True, progress=progress))
     report = stage("probe", lambda: run_probe(out / "run", out / "store", out / "probe", progress=progress))

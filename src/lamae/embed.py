@@ -24,7 +24,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from .api import Pretrained
-from .data.store import EcgStore, atomic_write_text
+from .data.store import EcgStore
+from .files import atomic_write_text
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
 from .eval.probe import embed_store
 from .leads import STANDARD_LEADS

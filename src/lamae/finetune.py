@@ -31,6 +31,7 @@ import pandas as pd
 
 from .data.sources import SourceItem, open_source
 from .errors import LabelError, LamaeError
+from .labels.icd10 import parse_cells
 
 MODES = ("probe", "finetune")
 
@@ -54,7 +55,9 @@ def _parse_list(text, source: str) -> list[str]:
 
 def read_label_csv(path, *, id_column: str = "record_id", label_column: str = "labels",
                    patient_column: str | None = None) -> pd.DataFrame:
-    """``record_id``, ``patient_id`` and ``labels`` (list of str) per row of a user's labels CSV."""
+    """``record_id``, ``patient_id`` and ``labels`` (list of str) per row of a user's labels CSV.
+    A row with a cell that cannot be read is skipped and listed in ``attrs["bad_cells"]`` (row,
+    column, cell, problem)."""
     path = Path(path)
     if not path.exists():
         raise LabelError(f"{path}: labels file does not exist")
@@ -70,23 +73,32 @@ def read_label_csv(path, *, id_column: str = "record_id", label_column: str = "l
         dup = df[id_column][df[id_column].duplicated()].iloc[0]
         raise LabelError(f"{path}: record {dup!r} appears more than once")
     if label_column in df.columns:
-        labels = [_parse_list(t, f"{path} row {i + 2}") for i, t in enumerate(df[label_column])]
+        labels, bad = parse_cells(df[label_column], _parse_list, path=path, column=label_column)
     else:
         cols = [c for c in df.columns if c not in (id_column, patient_column)]
         if not cols:
             raise LabelError(f"{path}: no {label_column!r} column and no 0/1 label columns")
-        labels = [[] for _ in range(len(df))]
+        labels, bad = [[] for _ in range(len(df))], []
         for c in cols:
             vals = df[c].str.strip()
-            bad = ~vals.isin(["0", "1", "0.0", "1.0", ""])
-            if bad.any():
-                i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise LabelError(f"{path} row {i + 2} column {c!r}: expected 0 or 1, got {vals.iloc[i]!r}")
+            for i in np.flatnonzero(~vals.isin(["0", "1", "0.0", "1.0", ""]).to_numpy()):
+                if labels[i] is not None:
+                    bad.append({"row": int(i) + 2, "column": c, "cell": vals.iat[i][:80],
+                                "problem": f"expected 0 or 1, got {vals.iat[i][:80]!r}"})
+                labels[i] = None
             for i in np.flatnonzero(vals.isin(["1", "1.0"]).to_numpy()):
-                labels[i].append(c)
-    return pd.DataFrame({"record_id": df[id_column].str.strip(),
-                         "patient_id": df[patient_column] if patient_column else df[id_column].str.strip(),
-                         "labels": labels})
+                if labels[i] is not None:
+                    labels[i].append(c)
+    out = pd.DataFrame({"record_id": df[id_column].str.strip(),
+                        "patient_id": df[patient_column] if patient_column else df[id_column].str.strip(),
+                        "labels": labels})
+    # A row with a cell that cannot be read is left out (its record is not used), not guessed at
+    out = out.loc[np.array([v is not None for v in out["labels"]], dtype=bool)].reset_index(drop=True)
+    out.attrs["bad_cells"] = [{**b, "file": str(path), "action": "row skipped"} for b in bad]
+    if out.empty:
+        raise LabelError(f"{path}: no label row could be read (first problem: row {bad[0]['row']} column "
+                         f"{bad[0]['column']}: {bad[0]['problem']})" if bad else f"{path}: no label rows")
+    return out
 
 
 class LabeledSource:
@@ -124,7 +136,8 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
              batch_size: int = 32, base_lr: float = 1e-3, seed: int = 0, device: str = "cpu",
              workers: int = 1, progress: bool = True) -> dict:
     from . import load
-    from .data.store import atomic_write_text, prepare
+    from .data.store import prepare
+    from .files import atomic_write_text
     from .eval.bootstrap import macro_auroc_ci
     from .eval.probe import embed_store, fit_linear_probe, plot_roc
     from .eval.supervised import predict_scratch, train_scratch
@@ -183,6 +196,7 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     report = {"checkpoint": model.config.get("path"), "data": str(data), "labels": str(labels), "mode": mode,
               "n_records": {"train": int(tr.sum()), "val": int(va.sum()), "test": int(te.sum())},
               "unmatched_label_rows": len(source.unmatched), "skipped_records": int(store.meta["n_skipped"]),
+              "skipped_label_rows": table.attrs.get("bad_cells", []),
               "macro_auroc": None if macro is None else {k: round(v, 4) if isinstance(v, float) else v
                                                          for k, v in macro.items()},
               "labels_per_record": per_label}
@@ -204,7 +218,7 @@ def finetune_markdown(r: dict) -> str:
              f"- checkpoint: `{r['checkpoint']}`", f"- data: `{r['data']}`",
              f"- records: train {n['train']}, val {n['val']}, test {n['test']}; label rows without a record: "
              f"{r['unmatched_label_rows']}; records skipped as unreadable: {r['skipped_records']} "
-             "(see store/report.md)",
+             f"(see store/report.md); label rows skipped as unreadable: {len(r.get('skipped_label_rows', []))}",
              "- macro AUROC on the held-out test split: "
              + ("n/a (no label has both classes in the test split)" if m is None else
                 f"**{m['auroc']:.4f}** [95% bootstrap CI {m['lo']:.4f}, {m['hi']:.4f}]"), "",
@@ -213,4 +227,9 @@ def finetune_markdown(r: dict) -> str:
         ci = "n/a" if p["ci"] is None else f"{p['ci'][0]:.3f}-{p['ci'][1]:.3f}"
         au = "n/a" if p["auroc"] is None else f"{p['auroc']:.4f}"
         lines.append(f"| {p['label']} | {p['train_positives']} | {p['test_positives']} | {au} | {ci} |")
+    if r.get("skipped_label_rows"):
+        lines += ["", "## Label rows skipped (a cell could not be read)", "", "| row | column | cell | problem |",
+                  "|---|---|---|---|"]
+        lines += [f"| {b['row']} | {b['column']} | `{b['cell'].replace('|', '/')}` | {b['problem']} |"
+                  for b in r["skipped_label_rows"]]
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .data.store import atomic_write_text
+from .files import atomic_write_text
 
 CARD = "MODEL_CARD.md"
 EVALUATIONS = "evaluations.json"

@@ -10,10 +10,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import LabelError, RecordError
-from ..labels.icd10 import parse_code_list
+from ..labels.icd10 import parse_cells, parse_code_list
 from .record import EcgRecord
 from .wfdb_io import read_wfdb
 
@@ -58,6 +59,8 @@ def read_ext_icd_labels(path: str | os.PathLike, column: str = "all_diag_all") -
 
     Returns one row per ECG with ``study_id``, ``subject_id``, ``fold``, ``strat_fold`` (where
     present) and ``codes`` (a list of dot-less ICD-10 codes parsed literally from ``column``).
+    A cell that cannot be parsed gives ``codes`` None (the ECG is left unlabelled, not given an
+    empty diagnosis list) and is listed in ``attrs["bad_cells"]`` with its row, column and text.
     """
     path = Path(path)
     if column not in ICD_COLUMNS:
@@ -72,11 +75,10 @@ def read_ext_icd_labels(path: str | os.PathLike, column: str = "all_diag_all") -
     missing = {"study_id", "subject_id", column} - set(df.columns)
     if missing:
         raise LabelError(f"{path}: missing columns {sorted(missing)}")
-    codes = []
-    for i, text in enumerate(df[column].tolist()):
-        codes.append(parse_code_list(text, source=f"{path} row {i + 2} column {column}"))
+    codes, bad = parse_cells(df[column].tolist(), parse_code_list, path=path, column=column)
     out = df[[c for c in ("study_id", "subject_id", "fold", "strat_fold") if c in df.columns]].copy()
-    out["codes"] = codes
+    out["codes"] = codes  # None where the cell could not be read (listed in attrs["bad_cells"])
+    out.attrs["bad_cells"] = bad
     return out
 
 
@@ -100,34 +102,66 @@ class MimicEcgReader:
         default = self.root / "records_w_diag_icd10.csv"
         self.labels_path = Path(labels) if labels else (default if default.exists() else None)
         self.label_column = label_column
+        # Rows of record_list.csv / the labels file that could not be read (filled by items();
+        # prepare lists them in its report): {"file", "row", "column", "cell", "problem", "action"}
+        self.problems: list[dict] = []
 
     def _record_table(self) -> pd.DataFrame:
         rl = self.root / "record_list.csv"
         if rl.exists():
-            df = pd.read_csv(rl, dtype={"path": str})
+            try:
+                df = pd.read_csv(rl, dtype=str, keep_default_na=False)
+            except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+                raise LabelError(f"{rl}: not a readable CSV ({exc})") from None
             missing = {"subject_id", "study_id", "path"} - set(df.columns)
             if missing:
                 raise LabelError(f"{rl}: missing columns {sorted(missing)}")
-            return df[["subject_id", "study_id", "path"]]
+            df = df[["subject_id", "study_id", "path"]].copy()
+            good = np.ones(len(df), bool)
+            for col in ("subject_id", "study_id"):
+                num = pd.to_numeric(df[col], errors="coerce")
+                for row in np.flatnonzero(num.isna().to_numpy() & good):
+                    self.problems.append({"file": str(rl), "row": int(row) + 2, "column": col,
+                                          "cell": str(df[col].iat[row])[:80], "problem": f"{col} is not a number",
+                                          "action": "record skipped"})
+                good &= num.notna().to_numpy()
+                df[col] = num
+            df = df[good]
+            return df.astype({"subject_id": int, "study_id": int})
         rows = []
         for hea in sorted((self.root / "files").rglob("*.hea")):
             rel = hea.relative_to(self.root).with_suffix("")
             parts = rel.parts  # files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN
-            if len(parts) < 5 or not parts[2].startswith("p") or not parts[3].startswith("s"):
-                raise RecordError(str(hea), "path does not follow files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN")
+            if (len(parts) < 5 or not parts[2].startswith("p") or not parts[3].startswith("s")
+                    or not parts[2][1:].isdigit() or not parts[3][1:].isdigit()):
+                self.problems.append({"file": str(hea), "row": None, "column": "path", "cell": str(rel),
+                                      "problem": "path does not follow files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN",
+                                      "action": "record skipped"})
+                continue
             rows.append({"subject_id": int(parts[2][1:]), "study_id": int(parts[3][1:]), "path": str(rel)})
         if not rows:
-            raise RecordError(str(self.root), "no record_list.csv and no .hea files under files/")
+            raise RecordError(str(self.root), "no record_list.csv and no usable .hea files under files/")
         return pd.DataFrame(rows)
 
     def items(self) -> list[SourceItem]:
+        self.problems = []
         recs = self._record_table()
         codes_by_study, fold_by_study = {}, {}
         if self.labels_path is not None:
             lab = read_ext_icd_labels(self.labels_path, self.label_column)
-            codes_by_study = dict(zip(lab["study_id"].astype(int), lab["codes"]))
+            studies = pd.to_numeric(lab["study_id"], errors="coerce")
+            ok = studies.notna().to_numpy()
+            for row in np.flatnonzero(~ok):
+                self.problems.append({"file": str(self.labels_path), "row": int(row) + 2, "column": "study_id",
+                                      "cell": str(lab["study_id"].iat[row])[:80], "problem": "study_id is not a number",
+                                      "action": "label row ignored"})
+            codes_by_study = {int(s): c for s, c in zip(studies[ok], lab["codes"][ok]) if c is not None}
+            for cell in lab.attrs["bad_cells"]:
+                self.problems.append({"file": str(self.labels_path), **cell, "action": "record stored unlabelled"})
             if "fold" in lab.columns:
-                fold_by_study = dict(zip(lab["study_id"].astype(int), lab["fold"].astype(int)))
+                folds = pd.to_numeric(lab["fold"], errors="coerce")
+                good = ok & folds.notna().to_numpy()
+                fold_by_study = dict(zip(studies[good].astype(int), folds[good].astype(int)))
         return [
             SourceItem(
                 record_id=str(study), patient_id=str(subject), path=path,

@@ -17,7 +17,6 @@ Opening a store checks the index against its checksum and every row against its 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zlib
@@ -32,25 +31,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import LamaeError, LeadNameError, RecordError, ShapeError
+from ..files import atomic_write_text, file_sha256
 from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
 from .preprocess import Preprocessing, lead_problems, preprocess
 
 STORE_VERSION = 2  # 2: crc32 per row, index checksum
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _npy_offset(path: Path) -> int:
@@ -98,6 +84,8 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     if overwrite and out.exists():
         shutil.rmtree(out)
     items = source.items()
+    # Rows of the dataset's own tables (record list, labels) the reader could not use
+    table_problems = list(getattr(source, "problems", []))
     if limit is not None:
         items = items[:limit]
     if not items:
@@ -192,21 +180,34 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         "label_kind": getattr(source, "label_kind", "icd10"),
         "source": fingerprint["source"], "format": source.name,
         "n_source_records": n, "n_skipped": len(skipped), "n_leads_dropped": len(dropped_leads),
+        "n_table_problems": len(table_problems),
         "index_sha256": file_sha256(out / "index.parquet"),
     }
-    _write_report(out, skipped, dropped_leads, meta, time.time() - t0)
+    _write_report(out, skipped, dropped_leads, meta, time.time() - t0, table_problems)
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
     shutil.rmtree(parts)
     progress_path.unlink()
     return EcgStore(out)
 
 
-def _write_report(out: Path, skipped: list[dict], dropped: list[dict], meta: dict, seconds: float) -> None:
+def _write_report(out: Path, skipped: list[dict], dropped: list[dict], meta: dict, seconds: float,
+                  table_problems: list[dict] = ()) -> None:
     atomic_write_text(out / "report.json", json.dumps({"skipped": skipped, "dropped_leads": dropped,
+                                                       "table_problems": list(table_problems),
                                                        "seconds": seconds}, indent=2))
     lines = ["# prepare report", "", f"- records in source: {meta['n_source_records']}",
              f"- records stored: {meta['n_rows']}", f"- records skipped: {len(skipped)}",
-             f"- leads left out of stored records (flat, saturated or mostly NaN): {len(dropped)}", ""]
+             f"- leads left out of stored records (flat, saturated or mostly NaN): {len(dropped)}",
+             f"- rows of the record list / labels file that could not be read: {len(table_problems)}", ""]
+    if table_problems:
+        lines += ["## Table rows not read (the run went on without them)", "",
+                  "| file | row | column | cell | problem | what lamae did |", "|---|---|---|---|---|---|"]
+        for t in table_problems:
+            cell = str(t["cell"]).replace("|", "/").replace("`", "'")
+            row = "-" if t["row"] is None else t["row"]
+            lines.append(f"| {t['file']} | {row} | {t['column']} | `{cell}` | {t['problem'].replace('|', '/')} | "
+                         f"{t['action']} |")
+        lines.append("")
     if skipped:
         lines += ["## Records skipped", "", "| record | problem |", "|---|---|"]
         lines += [f"| {s['record_id']} | {s['problem'].replace('|', '/')} |" for s in skipped]
@@ -236,22 +237,31 @@ class EcgStore:
             raise LamaeError(f"{self.path}: not a finished lamae store, meta.json is missing{hint}")
         try:
             self.meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise LamaeError(f"{meta_path}: not valid JSON ({exc})") from None
-        if self.meta.get("version") != STORE_VERSION:
-            raise LamaeError(f"{self.path}: store version {self.meta.get('version')} is not {STORE_VERSION}")
-        self.preprocessing = Preprocessing.from_dict(self.meta["preprocessing"])
+        self._check_meta(meta_path)
+        try:
+            self.preprocessing = Preprocessing.from_dict(self.meta["preprocessing"])
+        except (TypeError, ValueError) as exc:
+            raise LamaeError(f"{meta_path}: field 'preprocessing' is invalid ({exc})") from None
         index_path = self.path / "index.parquet"
+        if not index_path.exists():
+            raise LamaeError(f"{index_path}: missing; the store is incomplete: run prepare again with --overwrite")
         if verify and file_sha256(index_path) != self.meta.get("index_sha256"):
             raise LamaeError(f"{index_path}: checksum does not match meta.json; the index was changed or "
                              "damaged; run prepare again with --overwrite")
-        self.index = pd.read_parquet(index_path)
+        try:
+            self.index = pd.read_parquet(index_path)
+        except Exception as exc:  # pyarrow raises its own error types on damaged files
+            raise LamaeError(f"{index_path}: cannot be read ({type(exc).__name__}: {exc})") from None
+        self._check_index(index_path)
         sig_path = self.path / "signals.npy"
         expected = tuple(self.meta["shape"])
         try:
             full = np.load(sig_path, mmap_mode="r")
-        except (ValueError, OSError) as exc:
-            raise LamaeError(f"{sig_path}: cannot be read as the store's signal array ({exc})") from None
+        except (ValueError, OSError, EOFError) as exc:
+            raise LamaeError(f"{sig_path}: cannot be read as the store's signal array ({exc}); a truncated or "
+                             "damaged file: run prepare again with --overwrite") from None
         if full.shape[1:] != expected[1:] or full.shape[0] < expected[0] or full.dtype != np.float16:
             raise LamaeError(f"{sig_path}: shape {full.shape} {full.dtype} does not match meta.json "
                              f"{expected} float16")
@@ -265,6 +275,40 @@ class EcgStore:
                 self.verify(np.union1d(sample, [0, len(self) - 1]))
         elif verify:
             self.verify()
+
+    def _check_meta(self, meta_path: Path) -> None:
+        m = self.meta
+        if not isinstance(m, dict):
+            raise LamaeError(f"{meta_path}: expected a JSON object, got {type(m).__name__}")
+        if m.get("version") != STORE_VERSION:
+            raise LamaeError(f"{self.path}: store version {m.get('version')} is not {STORE_VERSION}")
+        for key in ("n_rows", "shape", "preprocessing", "index_sha256"):
+            if key not in m:
+                raise LamaeError(f"{meta_path}: field {key!r} is missing; the store is damaged: run prepare "
+                                 "again with --overwrite")
+        n = m["n_rows"]
+        shape = m["shape"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise LamaeError(f"{meta_path}: field 'n_rows' must be a count, got {n!r}")
+        if (not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(v, int) and v >= 0 for v in shape)
+                or shape[0] != n or shape[1] != len(STANDARD_LEADS)):
+            raise LamaeError(f"{meta_path}: field 'shape' must be [n_rows, 12, samples], got {shape!r}")
+
+    def _check_index(self, index_path: Path) -> None:
+        """The index must list exactly the store's rows, in order (``row`` r is signals.npy's row r)."""
+        need = {"row", "record_id", "patient_id", "split", "lead_bits", "has_labels", "codes", "fold", "crc32"}
+        missing = need - set(self.index.columns)
+        if missing:
+            raise LamaeError(f"{index_path}: missing columns {sorted(missing)}")
+        n = self.meta["n_rows"]
+        if len(self.index) != n:
+            raise LamaeError(f"{index_path}: {len(self.index)} rows, meta.json says {n}")
+        rows = self.index["row"].to_numpy()
+        wrong = np.flatnonzero(rows != np.arange(n))
+        if len(wrong):
+            i = int(wrong[0])
+            raise LamaeError(f"{index_path}: entry {i} (record {self.index['record_id'].iat[i]}) has row "
+                             f"{rows[i]}, expected {i} (the store holds rows 0-{n - 1}); the index is damaged")
 
     def verify(self, rows=None, block: int = 1024) -> None:
         """Check rows of signals.npy against the crc32 in the index (all rows by default)."""

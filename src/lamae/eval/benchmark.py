@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, steps_done
 from ..data.preprocess import Preprocessing
 from ..data.sources import PTBXL_TASKS, PtbXlReader
-from ..data.store import atomic_write_text, prepare
+from ..data.store import prepare
+from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_flat_targets
 from ..train.pretrain import PretrainConfig, pretrain
@@ -74,8 +75,7 @@ def run_ptbxl_benchmark(cfg: BenchmarkConfig, progress: bool = True) -> dict:
         run = out / "pretrain"
         pcfg = PretrainConfig(**{**cfg.pretrain, "store": str(stores[cfg.tasks[0]].path), "out": str(run),
                                  "device": cfg.device})
-        latest = run / "latest.json"
-        if not latest.exists() or json.loads(latest.read_text())["step"] < pcfg.steps:
+        if steps_done(run) < pcfg.steps:
             pretrain(pcfg, resume=True, progress=progress)
         checkpoint = str(run)
     model, config = load_checkpoint(checkpoint)
@@ -194,8 +194,7 @@ def run_mimic_benchmark(cfg: MimicBenchmarkConfig, progress: bool = True) -> dic
         run = out / "pretrain"
         pcfg = PretrainConfig(**{**cfg.pretrain, "store": str(store.path), "out": str(run), "split": None,
                                  "folds": list(range(18)), "device": cfg.device})
-        latest = run / "latest.json"
-        if not latest.exists() or json.loads(latest.read_text())["step"] < pcfg.steps:
+        if steps_done(run) < pcfg.steps:
             pretrain(pcfg, resume=True, progress=progress)
         checkpoint = str(run)
     model, config = load_checkpoint(checkpoint)

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint
-from ..data.store import EcgStore, atomic_write_text
+from ..checkpoint import load_checkpoint, steps_done
+from ..data.store import EcgStore
+from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, target_levels
 from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
@@ -253,8 +254,7 @@ class Comparison:
         source = spec.get("reuse", name)
         run = self.out / "runs" / source / f"seed-{seed}" / "pretrain"
         cfg = self.pretrain_config(source, seed, run)
-        latest = run / "latest.json"
-        done = json.loads(latest.read_text())["step"] if latest.exists() else 0
+        done = steps_done(run)
         if done < cfg.steps:
             pretrain(cfg, resume=True, progress=self.progress)
         model, _ = load_checkpoint(run)

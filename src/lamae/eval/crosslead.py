@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.store import EcgStore, atomic_write_text
+from ..data.store import EcgStore
+from ..files import atomic_write_text
 from ..errors import LamaeError
 from .reconstruction import masked_span_errors, reconstruction_errors
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import load_checkpoint
-from ..data.store import EcgStore, atomic_write_text
+from ..data.store import EcgStore
+from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets
 from ..leads import LEAD_SETS, lead_indices

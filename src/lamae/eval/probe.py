@@ -17,7 +17,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..data.store import EcgStore, atomic_write_text
+from ..data.store import EcgStore
+from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, describe, target_levels
 from ..leads import STANDARD_LEADS, lead_indices

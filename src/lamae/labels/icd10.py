@@ -40,6 +40,24 @@ def parse_code_list(text, *, source: str = "labels") -> list[str]:
     return [normalize_code(c) for c in value if c.strip()]
 
 
+def parse_cells(cells, parse, *, path, column: str, first_line: int = 2) -> tuple[list, list[dict]]:
+    """``parse`` applied to each cell of a CSV column; a cell it cannot read becomes None and is
+    listed as ``{"row": CSV line, "column", "cell", "problem"}``, so one bad cell of a large
+    file costs one record's labels, not the run."""
+    values, bad = [], []
+    for i, cell in enumerate(cells):
+        row = i + first_line
+        source = f"{path} row {row} column {column}"
+        try:
+            values.append(parse(cell, source=source))
+        except LabelError as exc:
+            values.append(None)
+            text = str(exc)
+            bad.append({"row": row, "column": column, "cell": str(cell)[:80],
+                        "problem": text[len(source) + 2:] if text.startswith(source + ": ") else text})
+    return values, bad
+
+
 def normalize_code(code: str) -> str:
     return code.strip().replace(".", "").upper()
 

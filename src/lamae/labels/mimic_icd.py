@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..errors import LabelError
-from .icd10 import parse_code_list
+from .icd10 import parse_cells, parse_code_list
 
 LABEL_SETS = {"all": "all_diag_all", "hosp": "all_diag_hosp", "ed": "ed_diag_ed"}
 SUBSETS = ("all", "ed", "hosp", "edfirst", "hospfirst")
@@ -89,20 +90,30 @@ def build_scenario(df: pd.DataFrame, scenario: str | Scenario, *, source: str = 
     if "fold" not in df.columns:
         raise LabelError(f"{source}: no 'fold' column")
 
-    def labelled(mask, label_set):
-        part = df[mask].copy()
-        col = LABEL_SETS[label_set]
-        part["labels"] = [transform_codes(parse_code_list(t, source=f"{source} column {col}"), sc.digits, sc.ancestors)
-                          for t in part[col]]
-        return part
+    bad_cells = []
 
-    folds = df["fold"].astype(int)
+    def labelled(mask, label_set):
+        col = LABEL_SETS[label_set]
+        if col not in df.columns:
+            raise LabelError(f"{source}: no column {col!r}, needed by label set {label_set!r}")
+        part = df[mask].copy()
+        codes, bad = parse_cells(part[col], parse_code_list, path=source, column=col)
+        # rows are numbered as CSV lines of the whole file (header = line 1)
+        lines = np.flatnonzero(mask.to_numpy()) + 2
+        bad_cells.extend({**b, "row": int(lines[b["row"] - 2]), "action": "ECG left out"} for b in bad)
+        part["labels"] = [None if c is None else transform_codes(c, sc.digits, sc.ancestors) for c in codes]
+        return part.loc[np.array([v is not None for v in part["labels"]], dtype=bool)]
+
+    folds = pd.to_numeric(df["fold"], errors="coerce")  # a row without a readable fold is in no split
+    bad_cells.extend({"row": int(i) + 2, "column": "fold", "cell": str(df["fold"].iat[i])[:80],
+                      "problem": "fold is not a number", "action": "ECG left out"}
+                     for i in np.flatnonzero(folds.isna().to_numpy()))
     train = labelled((folds <= 17) & _subset_mask(df, sc.subset_train), sc.labels_train)
     val = labelled((folds == 18) & _subset_mask(df, sc.subset_test), sc.labels_test)
     test = labelled((folds == 19) & _subset_mask(df, sc.subset_test), sc.labels_test)
     counts = pd.Series([c for labels in train["labels"] for c in labels], dtype=object).value_counts()
     keep = set(counts[counts >= sc.min_count].index)
-    out = {"codes": sorted(keep), "scenario": sc}
+    out = {"codes": sorted(keep), "scenario": sc, "bad_cells": bad_cells}
     for name, part in (("train", train), ("val", val), ("test", test)):
         part["labels"] = [[c for c in labels if c in keep] for labels in part["labels"]]
         part = part[part["labels"].map(len) > 0]

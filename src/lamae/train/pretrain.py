@@ -30,8 +30,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, load_trainer_state, save_checkpoint
-from ..data.store import EcgStore, atomic_write_text
+from ..checkpoint import load_checkpoint, load_trainer_state, read_latest, save_checkpoint
+from ..data.store import EcgStore
+from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..leads import LIMB_LEADS
 from ..models.family import FAMILY, PRETRAINABLE
@@ -161,11 +162,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def _latest_step(out: Path) -> tuple[int, Path] | None:
-    latest = out / "latest.json"
-    if not latest.exists():
-        return None
-    info = json.loads(latest.read_text())
-    return int(info["step"]), out / info["path"]
+    info = read_latest(out)
+    return None if info is None else (info["step"], out / info["path"])
 
 
 def _trim_log(path: Path, upto: int) -> None:
@@ -173,7 +171,11 @@ def _trim_log(path: Path, upto: int) -> None:
         return
     with path.open() as f:
         rows = list(csv.reader(f))
-    keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= upto]
+    if not rows:
+        path.unlink()
+        return
+    # a line cut short by a kill is dropped with the rest past the checkpoint
+    keep = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= upto]
     atomic_write_text(path, "".join(",".join(r) + "\n" for r in keep))
 
 
@@ -236,6 +238,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
 
     start = 0
+    # What earlier processes of this run did (a resumed run's bookkeeping covers the whole run)
+    before = {"first_loss": None, "last_loss": float("nan"), "seconds": 0.0, "ecgs": 0}
     found = _latest_step(out)
     if found is not None and not resume:
         raise LamaeError(f"{out}: a run is already here (step {found[0]}); pass --resume to continue it "
@@ -251,9 +255,16 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             raise LamaeError(f"{folder}: checkpoint configuration differs from this run's; cannot resume")
         model.load_state_dict(loaded.state_dict())
         opt.load_state_dict(load_trainer_state(folder)["optimizer"])
-        if main_process:
-            _trim_log(out / "loss.csv", start)
+        trained = saved.get("training", {})
+        before = {"first_loss": trained.get("first_loss"), "last_loss": trained.get("last_loss", float("nan")),
+                  "seconds": float(trained.get("seconds", 0.0)),
+                  "ecgs": int(trained.get("ecgs", round(trained.get("ecgs_per_s", 0.0) * trained.get("seconds", 0.0))))}
+        if start >= cfg.steps:
+            return {"out": str(out), "steps": cfg.steps, "final_loss": before["last_loss"],
+                    "seconds": before["seconds"], "parameters": model.num_parameters(), "already_finished": True}
     if main_process:
+        # rows logged after the checkpoint resumed from (all of them when there is none) are redone
+        _trim_log(out / "loss.csv", start)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "pretrain_config.json", json.dumps(asdict(cfg), indent=2))
     net = model
@@ -290,7 +301,10 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             writer.writerow(["step", "loss", "lr", "grad_norm", "seconds", "ecgs_per_s"])
     extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store),
                                              "format": store.meta.get("format"), "source": store.meta.get("source")}}
-    first_loss = None
+    first_loss = before["first_loss"]
+
+    def elapsed() -> float:  # seconds of the whole run, earlier processes included
+        return before["seconds"] + time.time() - t0
 
     def checkpoint(step: int):
         if world > 1:
@@ -298,9 +312,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         if not main_process:
             return
         name = f"checkpoints/step-{step:07d}"
-        el = time.time() - t0
-        training = {"first_loss": first_loss, "last_loss": last_loss, "seconds": el,
-                    "ecgs_per_s": seen / max(el, 1e-9), "device": str(device), "world": world}
+        el = elapsed()
+        training = {"first_loss": first_loss, "last_loss": last_loss, "seconds": el, "ecgs": before["ecgs"] + seen,
+                    "ecgs_per_s": (before["ecgs"] + seen) / max(el, 1e-9), "device": str(device), "world": world}
         save_checkpoint(out / name, model, prep, extra={**extra, "step": step, "training": training},
                         trainer_state={"optimizer": opt.state_dict(), "step": step})
         atomic_write_text(out / "latest.json", json.dumps({"step": step, "path": name}))
@@ -365,9 +379,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
                 first_loss = last_loss
             done = step + 1
             if main_process and (done % cfg.log_every == 0 or done == cfg.steps):
-                el = time.time() - t0
+                el = elapsed()
                 writer.writerow([done, f"{last_loss:.6f}", f"{lr_at(step, cfg):.3e}", f"{float(gnorm):.4f}",
-                                 f"{el:.2f}", f"{seen / max(el, 1e-9):.1f}"])
+                                 f"{el:.2f}", f"{(before['ecgs'] + seen) / max(el, 1e-9):.1f}"])
                 log.flush()
                 bar.set_postfix(loss=f"{last_loss:.4f}")
             bar.update()
@@ -382,7 +396,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if main_process:
         plot_loss(log_path, out / "loss.png")
     return {"out": str(out), "steps": cfg.steps, "final_loss": last_loss,
-            "seconds": time.time() - t0, "parameters": model.num_parameters()}
+            "seconds": elapsed(), "parameters": model.num_parameters()}
 
 
 def plot_loss(csv_path: Path, png_path: Path) -> None:
