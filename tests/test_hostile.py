@@ -436,3 +436,32 @@ def test_a_resumed_run_accounts_for_the_whole_run_and_a_finished_one_says_so(sto
     rc, out, err = cli(capsys, *argv, "--resume")
     assert rc == 0 and "already finished" in out and "nan" not in out
     assert f"{final['last_loss']:.4f}" in out
+
+
+# --------------------------------------------------------------------------- command-line settings
+def _cli_cases(data, store, tmp):
+    (tmp / "broken.yaml").write_text("a: [1,\n")
+    return [
+        (("prepare", data, "--out", tmp / "o1", "--chunk-size", "0"), "chunk_size"),  # looped forever
+        (("prepare", data, "--out", tmp / "o2", "--limit", "-1"), "limit"),  # silently stored all but one
+        (("prepare", data, "--out", tmp / "o3", "--workers", "0"), "workers"),
+        (("prepare", data, "--out", tmp / "o4", "--window", "1e9"), "out of range"),
+        (("pretrain", "--store", store, "--out", tmp / "r1", "--steps", "0"), "steps"),
+        (("pretrain", "--store", store, "--out", tmp / "r2", "--batch-size", "0"), "batch_size"),
+        (("pretrain", "--store", store, "--out", tmp / "r3", "--grad-accum", "0"), "grad_accum"),
+        (("pretrain", "--store", store, "--out", tmp / "r4", "--set", "steps=abc"), "steps"),
+        (("pretrain", "--store", store, "--out", tmp / "r5", "--base-lr", "nan"), "base_lr"),
+        (("pretrain", "--store", store, "--out", tmp / "r6", "--device", "bogus"), "not a device name"),
+        (("pretrain", "--store", store, "--out", tmp / "r7", "--config", tmp / "broken.yaml"), "not valid YAML"),
+        (("pretrain", "--store", store, "--out", tmp / "r8", "--config", tmp / "none.yaml"), "does not exist"),
+        (("synth", tmp / "s", "--records", "0"), "positive integer"),
+    ]
+
+
+def test_impossible_command_line_settings_are_named(store, synth_dir, tmp_path, capsys):
+    for argv, words in _cli_cases(synth_dir, store.path, tmp_path):
+        rc, _, err = cli(capsys, *argv)
+        assert_named(rc, err, words)
+    if not torch.cuda.is_available():
+        rc, _, err = cli(capsys, "pretrain", "--store", store.path, "--out", tmp_path / "g", "--device", "cuda")
+        assert_named(rc, err, "no CUDA GPU")

@@ -44,7 +44,17 @@ def from_dict(cls, d: dict):
 def load_yaml(path: str | Path | None) -> dict:
     if path is None:
         return {}
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: config file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or 'parse error'}{where})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return data

@@ -26,6 +26,9 @@ DEMO_MODEL: dict = {}
 
 def run_demo(out: str | Path = "lamae-demo", *, records: int = 2000, steps: int = 1000, workers: int = 2,
              progress: bool = True) -> dict:
+    for name, value in (("records", records), ("steps", steps), ("workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     out = Path(out)
     timings = {}
 

@@ -43,6 +43,9 @@ class Preprocessing:
     def __post_init__(self):
         if self.fs <= 0 or self.window_s <= 0:
             raise ValueError(f"fs and window_s must be positive, got {self.fs}, {self.window_s}")
+        if self.fs > MAX_INPUT_FS or self.window_s > 3600:
+            raise ValueError(f"fs {self.fs:g} Hz or window {self.window_s:g} s out of range "
+                             f"(at most {MAX_INPUT_FS:g} Hz and 3600 s)")
         if self.bandpass is not None:
             lo, hi = self.bandpass
             object.__setattr__(self, "bandpass", (float(lo), float(hi)))
@@ -83,10 +86,6 @@ class Preprocessing:
             if key in d and (isinstance(d[key], bool) or not isinstance(d[key], (int, float))
                              or not np.isfinite(d[key])):
                 raise ValueError(f"preprocessing field {key!r} must be a finite number, got {d[key]!r}")
-        if "fs" in d and d["fs"] > MAX_INPUT_FS:
-            raise ValueError(f"preprocessing field 'fs' is {d['fs']:g} Hz, above {MAX_INPUT_FS:g} Hz")
-        if "window_s" in d and d["window_s"] > 3600:
-            raise ValueError(f"preprocessing field 'window_s' is {d['window_s']:g} s, more than an hour")
         band = d.get("bandpass")
         if band is not None:
             if (not isinstance(band, (list, tuple)) or len(band) != 2

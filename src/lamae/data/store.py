@@ -75,6 +75,9 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
             overwrite: bool = False, progress: bool = True, limit: int | None = None) -> "EcgStore":
     """Convert ``source`` (a reader) into a store at ``out_dir``; resumes an interrupted run."""
     out = Path(out_dir)
+    for name, value in (("chunk_size", chunk_size), ("workers", workers)) + ((("limit", limit),) if limit is not None else ()):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LamaeError(f"{name} must be a positive integer, got {value!r}")
     if (out / "meta.json").exists() and not overwrite:
         existing = EcgStore(out)
         if existing.preprocessing != prep:

@@ -249,6 +249,8 @@ def synthesize_mimic(out_dir: str | os.PathLike, n_records: int = 1000, *, seed:
 
     Records already on disk (same seed) are not written again, so an interrupted run resumes.
     """
+    if isinstance(n_records, bool) or not isinstance(n_records, int) or n_records < 1:
+        raise ValueError(f"the number of records must be a positive integer, got {n_records!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

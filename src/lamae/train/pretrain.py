@@ -69,6 +69,30 @@ class PretrainConfig:
     lead_dropout: float | None = None
     limb_dropout: float = 0.0      # chance that all six limb leads of an ECG are hidden together
 
+    def __post_init__(self):
+        def number(name, value, *, integer=False, low=None, high=None, low_open=False):
+            ok_type = (isinstance(value, int) if integer else isinstance(value, (int, float))) \
+                and not isinstance(value, bool) and math.isfinite(value)
+            if not ok_type or (low is not None and (value <= low if low_open else value < low)) \
+                    or (high is not None and value > high):
+                kind = "an integer" if integer else "a number"
+                bounds = "" if low is None else f" {'>' if low_open else '>='} {low}"
+                raise ValueError(f"{name} must be {kind}{bounds}, got {value!r}")
+
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints", "grad_accum"):
+            number(name, getattr(self, name), integer=True, low=1)
+        for name in ("warmup_steps", "num_workers", "seed"):
+            number(name, getattr(self, name), integer=True, low=0)
+        number("base_lr", self.base_lr, low=0, low_open=True)
+        number("weight_decay", self.weight_decay, low=0)
+        number("min_lr_ratio", self.min_lr_ratio, low=0, high=1)
+        number("grad_clip", self.grad_clip, low=0, low_open=True)
+        if self.lead_dropout is not None:
+            number("lead_dropout", self.lead_dropout, low=0, high=0.999)
+        number("limb_dropout", self.limb_dropout, low=0, high=0.999)
+        if not isinstance(self.model, dict):
+            raise ValueError(f"model must be a mapping of model settings, got {self.model!r}")
+
     @property
     def lr(self) -> float:
         return self.base_lr * self.batch_size / 256
@@ -156,9 +180,25 @@ def param_groups(model: torch.nn.Module, weight_decay: float):
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto`` (a CUDA GPU when there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``;
+    a device this machine lacks is named, not left to fail inside torch."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise LamaeError(f"device {name!r} is not a device name (auto, cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LamaeError(f"device {name!r}: no CUDA GPU is available here (torch {torch.__version__}); "
+                             "use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise LamaeError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise LamaeError(f"device {name!r}: MPS is not available here; use --device cpu or auto")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise LamaeError(f"device {name!r}: lamae runs on cpu, cuda or mps")
+    return device
 
 
 def _latest_step(out: Path) -> tuple[int, Path] | None:
@@ -224,9 +264,6 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     unknown = set(cfg.model) - set(LamaeConfig.__dataclass_fields__) | store_set & set(cfg.model)
     if unknown:
         raise ValueError(f"unknown or store-determined model settings: {sorted(unknown)}")
-    for name in ("lead_dropout", "limb_dropout"):
-        if not 0.0 <= getattr(cfg, name) < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
     store = EcgStore(cfg.store)
     prep = store.preprocessing
     model_cfg = model_config_for(cfg, prep)
