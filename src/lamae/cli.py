@@ -525,8 +525,11 @@ def main(argv=None) -> int:
         print(f"lamae {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # permission denied, read-only file system, disk full, ...
+        import errno
+
         name = exc.filename or getattr(args, "out", None) or "."
-        print(f"lamae {args.command}: error: {write_error(name, exc, 'read or write')}", file=sys.stderr)
+        verb = "write" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else "read or write"
+        print(f"lamae {args.command}: error: {write_error(name, exc, verb)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lamae {args.command}: interrupted; run the same command again to resume where it stopped",
