@@ -19,7 +19,7 @@ import time
 import torch
 
 from lamae.models.lamae import build_model
-from lamae.train.pretrain import param_groups
+from lamae.train.pretrain import make_optimizer, param_groups
 from lamae.utils.flops import matmul_peak, training_step_flops
 
 DEFAULT_BATCH = {"cpu": {"tiny": 64, "small": 16, "base": 4}, "cuda": {"tiny": 512, "small": 256, "base": 128}}
@@ -30,7 +30,7 @@ def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, 
     model = build_model(size, fs=fs)
     flops = training_step_flops(model, min(batch, 4)) * batch / min(batch, 4)
     model = model.to(device)
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
+    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
     net = torch.compile(model) if compile_ else model
     x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
     leads = torch.arange(12, device=device)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ..data.store import EcgStore
 from ..models.lamae import Lamae, LamaeConfig
-from ..train.pretrain import PretrainConfig, StoreBatches, lr_at, param_groups, pick_device
+from ..train.pretrain import PretrainConfig, StoreBatches, lr_at, make_optimizer, param_groups, pick_device
 
 
 def train_scratch(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: np.ndarray,
@@ -31,7 +31,7 @@ def train_scratch(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: 
     params = param_groups(model, cfg.weight_decay)
     params[0]["params"].append(head.weight)
     params[1]["params"].append(head.bias)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95))
+    opt = make_optimizer(params, cfg.lr, device)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     rows, y = np.asarray(rows), torch.from_numpy(np.asarray(y, np.float32))
     # The same seeded per-epoch order as pretraining, over positions in ``rows``.

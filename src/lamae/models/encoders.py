@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import Block, Mlp, from_grid, gather_over_leads, read_latents, sincos_1d, to_grid
+from .layers import (BLOCK_TO_GROUPED, Block, GroupedBlock, Mlp, from_grid, gather_over_leads,
+                     read_latents, sincos_1d, to_grid)
 
 
 @dataclass
@@ -54,20 +55,54 @@ class PerLeadEncoder(nn.Module):
 
 
 class PrivateEncoder(nn.Module):
-    """A separate stack of blocks for each of the twelve standard leads."""
+    """A separate stack of blocks for each of the twelve standard leads, run as grouped weights:
+    all leads' tokens pass their own lead's weights in one batched matmul per layer.
+
+    State dicts written when the stacks were twelve lists of ``Block``s
+    (``encoder.stacks.{lead}.{layer}.…``, lamae 0.1 and 0.2) are converted on load."""
 
     def __init__(self, cfg, n_vocab: int):
         super().__init__()
-        self.stacks = nn.ModuleList(_blocks(cfg) for _ in range(n_vocab))
+        self.n_vocab = n_vocab
+        self.layers = nn.ModuleList(GroupedBlock(n_vocab, cfg.dim, cfg.heads, cfg.mlp_ratio)
+                                    for _ in range(cfg.depth))
+        self._register_load_state_dict_pre_hook(self._from_stacks)
+
+    def _from_stacks(self, state, prefix, *args):
+        old = [k for k in state if k.startswith(prefix + "stacks.")]
+        if not old:
+            return
+        parts = {}
+        for key in old:
+            lead, layer, rest = key[len(prefix) + len("stacks."):].split(".", 2)
+            for a, b in BLOCK_TO_GROUPED.items():
+                if rest.startswith(a):
+                    parts.setdefault((int(layer), b + rest[len(a):]), {})[int(lead)] = state.pop(key)
+                    break
+        for (layer, name), by_lead in parts.items():
+            if len(by_lead) != self.n_vocab:
+                raise ValueError(f"{prefix}stacks: layer {layer} {name} has weights for {len(by_lead)} leads, "
+                                 f"expected {self.n_vocab}")
+            state[f"{prefix}layers.{layer}.{name}"] = torch.stack([by_lead[i] for i in range(self.n_vocab)])
 
     def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
-        out = torch.empty_like(seq)
+        b, n_leads, s, d = seq.shape
+        if bool((leads == leads[:1]).all()):
+            # the usual case: every ECG's lead slots hold the same leads (e.g. all twelve, in order)
+            ids = leads[0]
+            groups = None if n_leads == self.n_vocab and bool((ids == torch.arange(n_leads, device=ids.device)).all()) else ids
+            x = seq.transpose(0, 1)                                   # (L, B, S, D)
+            for layer in self.layers:
+                x = layer(x, groups)
+            return Encoded(x.transpose(0, 1))
+        out = torch.empty_like(seq)  # slots hold different leads in different ECGs: lead by lead
         for lead in leads.unique().tolist():
             sel = leads == lead
-            x = seq[sel]
-            for blk in self.stacks[lead]:
-                x = blk(x)
-            out[sel] = x
+            x = seq[sel][None]                                        # (1, n, S, D)
+            ids = torch.tensor([lead], device=seq.device)
+            for layer in self.layers:
+                x = layer(x, ids)
+            out[sel] = x[0]
         return Encoded(out)
 
 

@@ -73,6 +73,71 @@ class CrossAttention(nn.Module):
         return self.proj(out), weights
 
 
+# ---------------------------------------------------------------------- grouped (per-lead) blocks
+# IndP's twelve private encoders as one stack of grouped weights (G, ...): every lead's tokens
+# go through its own weights in one batched matmul instead of twelve small ones in a loop.
+# Initialised like nn.Linear / nn.LayerNorm, group by group, so a grouped block is exactly G
+# independent ``Block``s (the state-dict hook of ``PrivateEncoder`` converts between the two).
+
+class GroupedLinear(nn.Module):
+    def __init__(self, groups: int, d_in: int, d_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(groups, d_out, d_in))
+        self.bias = nn.Parameter(torch.empty(groups, d_out))
+        bound = 1 / math.sqrt(d_in)
+        for g in range(groups):  # nn.Linear's initialisation, per group
+            nn.init.kaiming_uniform_(self.weight[g], a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """x (G', N, d_in) -> (G', N, d_out); ``groups`` (G',) picks the weights (all, in order, if None)."""
+        w, b = (self.weight, self.bias) if groups is None else (self.weight[groups], self.bias[groups])
+        return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))
+
+
+class GroupedLayerNorm(nn.Module):
+    def __init__(self, groups: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(groups, dim))
+        self.bias = nn.Parameter(torch.zeros(groups, dim))
+
+    def forward(self, x, groups=None):
+        w, b = (self.weight, self.bias) if groups is None else (self.weight[groups], self.bias[groups])
+        return torch.addcmul(b[:, None, :], F.layer_norm(x, x.shape[-1:]), w[:, None, :])
+
+
+class GroupedBlock(nn.Module):
+    """G pre-norm transformer blocks, one per group, run together. Input (G', B, S, D)."""
+
+    def __init__(self, groups: int, dim: int, heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        hidden = int(dim * mlp_ratio)
+        self.heads = heads
+        self.norm1 = GroupedLayerNorm(groups, dim)
+        self.qkv = GroupedLinear(groups, dim, 3 * dim)
+        self.proj = GroupedLinear(groups, dim, dim)
+        self.norm2 = GroupedLayerNorm(groups, dim)
+        self.fc1 = GroupedLinear(groups, dim, hidden)
+        self.fc2 = GroupedLinear(groups, hidden, dim)
+
+    def forward(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        g, b, s, d = x.shape
+        h = x.reshape(g, b * s, d)
+        qkv = self.qkv(self.norm1(h, groups), groups).view(g * b, s, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(g, b * s, d)
+        h = h + self.proj(y, groups)
+        h = h + self.fc2(F.gelu(self.fc1(self.norm2(h, groups), groups)), groups)
+        return h.view(g, b, s, d)
+
+
+# Block parameter names -> GroupedBlock parameter names (for the state-dict conversion)
+BLOCK_TO_GROUPED = {"norm1.": "norm1.", "attn.qkv.": "qkv.", "attn.proj.": "proj.", "norm2.": "norm2.",
+                    "mlp.0.": "fc1.", "mlp.2.": "fc2."}
+
+
 def sincos_1d(n: int, dim: int) -> torch.Tensor:
     """Fixed 1-D sine-cosine position embedding (n, dim), as in MAE."""
     pos = torch.arange(n, dtype=torch.float64)[:, None]

@@ -179,6 +179,13 @@ def param_groups(model: torch.nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW (betas 0.9, 0.95), fused into one kernel per step on CPU and GPU: the for-loop
+    implementation torch picks on CPU spends ~10% of a ViT-S step in ~200 tiny per-tensor ops."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), fused=fused or None)
+
+
 def pick_device(name: str) -> torch.device:
     """``auto`` (a CUDA GPU when there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``;
     a device this machine lacks is named, not left to fail inside torch."""
@@ -272,7 +279,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     progress = progress and main_process
     torch.manual_seed(cfg.seed)
     model = Lamae(model_cfg).to(device)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
+    opt = make_optimizer(param_groups(model, cfg.weight_decay), cfg.lr, device)
 
     start = 0
     # What earlier processes of this run did (a resumed run's bookkeeping covers the whole run)
@@ -308,10 +315,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        # Only the private encoder leaves parameters idle (the stacks of leads not in a batch).
-        idle = model_cfg.encoder == "private"
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      find_unused_parameters=idle)
+        # every parameter takes part in every step (IndP's grouped weights included)
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     forward = torch.compile(net) if cfg.compile else net
     if cfg.batch_size % (world * cfg.grad_accum):

@@ -1,0 +1,148 @@
+"""Training-step speed of every family member at one configuration: ST-MEM's published one.
+
+ST-MEM's pretraining (Na et al., ICLR 2024): ViT-S encoder 384 wide x 12 deep with 6 heads, a
+decoder 256 wide x 4 deep, 12 leads x 2250 samples (9 s at 250 Hz), patch 75, 75% of the
+patches masked, batch 16, AdamW, float32. Each member is built at exactly that configuration
+(LAMAE adds its routers after every third block; IndP has twelve encoders, as it is defined),
+and full optimizer steps (forward, backward, AdamW) are timed on random 12-lead batches, the
+members' steps interleaved in one process so that a noisy, shared machine slows them alike.
+
+Prints, per member: s/step (median), ECGs/s, FLOPs per step (torch's FlopCounterMode, with
+the CPU attention kernels counted), achieved FLOP/s, and MFU against the matmul peak measured
+in the same run (float32 on CPU; bf16 under autocast on GPU).
+
+    python benchmarks/equal_config.py                          # all members, 5 interleaved rounds
+    python benchmarks/equal_config.py --members LAMAE Joint --rounds 3
+    python benchmarks/equal_config.py --members IndS IndP --batch-size 16
+    python benchmarks/equal_config.py --profile Joint          # + where that member's time goes
+    python benchmarks/equal_config.py --previous               # + lamae 0.2's code paths, interleaved
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from lamae.models.family import FAMILY, count_parameters, match_parameters
+from lamae.models.lamae import Lamae, LamaeConfig
+from lamae.train.pretrain import make_optimizer, param_groups
+from lamae.utils.flops import matmul_peak, training_step_flops
+
+STMEM = dict(fs=250.0, window_s=9.0, patch_size=75, dim=384, depth=12, heads=6, mlp_ratio=4.0,
+             decoder_dim=256, decoder_depth=4, decoder_heads=4, mask_ratio=0.75,
+             latent_heads=6, router_every=3, router_latents=2, n_latents=8)
+MEMBERS = ["LAMAE", "Joint", "IndS", "IndP", "MVMAE"]
+
+
+def config(name: str, **over) -> LamaeConfig:
+    return LamaeConfig(**{**STMEM, **FAMILY[name]["model"], **over})
+
+
+class Stepper:
+    """One model, optimizer and fixed batch; ``step()`` runs one full training step.
+
+    ``lead_by_lead`` gives every other ECG its leads in reverse slot order, which sends IndP's
+    encoder down its lead-by-lead path (twelve small matmuls per layer, as lamae 0.2 ran it);
+    ``optimizer="loop"`` is torch's per-tensor AdamW (what lamae 0.2 used on CPU)."""
+
+    def __init__(self, label: str, cfg: LamaeConfig, batch: int, device: torch.device, *, compile_=False,
+                 lead_by_lead=False, optimizer="fused"):
+        torch.manual_seed(0)
+        self.name, self.device, self.cfg, self.batch = label, device, cfg, batch
+        self.model = Lamae(cfg).to(device)
+        groups = param_groups(self.model, 0.05)
+        self.opt = (make_optimizer(groups, 1e-4, device) if optimizer == "fused" else
+                    torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), foreach=False))
+        self.net = torch.compile(self.model) if compile_ else self.model
+        self.x = torch.randn(batch, 12, cfg.n_samples, device=device)
+        leads = torch.arange(12, device=device).repeat(batch, 1)
+        if lead_by_lead:
+            leads[1::2] = leads[1::2].flip(1)
+        self.leads = leads
+
+    def step(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            loss = self.net(self.x, self.leads)["loss"]
+        loss.backward()
+        self.opt.step()
+
+
+def variants(members, with_previous: bool) -> list[tuple[str, LamaeConfig, dict]]:
+    """(label, config, Stepper options) to time: each member, IndP also at IndS's parameter count
+    (the comparison's setting), and with ``with_previous`` the code paths lamae 0.2 ran."""
+    out = [(name, config(name), {}) for name in members]
+    if "IndP" in members:
+        matched, _ = match_parameters(config("IndP"), count_parameters(config("IndS")))
+        out.append((f"IndP at IndS's parameters (width {matched.dim}, MLP {matched.mlp_ratio:g})", matched, {}))
+        if with_previous:
+            out.append(("IndP at IndS's parameters, lead by lead (0.2)", matched, {"lead_by_lead": True}))
+    if with_previous:
+        for name in members:
+            if name != "IndP":
+                out.append((f"{name}, per-tensor AdamW (0.2)", config(name), {"optimizer": "loop"}))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--members", nargs="+", default=MEMBERS, choices=sorted(FAMILY))
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=5, help="timed steps per member (interleaved)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--profile", help="also profile one step of this member")
+    ap.add_argument("--previous", action="store_true",
+                    help="also time the code paths lamae 0.2 ran (IndP lead by lead, per-tensor AdamW)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; ST-MEM's configuration, "
+          f"batch {args.batch_size}")
+    todo = variants(args.members, args.previous)
+    flops = {}
+    for label, cfg, _ in todo:  # counted on the CPU with a batch of 2, scaled (FLOPs are linear in it)
+        if repr(cfg) not in flops:
+            flops[repr(cfg)] = training_step_flops(Lamae(cfg), 2) * args.batch_size / 2
+    steppers = [Stepper(label, cfg, args.batch_size, device, compile_=args.compile, **opts) for label, cfg, opts in todo]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for s in steppers:  # warm-up (and compilation)
+        for _ in range(2 if not args.compile else 4):
+            s.step()
+    sync()
+    times = {s.name: [] for s in steppers}
+    for _ in range(args.rounds):
+        for s in steppers:
+            t0 = time.perf_counter()
+            s.step()
+            sync()
+            times[s.name].append(time.perf_counter() - t0)
+    peak = matmul_peak(device, dtype)
+    print(f"measured matmul peak: {peak / 1e12:.3f} TFLOP/s ({dtype})\n")
+    print("| member | parameters | s/step | ECGs/s | GFLOP/step | achieved GFLOP/s | MFU |")
+    print("|---|---|---|---|---|---|---|")
+    for s in steppers:
+        t = statistics.median(times[s.name])
+        rate = flops[repr(s.cfg)] / t
+        print(f"| {s.name} | {s.model.num_parameters() / 1e6:.1f}M | {t:.2f} | {args.batch_size / t:.2f} | "
+              f"{flops[repr(s.cfg)] / 1e9:.0f} | {rate / 1e9:.0f} | {rate / peak:.0%} |")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        s = next(s for s in steppers if s.name == args.profile)
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            s.step()
+            sync()
+        key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=25))
+
+
+if __name__ == "__main__":
+    main()
