@@ -88,7 +88,8 @@ class LeadDecoder(nn.Module):
                 seq = blk(seq.flatten(0, 1)).view(b, n_leads, width, dd)
         elif self.mixing == "joint":
             flat = seq.reshape(b, n_leads * width, dd)
-            attend = targets[:, :, None].expand(-1, -1, width).reshape(b, n_leads * width)
+            attend = (None if bool(targets.all()) else
+                      targets[:, :, None].expand(-1, -1, width).reshape(b, n_leads * width))
             for blk in self.blocks:
                 flat = blk(flat, attend)
             seq = flat.view(b, n_leads, width, dd)

@@ -115,7 +115,8 @@ class JointEncoder(nn.Module):
 
     def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
         b, n_leads, s, d = seq.shape
-        attend = present[:, :, None].expand(-1, -1, s).reshape(b, n_leads * s)
+        # no mask when every lead is present: attention then needs no mask tensor at all
+        attend = None if bool(present.all()) else present[:, :, None].expand(-1, -1, s).reshape(b, n_leads * s)
         x = seq.reshape(b, n_leads * s, d)
         for blk in self.blocks:
             x = blk(x, attend)
