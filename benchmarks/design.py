@@ -33,7 +33,8 @@ from lamae.checkpoint import steps_done
 from lamae.data.store import EcgStore
 from lamae.eval.compare import CompareConfig, Comparison, _level_macro
 from lamae.eval.crosslead import crosslead_ablation, has_latents
-from lamae.eval.probe import embed_store, fit_linear_probe, node_aurocs
+from lamae.eval.metrics import node_aurocs
+from lamae.eval.probe import embed_store, fit_linear_probe
 from lamae.eval.reconstruction import reconstruction_errors
 from lamae.train.pretrain import PretrainConfig, pretrain
 

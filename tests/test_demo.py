@@ -2,7 +2,7 @@ import numpy as np
 
 from lamae.data.synth import CONDITION_CODES, NO_SIGNATURE_CODES
 from lamae.demo import signature_summary
-from lamae.eval.bootstrap import auroc
+from lamae.eval.metrics import auroc
 
 
 def _row(table: str, title: str) -> list[str]:

@@ -85,10 +85,9 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "wfdb", pooling: str = "l
     store = None
     if (data / "meta.json").exists():
         store = EcgStore(data)
-        if store.preprocessing != model.preprocessing:
-            raise LamaeError(f"{data}: store preprocessing {store.preprocessing.to_dict()} differs from the "
-                             f"checkpoint's {model.preprocessing.to_dict()}; embed the raw dataset instead "
-                             "(it is preprocessed for you) or prepare it with the checkpoint's settings")
+        store.require_preprocessing(model.preprocessing, str(checkpoint),
+                                    "embed the raw dataset instead (it is preprocessed for you) or prepare it "
+                                    "with the checkpoint's settings")
         todo = np.arange(len(store))
         source_name = "store"
     else:

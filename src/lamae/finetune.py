@@ -139,6 +139,7 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     from .data.store import prepare
     from .files import atomic_write_text
     from .eval.bootstrap import macro_auroc_ci
+    from .eval.metrics import scorable
     from .eval.probe import embed_store, fit_linear_probe, plot_roc
     from .eval.supervised import predict_scratch, train_scratch
     from .labels.icd10 import build_flat_targets
@@ -187,11 +188,11 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     per_label = []
     for j, name in enumerate(targets.nodes):
         npos = int(y_te[:, j].sum())
-        ci = macro_auroc_ci(y_te, p_test, [j], n_boot=500, seed=seed) if 0 < npos < len(y_te) else None
+        ci = macro_auroc_ci(y_te, p_test, [j], n_boot=500, seed=seed) if scorable(y_te[:, j]) else None
         per_label.append({"label": name, "train_positives": int(y[tr, j].sum()), "test_positives": npos,
                           "auroc": None if ci is None else round(ci["auroc"], 4),
                           "ci": None if ci is None else [round(ci["lo"], 4), round(ci["hi"], 4)]})
-    ok = [j for j in range(y.shape[1]) if 0 < y_te[:, j].sum() < len(y_te)]
+    ok = [j for j in range(y.shape[1]) if scorable(y_te[:, j])]
     macro = macro_auroc_ci(y_te, p_test, ok, n_boot=1000, seed=seed) if ok else None
     report = {"checkpoint": model.config.get("path"), "data": str(data), "labels": str(labels), "mode": mode,
               "n_records": {"train": int(tr.sum()), "val": int(va.sum()), "test": int(te.sum())},

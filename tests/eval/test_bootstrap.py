@@ -1,7 +1,8 @@
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from lamae.eval.bootstrap import auroc, macro_auroc_ci
+from lamae.eval.bootstrap import macro_auroc_ci
+from lamae.eval.metrics import auroc
 
 
 def test_rank_auroc_matches_sklearn_with_ties():
@@ -39,3 +40,14 @@ def test_paired_difference_sign_and_standard_error():
     assert same["difference"] == 0 and same["se"] == 0  # paired: identical scores never differ
     one_col = paired_macro_difference(y, good, poor, [1], n_boot=50)
     assert abs(one_col["difference"] - (auroc(y[:, 1], good[:, 1]) - auroc(y[:, 1], poor[:, 1]))) < 1e-12
+
+
+def test_one_auroc_and_one_scorable_rule():
+    from lamae.eval.metrics import macro_auroc, node_aurocs, scorable
+
+    y = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]])
+    p = np.array([[0.9, 0.1, 0.2], [0.2, 0.3, 0.4], [0.6, 0.5, 0.1], [0.7, 0.2, 0.3]])
+    assert [scorable(y[:, j]) for j in range(3)] == [True, False, False]
+    a = node_aurocs(y, p)
+    assert a[0] == roc_auc_score(y[:, 0], p[:, 0]) and np.isnan(a[1:]).all()
+    assert macro_auroc(y, p) == a[0] and np.isnan(macro_auroc(y, p, [1, 2]))

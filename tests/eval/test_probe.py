@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from lamae.eval.bootstrap import auroc
-from lamae.eval.probe import fit_linear_probe, node_aurocs, run_probe
+from lamae.eval.metrics import auroc, node_aurocs
+from lamae.eval.probe import fit_linear_probe, run_probe
 
 
 def test_linear_probe_beats_chance_on_data_with_signal():

@@ -313,6 +313,18 @@ class EcgStore:
             raise LamaeError(f"{index_path}: entry {i} (record {self.index['record_id'].iat[i]}) has row "
                              f"{rows[i]}, expected {i} (the store holds rows 0-{n - 1}); the index is damaged")
 
+    def require_preprocessing(self, prep: Preprocessing | dict, owner: str, hint: str = "prepare the data again "
+                              "with the checkpoint's settings") -> None:
+        """Refuse to pair this store with a checkpoint (``owner``) trained on other preprocessing:
+        the error names each field that differs."""
+        want = prep.to_dict() if isinstance(prep, Preprocessing) else dict(prep)
+        have = self.preprocessing.to_dict()
+        diff = [f"{k}: store {have.get(k)!r}, checkpoint {want.get(k)!r}"
+                for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+        if diff:
+            raise LamaeError(f"{self.path}: store preprocessing differs from the checkpoint's ({owner}): "
+                             + "; ".join(diff) + f"; {hint}")
+
     def verify(self, rows=None, block: int = 1024) -> None:
         """Check rows of signals.npy against the crc32 in the index (all rows by default)."""
         rows = np.arange(len(self)) if rows is None else np.sort(np.asarray(rows))

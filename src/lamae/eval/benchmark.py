@@ -178,7 +178,7 @@ def run_mimic_benchmark(cfg: MimicBenchmarkConfig, progress: bool = True) -> dic
 
     from ..data.sources import MimicEcgReader
     from ..labels.mimic_icd import Scenario, build_scenario, cardiac_summary
-    from .probe import node_aurocs
+    from .metrics import node_aurocs
 
     sc = Scenario.parse(cfg.scenario)
     out = Path(cfg.out)

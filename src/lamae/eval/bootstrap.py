@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
-
-def auroc(y: np.ndarray, p: np.ndarray) -> float:
-    """AUROC from ranks (ties averaged); NaN when only one class is present."""
-    y = np.asarray(y).astype(bool)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    r = rankdata(p)
-    return float((r[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+from .metrics import macro_auroc
 
 
 def _macro(y: np.ndarray, p: np.ndarray, cols: list, idx: np.ndarray) -> float:
     """Mean AUROC over ``cols`` on the records ``idx``, leaving out columns with a single class."""
-    vals = [auroc(y[idx, j], p[idx, j]) for j in cols]
-    vals = [v for v in vals if np.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
+    return macro_auroc(y[idx], p[idx], cols)
 
 
 def macro_auroc_ci(y: np.ndarray, p: np.ndarray, columns=None, *, n_boot: int = 1000, seed: int = 0,

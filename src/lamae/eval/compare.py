@@ -35,7 +35,8 @@ from ..train.pretrain import PretrainConfig, pretrain, with_member_defaults
 from ..utils.flops import supervised_step_flops, training_step_flops
 from ..plots import save_figure
 from .crosslead import crosslead_ablation, has_latents
-from .probe import embed_store, fit_linear_probe, node_aurocs
+from .metrics import node_aurocs
+from .probe import embed_store, fit_linear_probe
 from .reconstruction import masked_span_errors, reconstruction_errors
 from .stats import paired_tests
 from .supervised import predict_scratch, train_scratch

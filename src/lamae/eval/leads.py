@@ -40,8 +40,7 @@ def reduced_lead_eval(checkpoints: dict[str, str], store_path, out_dir, *, lead_
     results = {}
     for name, path in checkpoints.items():
         model, config = load_checkpoint(path)
-        if config["preprocessing"] != store.preprocessing.to_dict():
-            raise LamaeError(f"{path}: preprocessing differs from the store's {store.path}")
+        store.require_preprocessing(config["preprocessing"], str(path))
         results[name] = {}
         for key, leads in sets.items():
             rows = all_rows[have[:, lead_indices(leads)].any(axis=1)]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
@@ -25,6 +25,7 @@ from ..leads import STANDARD_LEADS, lead_indices
 from ..modelcard import record_evaluation
 from ..models.lamae import Lamae
 from ..plots import save_figure
+from .metrics import auroc, macro_auroc, node_aurocs, scorable
 
 
 @torch.no_grad()
@@ -86,11 +87,6 @@ def _fit_one(x: torch.Tensor, y: torch.Tensor, wd: float, max_iter: int) -> tupl
     return lin.weight.detach(), lin.bias.detach()
 
 
-def macro_auroc(y: np.ndarray, p: np.ndarray) -> float:
-    scores = [roc_auc_score(y[:, j], p[:, j]) for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
-    return float(np.mean(scores)) if scores else float("nan")
-
-
 def fit_linear_probe(x_train, y_train, x_val, y_val, *, weight_decays=(1e-4, 1e-3, 1e-2, 1e-1),
                      max_iter: int = 300) -> LinearProbe:
     """Multi-label logistic regression on standardised features; L2 weight picked on val macro AUROC."""
@@ -106,14 +102,6 @@ def fit_linear_probe(x_train, y_train, x_val, y_val, *, weight_decays=(1e-4, 1e-
         if best is None or score > best[0]:
             best = (score, probe)
     return best[1]
-
-
-def node_aurocs(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    out = np.full(y.shape[1], np.nan)
-    for j in range(y.shape[1]):
-        if 0 < y[:, j].sum() < len(y):
-            out[j] = roc_auc_score(y[:, j], p[:, j])
-    return out
 
 
 def probe_features(feats: dict[str, np.ndarray], targets, splits: np.ndarray, *,
@@ -150,11 +138,7 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
     """Embed the store's labelled records, probe every ICD-10 node, write Markdown/JSON/ROC plot."""
     model, config = load_checkpoint(checkpoint)
     store = EcgStore(store_path)
-    if config["preprocessing"] != store.preprocessing.to_dict():
-        raise LamaeError(
-            f"{store.path}: store preprocessing {store.preprocessing.to_dict()} differs from the "
-            f"checkpoint's {config['preprocessing']}; prepare the data again with the checkpoint's settings"
-        )
+    store.require_preprocessing(config["preprocessing"], str(checkpoint))
     rows = store.rows(labeled=True)
     if len(rows) == 0:
         raise LamaeError(f"{store.path}: no records with diagnosis codes; prepare with a labels file")
@@ -253,9 +237,9 @@ def plot_roc(targets, y_test, p_test, path: Path) -> None:
     fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 4.2), squeeze=False)
     for ax, level in zip(axes[0], levels):
         for j in [j for j, lv in enumerate(targets.levels) if lv == level][:10]:
-            if 0 < y_test[:, j].sum() < len(y_test):
+            if scorable(y_test[:, j]):
                 fpr, tpr, _ = roc_curve(y_test[:, j], p_test[:, j])
-                ax.plot(fpr, tpr, lw=1.2, label=f"{targets.nodes[j]} ({roc_auc_score(y_test[:, j], p_test[:, j]):.2f})")
+                ax.plot(fpr, tpr, lw=1.2, label=f"{targets.nodes[j]} ({auroc(y_test[:, j], p_test[:, j]):.2f})")
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
         ax.set_title(level)
         ax.set_xlabel("false positive rate")

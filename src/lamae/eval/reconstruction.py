@@ -25,8 +25,7 @@ def _summary(v: dict) -> dict:
 
 
 def _rows(model, store: EcgStore, split):
-    if store.preprocessing != model.preprocessing:
-        raise LamaeError(f"{store.path}: store preprocessing differs from the checkpoint's")
+    store.require_preprocessing(model.preprocessing, str(model.config.get("path", "the model")))
     rows = store.rows(split)
     if len(rows) == 0:
         raise LamaeError(f"{store.path}: no records in split {split!r}")

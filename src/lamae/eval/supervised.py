@@ -72,7 +72,7 @@ def train_mlp_head(x_train, y_train, x_val, y_val, *, hidden: int = 256, epochs:
                    weight_decay: float = 1e-4, dropout: float = 0.2, seed: int = 0):
     """The "Frozen" mode: a one-hidden-layer MLP on frozen, standardised features, full-batch
     Adam, keeping the epoch with the best validation macro AUROC. Returns ``predict(x)``."""
-    from .probe import macro_auroc
+    from .metrics import macro_auroc
 
     torch.manual_seed(seed)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
