@@ -28,7 +28,7 @@ import torch
 
 from lamae.models.family import FAMILY, count_parameters, match_parameters
 from lamae.models.lamae import Lamae, LamaeConfig
-from lamae.train.pretrain import make_optimizer, param_groups
+from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.flops import matmul_peak, training_step_flops
 
 STMEM = dict(fs=250.0, window_s=9.0, patch_size=75, dim=384, depth=12, heads=6, mlp_ratio=4.0,

@@ -19,7 +19,7 @@ import time
 import torch
 
 from lamae.models.lamae import build_model
-from lamae.train.pretrain import make_optimizer, param_groups
+from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.flops import matmul_peak, training_step_flops
 
 DEFAULT_BATCH = {"cpu": {"tiny": 64, "small": 16, "base": 4}, "cuda": {"tiny": 512, "small": 256, "base": 128}}

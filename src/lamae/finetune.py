@@ -141,10 +141,9 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     from .eval.bootstrap import macro_auroc_ci
     from .eval.metrics import scorable
     from .eval.probe import embed_store, fit_linear_probe, plot_roc
-    from .eval.supervised import predict_scratch, train_scratch
     from .labels.icd10 import build_flat_targets
     from .modelcard import record_evaluation
-    from .train.pretrain import PretrainConfig
+    from .train.supervised import SupervisedConfig, predict_supervised, train_supervised
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -170,11 +169,11 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
         np.savez(out / "probe.npz", weight=probe.weight, bias=probe.bias, mean=probe.mean, std=probe.std,
                  labels=np.array(targets.nodes))
     else:
-        cfg = PretrainConfig(store=str(store.path), steps=steps, batch_size=min(batch_size, int(tr.sum())),
-                             base_lr=base_lr, warmup_steps=max(1, steps // 10), seed=seed, device=device)
-        net, head, _ = train_scratch(model.model.cfg, store, rows[tr], y[tr], cfg, progress=progress,
-                                     init=model.model)
-        p_test = predict_scratch(net, head, store, rows[te])
+        cfg = SupervisedConfig(steps=steps, batch_size=min(batch_size, int(tr.sum())), base_lr=base_lr,
+                               warmup_steps=max(1, steps // 10), seed=seed, device=device)
+        net, head, _ = train_supervised(model.model.cfg, store, rows[tr], y[tr], cfg, progress=progress,
+                                        init=model.model)
+        p_test = predict_supervised(net, head, store, rows[te])
         from safetensors.torch import save_file
 
         from .checkpoint import save_checkpoint

@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 from lamae.checkpoint import load_checkpoint
 from lamae.errors import LamaeError
 from lamae.train import pretrain as pretrain_mod
-from lamae.train.pretrain import PretrainConfig, lr_at, pretrain
+from lamae.train.common import lr_at
+from lamae.train.pretrain import PretrainConfig, pretrain
 
 
 def cfg(store, out, **kw):
@@ -104,7 +105,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(store, tmp_pat
 
 def test_weight_decay_applies_to_linear_weights_only():
     from lamae.models import build_model
-    from lamae.train.pretrain import param_groups
+    from lamae.train.common import param_groups
 
     m = build_model("tiny", window_s=2.0)
     decay, no_decay = param_groups(m, 0.05)
@@ -114,6 +115,14 @@ def test_weight_decay_applies_to_linear_weights_only():
             "decoder.reads.0.kv.weight"} <= decayed
     assert not decayed & {"lead_embed.weight", "encoder.latents", "encoder.cls_position", "cls_token",
                           "patch_embed.bias", "encoder.blocks.0.norm1.weight", "decoder.mask_token"}
+    # IndP's grouped encoder: its matrices are decayed as the Linear weights they replace, its
+    # norms and biases are not
+    m = build_model("tiny", window_s=2.0, encoder="private", aggregator="none")
+    decay, no_decay = param_groups(m, 0.05)
+    names = {id(p): n for n, p in m.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert {"encoder.layers.0.qkv.weight", "encoder.layers.0.fc2.weight"} <= decayed
+    assert not decayed & {"encoder.layers.0.qkv.bias", "encoder.layers.0.norm1.weight"}
 
 
 def test_gradient_accumulation_takes_the_same_step(store, tmp_path):

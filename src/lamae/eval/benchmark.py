@@ -25,9 +25,10 @@ from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_flat_targets
 from ..train.pretrain import PretrainConfig, pretrain
+from ..config import from_dict
+from ..train.supervised import SupervisedConfig, predict_supervised, train_mlp_head, train_supervised
 from .bootstrap import macro_auroc_ci
 from .probe import embed_store, fit_linear_probe
-from .supervised import predict_scratch, train_mlp_head, train_scratch
 
 MODES = ("lp", "frozen", "ft")
 MODE_NAMES = {"lp": "LP", "frozen": "Frozen", "ft": "FT"}
@@ -119,9 +120,9 @@ def predict_mode(mode, model, store, rows, y, tr, va, te, finetune: dict, device
         if mode == "lp":
             return fit_linear_probe(feats[tr], y[tr], feats[va], y[va]).predict(feats[te])
         return train_mlp_head(feats[tr], y[tr], feats[va], y[va])(feats[te])
-    fcfg = PretrainConfig(**{**finetune, "store": str(store.path), "out": str(out / "ft"), "device": device})
-    ft_model, head, _ = train_scratch(model.cfg, store, rows[tr], y[tr], fcfg, init=model, progress=progress)
-    return predict_scratch(ft_model, head, store, rows[te])
+    fcfg = from_dict(SupervisedConfig, {**finetune, "device": device})
+    ft_model, head, _ = train_supervised(model.cfg, store, rows[tr], y[tr], fcfg, init=model, progress=progress)
+    return predict_supervised(ft_model, head, store, rows[te])
 
 
 def benchmark_markdown(report: dict, cfg: BenchmarkConfig) -> str:

@@ -32,6 +32,7 @@ from ..labels.icd10 import build_label_targets, target_levels
 from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
 from ..models.lamae import Lamae
 from ..train.pretrain import PretrainConfig, pretrain, with_member_defaults
+from ..train.supervised import SupervisedConfig, predict_supervised, train_supervised
 from ..utils.flops import supervised_step_flops, training_step_flops
 from ..plots import save_figure
 from .crosslead import crosslead_ablation, has_latents
@@ -39,7 +40,6 @@ from .metrics import node_aurocs
 from .probe import embed_store, fit_linear_probe
 from .reconstruction import masked_span_errors, reconstruction_errors
 from .stats import paired_tests
-from .supervised import predict_scratch, train_scratch
 
 DEFAULT_MODELS = ["LAMAE", "LAMAE_E", "LAMAE-global", "LAMAE-mean", "IndS", "IndP", "MVMAE", "Joint", "Scratch", "Random"]
 
@@ -178,11 +178,11 @@ class Comparison:
         if spec["kind"] == "scratch":
             oof = np.full(y.shape, np.nan)
             for k, (tr, va, te) in enumerate(self.plans):
-                pcfg = self.pretrain_config(name, seed, folder / "pretrain")
-                model, head, secs = train_scratch(self.model_cfgs[name][0], self.store, self.rows[tr], y[tr], pcfg,
-                                                  pooling=spec["pooling"], progress=self.progress)
+                scfg = SupervisedConfig.like(self.pretrain_config(name, seed, folder / "pretrain"))
+                model, head, secs = train_supervised(self.model_cfgs[name][0], self.store, self.rows[tr], y[tr],
+                                                     scfg, pooling=spec["pooling"], progress=self.progress)
                 seconds += secs
-                oof[te] = predict_scratch(model, head, self.store, self.rows[te], pooling=spec["pooling"])
+                oof[te] = predict_supervised(model, head, self.store, self.rows[te], pooling=spec["pooling"])
                 scored[te] = True
             aucs = node_aurocs(y[scored], oof[scored])
             fractions = {"1.0": _level_macro(aucs, self.targets.levels, self.supported)["all"]}

@@ -1,10 +1,12 @@
 """Supervised training end to end: a linear head on the pooled representation, BCE over all
 label nodes, the same optimizer and schedule as pretraining. From random initialisation it
-is the Scratch baseline; from a pretrained checkpoint it is fine-tuning (FT)."""
+is the Scratch baseline; from a pretrained checkpoint it is fine-tuning (FT). The "Frozen"
+mode's MLP head on fixed features is here too."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -12,12 +14,45 @@ from tqdm import tqdm
 
 from ..data.store import EcgStore
 from ..models.lamae import Lamae, LamaeConfig
-from ..train.pretrain import PretrainConfig, StoreBatches, lr_at, make_optimizer, param_groups, pick_device
+from .common import StoreBatches, lr_at, make_optimizer, param_groups, pick_device
 
 
-def train_scratch(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: np.ndarray,
-                  cfg: PretrainConfig, *, pooling: str = "latent", progress: bool = True,
-                  init: Lamae | None = None):
+@dataclass
+class SupervisedConfig:
+    """Settings of supervised training; the fields and defaults mean what they mean in pretraining."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    base_lr: float = 1.5e-4        # lr = base_lr * batch_size / 256
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not (isinstance(self.base_lr, (int, float)) and self.base_lr > 0):
+            raise ValueError(f"base_lr must be a number > 0, got {self.base_lr!r}")
+
+    @property
+    def lr(self) -> float:
+        return self.base_lr * self.batch_size / 256
+
+    @classmethod
+    def like(cls, pretrain_cfg, **over) -> "SupervisedConfig":
+        """The same budget as a pretraining run (Scratch is trained with the MAE's budget)."""
+        keys = {f.name for f in fields(cls)}
+        return cls(**{**{k: getattr(pretrain_cfg, k) for k in keys}, **over})
+
+
+def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: np.ndarray,
+                     cfg: SupervisedConfig, *, pooling: str = "latent", progress: bool = True,
+                     init: Lamae | None = None):
     """Train on ``rows`` with multi-hot targets ``y``; returns (model, head, seconds).
 
     ``init``: start from these weights (fine-tuning) instead of a random initialisation.
@@ -56,7 +91,7 @@ def train_scratch(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: 
 
 
 @torch.no_grad()
-def predict_scratch(model: Lamae, head, store: EcgStore, rows, *, pooling: str = "latent",
+def predict_supervised(model: Lamae, head, store: EcgStore, rows, *, pooling: str = "latent",
                     batch_size: int = 256) -> np.ndarray:
     device = next(model.parameters()).device
     leads = torch.arange(store.signals.shape[1], device=device)
@@ -72,7 +107,7 @@ def train_mlp_head(x_train, y_train, x_val, y_val, *, hidden: int = 256, epochs:
                    weight_decay: float = 1e-4, dropout: float = 0.2, seed: int = 0):
     """The "Frozen" mode: a one-hidden-layer MLP on frozen, standardised features, full-batch
     Adam, keeping the epoch with the best validation macro AUROC. Returns ``predict(x)``."""
-    from .metrics import macro_auroc
+    from ..eval.metrics import macro_auroc
 
     torch.manual_seed(seed)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
