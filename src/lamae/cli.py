@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from .errors import LamaeError
@@ -128,17 +127,13 @@ def _add_pretrain(sub):
 
 
 def pretrain_config_from_args(a):
-    from .config import apply_overrides, from_dict, load_yaml
+    from .config import build_config
     from .train.pretrain import PretrainConfig
 
-    d = asdict(PretrainConfig())
-    d.update(load_yaml(a.config))
-    for key in ("store", "out", "size", "architecture", "steps", "batch_size", "base_lr", "checkpoint_every",
-                "num_workers", "device", "seed", "grad_accum", "compile", "lead_dropout", "limb_dropout"):
-        if getattr(a, key, None) is not None:
-            d[key] = getattr(a, key)
-    d = apply_overrides(d, a.set)
-    cfg = from_dict(PretrainConfig, d)
+    keys = ("store", "out", "size", "architecture", "steps", "batch_size", "base_lr", "checkpoint_every",
+            "num_workers", "device", "seed", "grad_accum", "compile", "lead_dropout", "limb_dropout")
+    cfg = build_config(PretrainConfig, yaml_path=a.config, flags={k: getattr(a, k, None) for k in keys},
+                       overrides=a.set)
     if not cfg.store:
         raise LamaeError("pretrain needs --store (or `store:` in --config)")
     return cfg
@@ -195,15 +190,11 @@ def _add_compare(sub):
 
 
 def cmd_compare(a):
-    from .config import apply_overrides, from_dict, load_yaml
+    from .config import build_config
     from .eval.compare import CompareConfig, run_compare
 
-    d = asdict(CompareConfig())
-    d.update(load_yaml(a.config))
-    for key in ("store", "out", "models", "seeds"):
-        if getattr(a, key) is not None:
-            d[key] = getattr(a, key)
-    cfg = from_dict(CompareConfig, apply_overrides(d, a.set))
+    cfg = build_config(CompareConfig, yaml_path=a.config,
+                       flags={k: getattr(a, k) for k in ("store", "out", "models", "seeds")}, overrides=a.set)
     if not cfg.store:
         raise LamaeError("compare needs a store (--store or `store:` in the config)")
     check_output("compare", cfg.out)
@@ -231,28 +222,21 @@ def _add_benchmark(sub):
 
 
 def cmd_benchmark(a):
-    from .config import apply_overrides, from_dict
+    from .config import build_config
     from .eval.benchmark import (BenchmarkConfig, MimicBenchmarkConfig, check_data, run_mimic_benchmark,
                                  run_ptbxl_benchmark)
 
     if a.suite == "mimic":
-        d = asdict(MimicBenchmarkConfig())
-        d.update({"data": a.data, "out": a.out if a.out != "results/ptbxl" else "results/mimic-icd",
-                  "checkpoint": a.checkpoint, "n_boot": a.n_boot, "scenario": a.scenario})
-        if a.modes:
-            d["modes"] = a.modes
-        cfg = from_dict(MimicBenchmarkConfig, apply_overrides(d, a.set))
+        cfg = build_config(MimicBenchmarkConfig, overrides=a.set, flags={
+            "data": a.data, "out": a.out if a.out != "results/ptbxl" else "results/mimic-icd",
+            "checkpoint": a.checkpoint, "n_boot": a.n_boot, "scenario": a.scenario, "modes": a.modes or None})
         run_mimic_benchmark(cfg)
         print((Path(cfg.out) / "benchmark.md").read_text())
         return
     check_data(a.data)
-    d = asdict(BenchmarkConfig())
-    d.update({"data": a.data, "out": a.out, "checkpoint": a.checkpoint, "n_boot": a.n_boot})
-    if a.tasks:
-        d["tasks"] = a.tasks
-    if a.modes:
-        d["modes"] = a.modes
-    cfg = from_dict(BenchmarkConfig, apply_overrides(d, a.set))
+    cfg = build_config(BenchmarkConfig, overrides=a.set, flags={
+        "data": a.data, "out": a.out, "checkpoint": a.checkpoint, "n_boot": a.n_boot,
+        "tasks": a.tasks or None, "modes": a.modes or None})
     run_ptbxl_benchmark(cfg)
     print((Path(cfg.out) / "benchmark.md").read_text())
 

@@ -60,8 +60,17 @@ def load_yaml(path: str | Path | None) -> dict:
     return data
 
 
+def build_config(cls, *, yaml_path=None, flags: dict | None = None, overrides: list[str] | None = None):
+    """A ``cls`` from, in rising priority: its defaults, a YAML file, command-line flags (those not
+    None), and ``--set key=value`` overrides. The one way every command assembles its settings."""
+    d = dataclasses.asdict(cls())
+    d.update(load_yaml(yaml_path))
+    d.update({k: v for k, v in (flags or {}).items() if v is not None})
+    return from_dict(cls, apply_overrides(d, overrides))
+
+
 def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
-__all__ = ["apply_overrides", "from_dict", "load_yaml", "to_dict", "get_type_hints"]
+__all__ = ["apply_overrides", "build_config", "from_dict", "load_yaml", "to_dict", "get_type_hints"]
