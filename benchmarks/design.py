@@ -29,14 +29,13 @@ import numpy as np
 import yaml
 
 from lamae.api import load
-from lamae.checkpoint import steps_done
 from lamae.data.store import EcgStore
 from lamae.eval.compare import CompareConfig, Comparison, _level_macro
 from lamae.eval.crosslead import crosslead_ablation, has_latents
 from lamae.eval.metrics import node_aurocs
 from lamae.eval.probe import embed_store, fit_linear_probe
 from lamae.eval.reconstruction import reconstruction_errors
-from lamae.train.pretrain import PretrainConfig, pretrain
+from lamae.train.pretrain import PretrainConfig, ensure_pretrained
 
 TRAIN_KEYS = {"lead_dropout", "limb_dropout"}
 HIDE = ["III", "aVF", "V2", "V5"]
@@ -83,8 +82,7 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
                          model=model_over, steps=args.steps, batch_size=args.batch_size, base_lr=args.base_lr,
                          warmup_steps=args.warmup, checkpoint_every=args.steps // 4, seed=seed, device="cpu",
                          folds=args.pretrain_folds, **train_over)
-    if steps_done(folder / "pretrain") < args.steps:
-        pretrain(cfg, resume=True, progress=False)
+    ensure_pretrained(cfg, progress=False)
     model = load(folder / "pretrain")
     res = {"variant": spec, "seed": seed, "probe": {}}
     for label, (pooling, readout) in readouts(model).items():

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import steps_done
 from .data.preprocess import Preprocessing
 from .data.sources import MimicEcgReader
 from .data.store import prepare
 from .data.synth import CONDITION_CODES, NO_SIGNATURE_CODES, synthesize_mimic
 from .eval.bootstrap import paired_macro_difference
 from .eval.probe import run_probe
-from .train.pretrain import PretrainConfig, pretrain
+from .train.pretrain import PretrainConfig, ensure_pretrained
 
 # The demo's model and schedule: LAMAE at the "tiny" size, 100 Hz, with its recommended
 # pretraining (lead dropout 0.25, filled in by pretrain); tuned to learn within minutes.
@@ -47,9 +46,7 @@ def run_demo(out: str | Path = "lamae-demo", *, records: int = 2000, steps: int 
     cfg = PretrainConfig(store=str(out / "store"), out=str(out / "run"), size="tiny", model=DEMO_MODEL,
                          steps=steps, batch_size=64, base_lr=0.012, warmup_steps=max(1, steps // 20),
                          checkpoint_every=max(1, steps // 4), log_every=10)
-    done = steps_done(out / "run")
-    if done < steps:
-        stage("pretrain", lambda: pretrain(cfg, resume=True, progress=progress))
+    stage("pretrain", lambda: ensure_pretrained(cfg, progress=progress))
     report = stage("probe", lambda: run_probe(out / "run", out / "store", out / "probe", progress=progress))
     print("\n" + (out / "probe" / "probe.md").read_text())
     print(signature_summary(report, out / "probe" / "probe_scores.npz"))

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint, steps_done
+from ..checkpoint import load_checkpoint
 from ..data.preprocess import Preprocessing
 from ..data.sources import PTBXL_TASKS, PtbXlReader
 from ..data.store import prepare
 from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_flat_targets
-from ..train.pretrain import PretrainConfig, pretrain
+from ..train.pretrain import PretrainConfig, ensure_pretrained
 from ..config import from_dict
 from ..train.supervised import SupervisedConfig, predict_supervised, train_mlp_head, train_supervised
 from .bootstrap import macro_auroc_ci
@@ -76,8 +76,7 @@ def run_ptbxl_benchmark(cfg: BenchmarkConfig, progress: bool = True) -> dict:
         run = out / "pretrain"
         pcfg = PretrainConfig(**{**cfg.pretrain, "store": str(stores[cfg.tasks[0]].path), "out": str(run),
                                  "device": cfg.device})
-        if steps_done(run) < pcfg.steps:
-            pretrain(pcfg, resume=True, progress=progress)
+        ensure_pretrained(pcfg, progress=progress)
         checkpoint = str(run)
     model, config = load_checkpoint(checkpoint)
     results = {}
@@ -195,8 +194,7 @@ def run_mimic_benchmark(cfg: MimicBenchmarkConfig, progress: bool = True) -> dic
         run = out / "pretrain"
         pcfg = PretrainConfig(**{**cfg.pretrain, "store": str(store.path), "out": str(run), "split": None,
                                  "folds": list(range(18)), "device": cfg.device})
-        if steps_done(run) < pcfg.steps:
-            pretrain(pcfg, resume=True, progress=progress)
+        ensure_pretrained(pcfg, progress=progress)
         checkpoint = str(run)
     model, config = load_checkpoint(checkpoint)
     split = build_scenario(pd.read_csv(labels_path), sc, source=str(labels_path))

@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, steps_done
+from ..checkpoint import load_checkpoint
 from ..data.store import EcgStore
 from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, target_levels
 from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
 from ..models.lamae import Lamae
-from ..train.pretrain import PretrainConfig, pretrain, with_member_defaults
+from ..train.pretrain import PretrainConfig, ensure_pretrained, with_member_defaults
 from ..train.supervised import SupervisedConfig, predict_supervised, train_supervised
 from ..utils.flops import supervised_step_flops, training_step_flops
 from ..plots import save_figure
@@ -255,9 +255,7 @@ class Comparison:
         source = spec.get("reuse", name)
         run = self.out / "runs" / source / f"seed-{seed}" / "pretrain"
         cfg = self.pretrain_config(source, seed, run)
-        done = steps_done(run)
-        if done < cfg.steps:
-            pretrain(cfg, resume=True, progress=self.progress)
+        ensure_pretrained(cfg, progress=self.progress)
         model, _ = load_checkpoint(run)
         return model
 
@@ -466,9 +464,9 @@ def crosslead_markdown(r: dict) -> list[str]:
 
 
 def plot_compare(r: dict, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import _plt
+
+    plt = _plt()
 
     models = list(r["hierarchy"])
     levels = list(next(iter(r["hierarchy"].values())))

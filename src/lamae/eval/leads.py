@@ -87,9 +87,9 @@ def leads_markdown(report: dict) -> str:
 
 
 def plot_leads(report: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import _plt
+
+    plt = _plt()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, res in report["results"].items():

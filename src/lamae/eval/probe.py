@@ -229,9 +229,9 @@ def probe_markdown(report: dict) -> str:
 
 
 def plot_roc(targets, y_test, p_test, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import _plt
+
+    plt = _plt()
 
     levels = target_levels(targets)
     fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 4.2), squeeze=False)

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, load_trainer_state, read_latest, save_checkpoint
+from ..checkpoint import load_checkpoint, load_trainer_state, read_latest, save_checkpoint, steps_done
 from ..data.store import EcgStore
 from ..files import atomic_write_text
 from ..errors import LamaeError
@@ -344,11 +344,21 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             "seconds": elapsed(), "parameters": model.num_parameters()}
 
 
+def ensure_pretrained(cfg: PretrainConfig, *, progress: bool = True) -> bool:
+    """Pretrain (resuming) unless the run in ``cfg.out`` has reached ``cfg.steps`` already.
+    Returns whether any training was done. Used wherever a command needs a pretrained run."""
+    if steps_done(cfg.out) >= cfg.steps:
+        return False
+    pretrain(cfg, resume=True, progress=progress)
+    return True
+
+
 def plot_loss(csv_path: Path, png_path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
+
+    from ..plots import _plt
+
+    plt = _plt()
 
     df = pd.read_csv(csv_path)
     if df.empty:
