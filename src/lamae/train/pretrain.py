@@ -162,8 +162,8 @@ def with_member_defaults(cfg: PretrainConfig) -> PretrainConfig:
                                else rec.get("lead_dropout", 0.0))
 
 
-def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
-    out = Path(cfg.out)
+def _checked(cfg: PretrainConfig) -> PretrainConfig:
+    """The run's settings with the family member's defaults filled in, or a named error."""
     if cfg.size not in SIZES:
         raise ValueError(f"unknown size {cfg.size!r}; choose from {sorted(SIZES)}")
     if cfg.architecture not in PRETRAINABLE:
@@ -174,42 +174,159 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     unknown = set(cfg.model) - set(LamaeConfig.__dataclass_fields__) | store_set & set(cfg.model)
     if unknown:
         raise ValueError(f"unknown or store-determined model settings: {sorted(unknown)}")
+    return cfg
+
+
+# What earlier processes of a run did: a resumed run's bookkeeping covers the whole run.
+FRESH = {"first_loss": None, "last_loss": float("nan"), "seconds": 0.0, "ecgs": 0}
+
+
+def _resume(out: Path, resume: bool, model: Lamae, opt, prep) -> tuple[int, dict]:
+    """(first step, what earlier processes did), after loading the latest checkpoint into
+    ``model`` and ``opt`` when resuming; refuses a run that is not this one."""
+    found = _latest_step(out)
+    if found is None:
+        return 0, dict(FRESH)
+    if not resume:
+        raise LamaeError(f"{out}: a run is already here (step {found[0]}); pass --resume to continue it "
+                         "or choose another --out")
+    start, folder = found
+    loaded, saved = load_checkpoint(folder)
+    if saved.get("model_format_written", MODEL_FORMAT) != MODEL_FORMAT:
+        raise LamaeError(f"{folder}: written by lamae {saved.get('lamae_version', '0.1')} (model format "
+                         f"{saved['model_format_written']}); it loads for evaluation, but its run cannot be "
+                         "resumed by this version: start a new run")
+    if saved["model"] != model.cfg.to_dict() or saved["preprocessing"] != prep.to_dict():
+        raise LamaeError(f"{folder}: checkpoint configuration differs from this run's; cannot resume")
+    model.load_state_dict(loaded.state_dict())
+    opt.load_state_dict(load_trainer_state(folder)["optimizer"])
+    t = saved.get("training", {})
+    return start, {"first_loss": t.get("first_loss"), "last_loss": t.get("last_loss", float("nan")),
+                   "seconds": float(t.get("seconds", 0.0)),
+                   "ecgs": int(t.get("ecgs", round(t.get("ecgs_per_s", 0.0) * t.get("seconds", 0.0))))}
+
+
+def _training_rows(store: EcgStore, cfg: PretrainConfig) -> np.ndarray:
+    rows = store.rows(cfg.split)
+    if cfg.folds is not None:
+        fold_of = store.index["fold"].to_numpy()
+        rows = rows[np.isin(fold_of[rows], list(cfg.folds))]
+    return rows
+
+
+class RunRecord:
+    """The run folder's bookkeeping on the main process: loss.csv, checkpoints, latest.json,
+    and the whole run's first loss, seconds and ECGs (earlier processes included)."""
+
+    def __init__(self, out: Path, cfg: PretrainConfig, before: dict, model: Lamae, opt, prep, extra: dict,
+                 device, world: int, main: bool):
+        self.out, self.cfg, self.before, self.model, self.opt, self.prep = out, cfg, before, model, opt, prep
+        self.extra, self.device, self.world, self.main = extra, device, world, main
+        self.first_loss, self.last_loss, self.seen, self.t0 = before["first_loss"], float("nan"), 0, time.time()
+        self.log = self.writer = None
+        if main:
+            new_log = not (out / "loss.csv").exists()
+            self.log = (out / "loss.csv").open("a", newline="")
+            self.writer = csv.writer(self.log)
+            if new_log:
+                self.writer.writerow(["step", "loss", "lr", "grad_norm", "seconds", "ecgs_per_s"])
+
+    def elapsed(self) -> float:
+        return self.before["seconds"] + time.time() - self.t0
+
+    def ecgs(self) -> int:
+        return self.before["ecgs"] + self.seen
+
+    def step_done(self, loss: float, ecgs: int) -> None:
+        self.seen += ecgs
+        self.last_loss = loss
+        if self.first_loss is None:
+            self.first_loss = loss
+
+    def log_row(self, done: int, lr: float, gnorm: float) -> None:
+        el = self.elapsed()
+        self.writer.writerow([done, f"{self.last_loss:.6f}", f"{lr:.3e}", f"{gnorm:.4f}", f"{el:.2f}",
+                              f"{self.ecgs() / max(el, 1e-9):.1f}"])
+        self.log.flush()
+
+    def checkpoint(self, step: int) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+        if not self.main:
+            return
+        name = f"checkpoints/step-{step:07d}"
+        el = self.elapsed()
+        training = {"first_loss": self.first_loss, "last_loss": self.last_loss, "seconds": el, "ecgs": self.ecgs(),
+                    "ecgs_per_s": self.ecgs() / max(el, 1e-9), "device": str(self.device), "world": self.world}
+        save_checkpoint(self.out / name, self.model, self.prep, extra={**self.extra, "step": step, "training": training},
+                        trainer_state={"optimizer": self.opt.state_dict(), "step": step})
+        atomic_write_text(self.out / "latest.json", json.dumps({"step": step, "path": name}))
+        saved = sorted((self.out / "checkpoints").glob("step-*[0-9]"))
+        for old in saved[: max(0, len(saved) - self.cfg.keep_checkpoints)]:
+            shutil.rmtree(old)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def _step_loss(model: Lamae, net, forward, x, present, step: int, cfg: PretrainConfig, rank: int, world: int,
+               device) -> torch.Tensor:
+    """Forward and backward of one step's batch (this process's rows); returns the step's mean
+    loss over every process (gradients are left in the parameters)."""
+    # The masks of the whole global batch, sliced like the rows: one process or many take the same step.
+    gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
+    noise = torch.rand(cfg.batch_size, x.shape[1], model.cfg.n_patches, device=device, generator=gen)[rank::world]
+    drop = lead_dropout_mask(gen, present, cfg, rank, world)
+    # The step's loss is the mean over all its target patches, whichever process or micro-batch
+    # holds them (lead dropout makes the counts differ), so each part is weighted by its share of
+    # the step's targets. Gradient accumulation splits the batch into micro-batches this way: the
+    # step is the same (up to rounding) with less memory.
+    total = model.n_targets(present, drop).float()
+    if world > 1:
+        torch.distributed.all_reduce(total)
+    mean_loss = torch.zeros((), device=device)
+    chunks = list(zip(x.tensor_split(cfg.grad_accum), present.tensor_split(cfg.grad_accum),
+                      noise.tensor_split(cfg.grad_accum),
+                      drop.tensor_split(cfg.grad_accum) if drop is not None else [None] * cfg.grad_accum))
+    for i, (xc, pc, nc, dc) in enumerate(chunks):
+        sync = world == 1 or i == len(chunks) - 1
+        ctx = contextlib.nullcontext() if sync else net.no_sync()
+        with ctx, torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            res = forward(xc, torch.arange(x.shape[1], device=device), pc, noise=nc, drop=dc,
+                          align_scale=align_scale_at(step, cfg))
+            # DDP averages gradients over processes: scale by world to sum them instead
+            loss = res["reconstruction"] * (model.n_targets(pc, dc) / total * world)
+            if "align" in res:
+                loss = loss + (res["loss"] - res["reconstruction"]) * (len(xc) / len(x))
+        with ctx:
+            loss.backward()
+        mean_loss += loss.detach()
+    if world > 1:
+        torch.distributed.all_reduce(mean_loss)
+    return mean_loss / world
+
+
+def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Pretrain ``cfg``'s model on its store into ``cfg.out``; with ``resume``, continue the run
+    there from its latest checkpoint (a finished run returns at once, ``already_finished``)."""
+    cfg, out = _checked(cfg), Path(cfg.out)
     store = EcgStore(cfg.store)
     prep = store.preprocessing
     model_cfg = model_config_for(cfg, prep)
     rank, world, device = distributed_context(cfg, pick_device(cfg.device))
-    main_process = rank == 0
-    progress = progress and main_process
+    main, progress = rank == 0, progress and rank == 0
     torch.manual_seed(cfg.seed)
     model = Lamae(model_cfg).to(device)
     opt = make_optimizer(param_groups(model, cfg.weight_decay), cfg.lr, device)
-
-    start = 0
-    # What earlier processes of this run did (a resumed run's bookkeeping covers the whole run)
-    before = {"first_loss": None, "last_loss": float("nan"), "seconds": 0.0, "ecgs": 0}
-    found = _latest_step(out)
-    if found is not None and not resume:
-        raise LamaeError(f"{out}: a run is already here (step {found[0]}); pass --resume to continue it "
-                         "or choose another --out")
-    if resume and found is not None:
-        start, folder = found
-        loaded, saved = load_checkpoint(folder)
-        if saved.get("model_format_written", MODEL_FORMAT) != MODEL_FORMAT:
-            raise LamaeError(f"{folder}: written by lamae {saved.get('lamae_version', '0.1')} (model format "
-                             f"{saved['model_format_written']}); it loads for evaluation, but its run cannot be "
-                             "resumed by this version: start a new run")
-        if saved["model"] != model_cfg.to_dict() or saved["preprocessing"] != prep.to_dict():
-            raise LamaeError(f"{folder}: checkpoint configuration differs from this run's; cannot resume")
-        model.load_state_dict(loaded.state_dict())
-        opt.load_state_dict(load_trainer_state(folder)["optimizer"])
-        trained = saved.get("training", {})
-        before = {"first_loss": trained.get("first_loss"), "last_loss": trained.get("last_loss", float("nan")),
-                  "seconds": float(trained.get("seconds", 0.0)),
-                  "ecgs": int(trained.get("ecgs", round(trained.get("ecgs_per_s", 0.0) * trained.get("seconds", 0.0))))}
-        if start >= cfg.steps:
-            return {"out": str(out), "steps": cfg.steps, "final_loss": before["last_loss"],
-                    "seconds": before["seconds"], "parameters": model.num_parameters(), "already_finished": True}
-    if main_process:
+    start, before = _resume(out, resume, model, opt, prep)
+    if start >= cfg.steps:
+        return {"out": str(out), "steps": cfg.steps, "final_loss": before["last_loss"],
+                "seconds": before["seconds"], "parameters": model.num_parameters(), "already_finished": True}
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise LamaeError(f"batch_size {cfg.batch_size} must divide into {world} processes x "
+                         f"{cfg.grad_accum} micro-batches")
+    if main:
         # rows logged after the checkpoint resumed from (all of them when there is none) are redone
         _trim_log(out / "loss.csv", start)
         out.mkdir(parents=True, exist_ok=True)
@@ -220,128 +337,45 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
 
         # every parameter takes part in every step (IndP's grouped weights included)
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
     forward = torch.compile(net) if cfg.compile else net
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise LamaeError(f"batch_size {cfg.batch_size} must divide into {world} processes x "
-                         f"{cfg.grad_accum} micro-batches")
-
-    rows = store.rows(cfg.split)
-    if cfg.folds is not None:
-        fold_of = store.index["fold"].to_numpy()
-        rows = rows[np.isin(fold_of[rows], list(cfg.folds))]
     # On GPU the batch travels as float16 and is converted there.
-    batches = StoreBatches(store, rows, cfg.batch_size, cfg.seed, rank, world, half=device.type == "cuda")
-    loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps),
-                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=cfg.num_workers > 0)
-    use_bf16 = device.type == "cuda"
-    log_path = out / "loss.csv"
-    log = writer = None
-    if main_process:
-        new_log = not log_path.exists()
-        log = log_path.open("a", newline="")
-        writer = csv.writer(log)
-        if new_log:
-            writer.writerow(["step", "loss", "lr", "grad_norm", "seconds", "ecgs_per_s"])
+    batches = StoreBatches(store, _training_rows(store, cfg), cfg.batch_size, cfg.seed, rank, world,
+                           half=device.type == "cuda")
+    loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps), num_workers=cfg.num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
     extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store),
                                              "format": store.meta.get("format"), "source": store.meta.get("source")}}
-    first_loss = before["first_loss"]
-
-    def elapsed() -> float:  # seconds of the whole run, earlier processes included
-        return before["seconds"] + time.time() - t0
-
-    def checkpoint(step: int):
-        if world > 1:
-            torch.distributed.barrier()
-        if not main_process:
-            return
-        name = f"checkpoints/step-{step:07d}"
-        el = elapsed()
-        training = {"first_loss": first_loss, "last_loss": last_loss, "seconds": el, "ecgs": before["ecgs"] + seen,
-                    "ecgs_per_s": (before["ecgs"] + seen) / max(el, 1e-9), "device": str(device), "world": world}
-        save_checkpoint(out / name, model, prep, extra={**extra, "step": step, "training": training},
-                        trainer_state={"optimizer": opt.state_dict(), "step": step})
-        atomic_write_text(out / "latest.json", json.dumps({"step": step, "path": name}))
-        saved = sorted((out / "checkpoints").glob("step-*[0-9]"))
-        for old in saved[: max(0, len(saved) - cfg.keep_checkpoints)]:
-            shutil.rmtree(old)
-
+    record = RunRecord(out, cfg, before, model, opt, prep, extra, device, world, main)
     model.train()
-    t0, seen, last_loss = time.time(), 0, float("nan")
     bar = tqdm(total=cfg.steps, initial=start, desc="pretrain", unit="step", disable=not progress)
-    step = start
     try:
         for step, (x, present) in zip(range(start, cfg.steps), loader):
             x, present = x.to(device, non_blocking=True).float(), present.to(device, non_blocking=True)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
-            # The masks of the whole global batch, sliced like the rows: one process or many
-            # take the same step.
-            gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
-            noise = torch.rand(cfg.batch_size, x.shape[1], model_cfg.n_patches, device=device,
-                               generator=gen)[rank::world]
-            drop = lead_dropout_mask(gen, present, cfg, rank, world)
-            # Gradient accumulation: the step's batch in micro-batches, each loss weighted by its
-            # share, so the step is the same (up to rounding) with less memory.
             opt.zero_grad(set_to_none=True)
-            # The step's loss is the mean over all its target patches, whichever process or
-            # micro-batch holds them (lead dropout makes the counts differ), so each part is
-            # weighted by its share of the step's targets.
-            total = model.n_targets(present, drop).float()
-            if world > 1:
-                torch.distributed.all_reduce(total)
-            mean_loss = torch.zeros((), device=device)
-            chunks = list(zip(x.tensor_split(cfg.grad_accum), present.tensor_split(cfg.grad_accum),
-                              noise.tensor_split(cfg.grad_accum),
-                              drop.tensor_split(cfg.grad_accum) if drop is not None else [None] * cfg.grad_accum))
-            for i, (xc, pc, nc, dc) in enumerate(chunks):
-                sync = world == 1 or i == len(chunks) - 1
-                ctx = contextlib.nullcontext() if sync else net.no_sync()
-                with ctx, torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    res = forward(xc, torch.arange(x.shape[1], device=device), pc, noise=nc, drop=dc,
-                                  align_scale=align_scale_at(step, cfg))
-                    # DDP averages gradients over processes: scale by world to sum them instead
-                    loss = res["reconstruction"] * (model.n_targets(pc, dc) / total * world)
-                    if "align" in res:
-                        loss = loss + (res["loss"] - res["reconstruction"]) * (len(xc) / len(x))
-                with ctx:
-                    loss.backward()
-                mean_loss += loss.detach()
-            if world > 1:
-                torch.distributed.all_reduce(mean_loss)
-            mean_loss /= world
+            mean_loss = _step_loss(model, net, forward, x, present, step, cfg, rank, world, device)
             if not torch.isfinite(mean_loss):
-                raise LamaeError(
-                    f"loss became {mean_loss.item()} at step {step}; stopping. The last good checkpoint is "
-                    f"{out / 'latest.json'}; try a lower --base-lr or check the data"
-                )
+                raise LamaeError(f"loss became {mean_loss.item()} at step {step}; stopping. The last good checkpoint "
+                                 f"is {out / 'latest.json'}; try a lower --base-lr or check the data")
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            seen += x.shape[0] * world
-            last_loss = mean_loss.item()
-            if first_loss is None:
-                first_loss = last_loss
+            record.step_done(mean_loss.item(), x.shape[0] * world)
             done = step + 1
-            if main_process and (done % cfg.log_every == 0 or done == cfg.steps):
-                el = elapsed()
-                writer.writerow([done, f"{last_loss:.6f}", f"{lr_at(step, cfg):.3e}", f"{float(gnorm):.4f}",
-                                 f"{el:.2f}", f"{(before['ecgs'] + seen) / max(el, 1e-9):.1f}"])
-                log.flush()
-                bar.set_postfix(loss=f"{last_loss:.4f}")
+            if main and (done % cfg.log_every == 0 or done == cfg.steps):
+                record.log_row(done, lr_at(step, cfg), float(gnorm))
+                bar.set_postfix(loss=f"{record.last_loss:.4f}")
             bar.update()
             if done % cfg.checkpoint_every == 0 and done != cfg.steps:
-                checkpoint(done)
-        if start < cfg.steps:
-            checkpoint(cfg.steps)
+                record.checkpoint(done)
+        record.checkpoint(cfg.steps)
     finally:
         bar.close()
-        if log is not None:
-            log.close()
-    if main_process:
-        plot_loss(log_path, out / "loss.png")
-    return {"out": str(out), "steps": cfg.steps, "final_loss": last_loss,
-            "seconds": elapsed(), "parameters": model.num_parameters()}
+        record.close()
+    if main:
+        plot_loss(out / "loss.csv", out / "loss.png")
+    return {"out": str(out), "steps": cfg.steps, "final_loss": record.last_loss,
+            "seconds": record.elapsed(), "parameters": model.num_parameters()}
 
 
 def ensure_pretrained(cfg: PretrainConfig, *, progress: bool = True) -> bool:
