@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pandas as pd
+
 import pytest
 
 from lamae.data.preprocess import Preprocessing
@@ -45,4 +47,17 @@ def tiny_run(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_run") / "run"
     pretrain(PretrainConfig(store=str(store.path), out=str(out), steps=20, batch_size=16, base_lr=0.05,
                             warmup_steps=3, checkpoint_every=1000, model={"n_latents": 4}), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def af_labels(synth_dir, tmp_path_factory):
+    """A user's labels CSV for the synthetic records: basename -> ['AF'] / ['LBBB'] / []."""
+    table = pd.read_csv(synth_dir / "records_w_diag_icd10.csv")
+    rows = []
+    for path, codes in zip(table["file_name"], table["all_diag_all"]):
+        labels = [name for name, code in (("AF", "I4891"), ("LVH", "I517")) if code in codes]
+        rows.append({"record_id": path.split("/")[-1], "labels": repr(labels)})
+    out = tmp_path_factory.mktemp("labels") / "labels.csv"
+    pd.DataFrame(rows).to_csv(out, index=False)
     return out
