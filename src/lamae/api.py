@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -103,6 +104,7 @@ class Reconstruction:
     missing: list[str]
     errors: dict[str, dict[str, float]] = field(default_factory=dict)
     lead_weights: dict[str, float] = field(default_factory=dict)
+    record_id: str = "input"
 
     def plot(self, path: str | os.PathLike, title: str = "") -> None:
         from .plots import plot_ecg_grid
@@ -110,6 +112,22 @@ class Reconstruction:
         plot_ecg_grid(self.original, self.fs, path, reconstruction=self.reconstruction,
                       highlight=self.hidden + self.missing, errors=self.errors, weights=self.lead_weights,
                       title=title)
+
+    def save(self, out: str | os.PathLike) -> dict[str, Path]:
+        """``reconstruction.png`` (the 12-lead grid, rebuilt leads drawn over the originals) and
+        ``errors.json`` in the folder ``out``."""
+        import json
+
+        from .files import atomic_write_text
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"plot": out / "reconstruction.png", "errors": out / "errors.json"}
+        self.plot(paths["plot"], title=f"{self.record_id}: inputs {', '.join(self.inputs)}")
+        atomic_write_text(paths["errors"], json.dumps({"record": self.record_id, "inputs": self.inputs,
+                                                       "hidden": self.hidden, "missing": self.missing,
+                                                       "errors": self.errors}, indent=2))
+        return paths
 
 
 class Pretrained:
@@ -298,4 +316,24 @@ class Pretrained:
         errors = {lead: lead_error(original[LEAD_INDEX[lead]], recon[LEAD_INDEX[lead]]) for lead in hide}
         lw = out["lead_weights"][0].float().cpu().numpy()
         weights = {lead: float(lw[LEAD_INDEX[lead]]) for lead in inputs}
-        return Reconstruction(self.preprocessing.fs, original, recon, inputs, hide, missing, errors, weights)
+        return Reconstruction(self.preprocessing.fs, original, recon, inputs, hide, missing, errors, weights,
+                              record_id)
+
+    def explain(self, signal, fs: float, leads, out: str | os.PathLike, *, windows: str = "tile",
+                record_id: str = "input") -> dict[str, float]:
+        """One ECG's adaptive lead weights, drawn: ``lead_weights.png`` (a bar per lead) and
+        ``ecg.png`` (the first window as the model sees it, each lead shaded by its weight) in
+        the folder ``out``. Returns the weights by lead name."""
+        from .plots import plot_ecg_grid, plot_lead_weights
+
+        weights = self.lead_weights(signal, fs, leads, windows=windows, record_id=record_id)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_lead_weights(weights, out / "lead_weights.png", title=f"{record_id}: latent attention over leads")
+        w, _ = self.record_windows(signal, fs, leads, windows="start", record_id=record_id)
+        grid = np.full(w[0].shape, np.nan, np.float32)
+        for lead in weights:
+            grid[LEAD_INDEX[lead]] = w[0, LEAD_INDEX[lead]]
+        plot_ecg_grid(grid, self.preprocessing.fs, out / "ecg.png", weights=weights,
+                      title=f"{record_id} (as the model sees it) with lead weights")
+        return weights

@@ -316,24 +316,15 @@ def _add_reconstruct(sub):
 
 
 def cmd_reconstruct(a):
-    import json
-
     from . import load
-    from .files import atomic_write_text
     from .data.wfdb_io import read_wfdb
 
     model = load(a.checkpoint)
     out = Path(a.out)
     if (Path(a.record) / "meta.json").exists():
-        from .data.store import EcgStore
-        from .eval.reconstruction import reconstruction_errors
+        from .eval.reconstruction import save_store_errors
 
-        if not a.hide:
-            raise LamaeError("store mode needs --hide LEAD ... (the leads to withhold and reconstruct)")
-        errs = reconstruction_errors(model, EcgStore(a.record), a.hide, split=a.split)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "errors.json", json.dumps({"store": a.record, "split": a.split, "errors": errs},
-                                                          indent=2))
+        errs = save_store_errors(model, a.record, a.hide, out, split=a.split)
         print(f"{'lead':<5}{'ECGs':>6}{'MSE':>8}{'zeros':>8}{'nMSE':>7}{'corr':>7}   "
               "(store units, mean over ECGs; nMSE = MSE / MSE of zeros)")
         for lead, e in errs.items():
@@ -341,16 +332,13 @@ def cmd_reconstruct(a):
         return
     rec = read_wfdb(a.record)
     r = model.reconstruct(rec.signal, rec.fs, rec.leads, hide=a.hide, window=a.window, record_id=rec.record_id)
-    out.mkdir(parents=True, exist_ok=True)
-    r.plot(out / "reconstruction.png", title=f"{rec.record_id}: inputs {', '.join(r.inputs)}")
-    atomic_write_text(out / "errors.json", json.dumps({"record": rec.record_id, "inputs": r.inputs, "hidden": r.hidden,
-                                                 "missing": r.missing, "errors": r.errors}, indent=2))
+    paths = r.save(out)
     print(f"inputs: {', '.join(r.inputs)}; reconstructed: {', '.join(r.hidden + r.missing) or 'none'}")
     if r.errors:
         print(f"{'lead':<5}{'MSE':>8}{'zeros':>8}{'corr':>7}   (normalised units)")
         for lead, e in r.errors.items():
             print(f"{lead:<5}{e['mse']:>8.3f}{e['mse_zeros']:>8.3f}{e['corr']:>7.2f}")
-    print(f"plot: {out / 'reconstruction.png'}")
+    print(f"plot: {paths['plot']}")
 
 
 def _add_explain(sub):
@@ -363,28 +351,15 @@ def _add_explain(sub):
 
 
 def cmd_explain(a):
-    import numpy as np
-
     from . import load
     from .data.wfdb_io import read_wfdb
-    from .leads import LEAD_INDEX
-    from .plots import plot_ecg_grid, plot_lead_weights
 
-    model = load(a.checkpoint)
     rec = read_wfdb(a.record)
-    weights = model.lead_weights(rec.signal, rec.fs, rec.leads, windows=a.windows, record_id=rec.record_id)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    plot_lead_weights(weights, out / "lead_weights.png", title=f"{rec.record_id}: latent attention over leads")
-    w, _ = model.record_windows(rec.signal, rec.fs, rec.leads, windows="start", record_id=rec.record_id)
-    grid = np.full(w[0].shape, np.nan, np.float32)
-    for lead in rec.leads:
-        grid[LEAD_INDEX[lead]] = w[0, LEAD_INDEX[lead]]
-    plot_ecg_grid(grid, model.preprocessing.fs, out / "ecg.png", weights=weights,
-                  title=f"{rec.record_id} (as the model sees it) with lead weights")
+    weights = load(a.checkpoint).explain(rec.signal, rec.fs, rec.leads, a.out, windows=a.windows,
+                                         record_id=rec.record_id)
     for lead, v in sorted(weights.items(), key=lambda kv: -kv[1]):
         print(f"{lead:<4} {v:.3f}")
-    print(f"plots: {out / 'lead_weights.png'}, {out / 'ecg.png'}")
+    print(f"plots: {Path(a.out) / 'lead_weights.png'}, {Path(a.out) / 'ecg.png'}")
 
 
 def _add_leads(sub):

@@ -99,3 +99,20 @@ def masked_span_errors(model, store: EcgStore, *, split: str | None = "test", ma
                 for k, v in lead_error(target[b, j][sel].ravel(), pred[b, j][sel].ravel()).items():
                     stats[k].append(v)
     return _summary(stats)
+
+
+def save_store_errors(model, store_path, hide, out, *, split: str = "test") -> dict:
+    """``reconstruction_errors`` over a store's ``split``, written to ``out/errors.json``."""
+    import json
+    from pathlib import Path
+
+    from ..files import atomic_write_text
+
+    if not hide:
+        raise LamaeError("reconstruction over a store needs the leads to withhold (--hide LEAD ...)")
+    errs = reconstruction_errors(model, EcgStore(store_path), hide, split=split)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "errors.json", json.dumps({"store": str(store_path), "split": split, "errors": errs},
+                                                      indent=2))
+    return errs
