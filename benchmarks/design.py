@@ -33,7 +33,8 @@ from lamae.data.store import EcgStore
 from lamae.eval.compare import CompareConfig, Comparison, _level_macro
 from lamae.eval.crosslead import crosslead_ablation, has_latents
 from lamae.eval.metrics import node_aurocs
-from lamae.eval.probe import embed_store, fit_linear_probe
+from lamae.embedding import embed_store
+from lamae.eval.probe import fit_linear_probe
 from lamae.eval.reconstruction import reconstruction_errors
 from lamae.train.pretrain import PretrainConfig, ensure_pretrained
 

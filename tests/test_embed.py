@@ -68,3 +68,21 @@ def test_embed_skips_bad_records_and_resumes(tiny_run, synth_dir, tmp_path, monk
     assert r["n_records"] == 89 and r["n_skipped"] == 1
     skipped = pd.read_csv(tmp_path / "emb.skipped.csv", dtype=str)
     assert skipped["record_id"].iat[0] == items[5].record_id and "truncated" in skipped["problem"].iat[0]
+
+
+def test_one_embedding_path_for_the_api_and_the_store(tiny_run, store):
+    """The API's arrays, a store's rows and reduced-lead evaluation give the same vectors."""
+    from lamae import load
+    from lamae.embedding import embed_store
+
+    model = load(tiny_run)
+    rows = store.rows()[:7]
+    feats, weights = embed_store(model.model, store, rows, batch_size=3, progress=False)
+    x, present = store.batch(rows)
+    api_feats, api_weights = model.embed_windows(x.numpy(), present.numpy(), batch_size=4)
+    np.testing.assert_allclose(api_feats, feats, atol=1e-5)
+    np.testing.assert_allclose(api_weights, weights, atol=1e-6)
+    limb, _ = embed_store(model.model, store, rows, progress=False, lead_set=["I", "II"])
+    cut = np.where(np.isin(np.arange(12), [0, 1])[None], present.numpy(), False)
+    by_hand, _ = model.embed_windows(x.numpy() * cut[..., None], cut)
+    np.testing.assert_allclose(limb, by_hand, atol=1e-5)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
+from .embedding import embed_arrays
 from .data.preprocess import MAX_INPUT_FS, Preprocessing, lead_problems, preprocess_windows
 from .errors import LamaeError, RecordError, ShapeError
 from .leads import LEAD_INDEX, STANDARD_LEADS, canonical_leads
@@ -241,15 +242,7 @@ class Pretrained:
                       batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (W, D) and lead weights (W, 12) of preprocessed 12-slot windows."""
         check_batch_size(batch_size)
-        slots = torch.arange(len(STANDARD_LEADS), device=self.device)
-        feats, weights = [], []
-        for s in range(0, len(windows), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(windows[s:s + batch_size])).to(self.device)
-            pb = torch.from_numpy(np.ascontiguousarray(present[s:s + batch_size])).to(self.device)
-            f, w = self.model.embed(xb, slots, pb, pooling=pooling)
-            feats.append(f.float().cpu().numpy())
-            weights.append(w.float().cpu().numpy())
-        return np.concatenate(feats), np.concatenate(weights)
+        return embed_arrays(self.model, windows, present, batch_size=batch_size, pooling=pooling, device=self.device)
 
     # ------------------------------------------------------------------ embeddings
     def embed(self, signal, fs: float, leads, *, windows: str = "tile", pooling: str = "latent",

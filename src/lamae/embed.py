@@ -27,7 +27,7 @@ from .api import Pretrained
 from .data.store import EcgStore
 from .files import atomic_write_text
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
-from .eval.probe import embed_store
+from .embedding import embed_store
 from .leads import STANDARD_LEADS
 
 WEIGHT_COLUMNS = [f"weight_{lead}" for lead in STANDARD_LEADS]

@@ -140,7 +140,8 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     from .files import atomic_write_text
     from .eval.bootstrap import macro_auroc_ci
     from .eval.metrics import scorable
-    from .eval.probe import embed_store, fit_linear_probe, plot_roc
+    from .embedding import embed_store
+    from .eval.probe import fit_linear_probe, plot_roc
     from .labels.icd10 import build_flat_targets
     from .modelcard import record_evaluation
     from .train.supervised import SupervisedConfig, predict_supervised, train_supervised

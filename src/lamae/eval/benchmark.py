@@ -28,7 +28,8 @@ from ..train.pretrain import PretrainConfig, ensure_pretrained
 from ..config import from_dict
 from ..train.supervised import SupervisedConfig, predict_supervised, train_mlp_head, train_supervised
 from .bootstrap import macro_auroc_ci
-from .probe import embed_store, fit_linear_probe
+from ..embedding import embed_store
+from .probe import fit_linear_probe
 
 MODES = ("lp", "frozen", "ft")
 MODE_NAMES = {"lp": "LP", "frozen": "Frozen", "ft": "FT"}

@@ -37,7 +37,8 @@ from ..utils.flops import supervised_step_flops, training_step_flops
 from ..plots import save_figure
 from .crosslead import crosslead_ablation, has_latents
 from .metrics import node_aurocs
-from .probe import embed_store, fit_linear_probe
+from ..embedding import embed_store
+from .probe import fit_linear_probe
 from .reconstruction import masked_span_errors, reconstruction_errors
 from .stats import paired_tests
 

@@ -23,7 +23,8 @@ from ..labels.icd10 import build_label_targets
 from ..leads import LEAD_SETS, lead_indices
 from ..plots import save_figure
 from .bootstrap import macro_auroc_ci
-from .probe import embed_store, fit_linear_probe
+from ..embedding import embed_store
+from .probe import fit_linear_probe
 
 
 def reduced_lead_eval(checkpoints: dict[str, str], store_path, out_dir, *, lead_sets=None,

@@ -14,47 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import roc_curve
-from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
+from ..embedding import embed_store
 from ..data.store import EcgStore
 from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, describe, target_levels
-from ..leads import STANDARD_LEADS, lead_indices
+from ..leads import STANDARD_LEADS
 from ..modelcard import record_evaluation
 from ..models.lamae import Lamae
 from ..plots import save_figure
 from .metrics import auroc, macro_auroc, node_aurocs, scorable
-
-
-@torch.no_grad()
-def embed_store(model: Lamae, store: EcgStore, rows, *, batch_size: int = 256, pooling: str = "latent",
-                device: str | torch.device = "cpu", progress: bool = True, desc: str = "embed",
-                lead_set=None):
-    """Embeddings (n, D) and lead weights (n, 12) for ``rows`` of ``store``.
-
-    ``lead_set`` (lead names) hides every other lead from the model (reduced-lead evaluation);
-    every row must have at least one of those leads.
-    """
-    keep = None
-    if lead_set is not None:
-        keep = torch.zeros(len(STANDARD_LEADS), dtype=torch.bool, device=device)
-        keep[lead_indices(lead_set)] = True
-    model = model.to(device).eval()
-    rows = np.asarray(rows)
-    feats, weights = [], []
-    leads = torch.arange(store.signals.shape[1], device=device)
-    for i in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", disable=not progress):
-        r = rows[i:i + batch_size]
-        x, present = store.batch(r, device)
-        if keep is not None:
-            present = present & keep
-            x = x * keep[:, None]
-        f, w = model.embed(x, leads, present, pooling=pooling)
-        feats.append(f.float().cpu().numpy())
-        weights.append(w.float().cpu().numpy())
-    return np.concatenate(feats), np.concatenate(weights)
 
 
 @dataclass

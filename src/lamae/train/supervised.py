@@ -92,15 +92,14 @@ def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, 
 
 @torch.no_grad()
 def predict_supervised(model: Lamae, head, store: EcgStore, rows, *, pooling: str = "latent",
-                    batch_size: int = 256) -> np.ndarray:
+                       batch_size: int = 256) -> np.ndarray:
+    """Probabilities (n, labels) for ``rows`` of ``store``: the model's embedding, then ``head``."""
+    from ..embedding import embed_store
+
     device = next(model.parameters()).device
-    leads = torch.arange(store.signals.shape[1], device=device)
-    out = []
-    for i in range(0, len(rows), batch_size):
-        x, present = store.batch(rows[i:i + batch_size], device)
-        feats, _ = model.features(x, leads, present, pooling)
-        out.append(torch.sigmoid(head(feats)).cpu().numpy())
-    return np.concatenate(out)
+    feats, _ = embed_store(model, store, np.asarray(rows), batch_size=batch_size, pooling=pooling, device=device,
+                           progress=False)
+    return torch.sigmoid(head(torch.from_numpy(feats).to(device))).cpu().numpy()
 
 
 def train_mlp_head(x_train, y_train, x_val, y_val, *, hidden: int = 256, epochs: int = 300, lr: float = 1e-3,
