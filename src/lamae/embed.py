@@ -14,7 +14,6 @@ skipped and listed in ``<out>.skipped.csv``.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -25,7 +24,7 @@ from tqdm import tqdm
 
 from .api import Pretrained
 from .data.store import EcgStore
-from .files import atomic_write_text
+from .files import ResumableChunks
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
 from .embedding import embed_store
 from .leads import STANDARD_LEADS
@@ -101,16 +100,9 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "wfdb", pooling: str = "l
     parts = Path(str(out) + ".parts")
     fingerprint = {"checkpoint": str(model.config.get("path")), "data": str(data.resolve()), "format": source_name,
                    "n": len(todo), "pooling": pooling, "windows": windows, "chunk_size": chunk_size}
-    state_path = parts / "progress.json"
-    if state_path.exists():
-        state = json.loads(state_path.read_text())
-        if state["fingerprint"] != fingerprint:
-            raise LamaeError(f"{parts}: an unfinished run with other settings is here; delete it or choose "
-                             "another --out")
-    else:
-        parts.mkdir(parents=True, exist_ok=True)
-        state = {"fingerprint": fingerprint, "done": 0}
-        atomic_write_text(state_path, json.dumps(state))
+    state = ResumableChunks(parts / "progress.json", parts, fingerprint, {"done": 0},
+                            mismatch=f"{parts}: an unfinished run with other settings is here; delete it or choose "
+                                     "another --out")
     bar = tqdm(total=len(todo), initial=state["done"] * chunk_size, desc="embed", unit="rec", disable=not progress)
     n_chunks = (len(todo) + chunk_size - 1) // chunk_size
     for k in range(state["done"], n_chunks):
@@ -123,15 +115,13 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "wfdb", pooling: str = "l
         frame["embedding"] = [np.asarray(e, np.float32) for e in frame["embedding"]]
         frame.to_parquet(parts / f"part-{k:06d}.parquet.tmp")
         os.replace(parts / f"part-{k:06d}.parquet.tmp", parts / f"part-{k:06d}.parquet")
-        atomic_write_text(parts / f"skipped-{k:06d}.json", json.dumps(skipped))
-        state["done"] = k + 1
-        atomic_write_text(state_path, json.dumps(state))
+        state.commit(k, skipped, done=k + 1)
         bar.update(len(chunk))
     bar.close()
 
     table = pd.concat([pd.read_parquet(parts / f"part-{k:06d}.parquet") for k in range(n_chunks)],
                       ignore_index=True)
-    skipped = sum((json.loads((parts / f"skipped-{k:06d}.json").read_text()) for k in range(n_chunks)), [])
+    skipped = state.skipped(n_chunks)
     if table.empty:
         raise LamaeError(f"{data}: every record was skipped; see {out}.skipped.csv")
     out.parent.mkdir(parents=True, exist_ok=True)

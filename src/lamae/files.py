@@ -83,3 +83,52 @@ def ensure_output_file(path: str | os.PathLike) -> Path:
         raise LamaeError(f"{path}: is a folder; --out names the output file here")
     ensure_output_dir(path.parent if str(path.parent) else Path("."))
     return path
+
+
+class ResumableChunks:
+    """Work done chunk by chunk that survives a crash (``prepare``, ``lamae embed``).
+
+    ``state_path`` holds a fingerprint of the settings and the caller's counters; a chunk's
+    outputs (written by the caller into ``parts``, plus its list of skipped records here) are on
+    disk before ``commit`` moves the counters past it, so a run that stops anywhere resumes at
+    the first chunk not committed. A leftover state with another fingerprint is refused with
+    ``mismatch``; ``start`` (called once, for a fresh run) sets up whatever the run writes into.
+    """
+
+    def __init__(self, state_path: str | os.PathLike, parts: str | os.PathLike, fingerprint: dict,
+                 counters: dict, *, mismatch: str, start=None):
+        import json
+
+        self.state_path, self.parts = Path(state_path), Path(parts)
+        if self.state_path.exists():
+            self.state = json.loads(self.state_path.read_text())
+            if self.state.get("fingerprint") != fingerprint:
+                raise LamaeError(mismatch)
+        else:
+            if start is not None:
+                start()
+            self.parts.mkdir(parents=True, exist_ok=True)
+            self.state = {"fingerprint": fingerprint, **counters}
+            self._save()
+
+    def __getitem__(self, key):
+        return self.state[key]
+
+    def _save(self) -> None:
+        import json
+
+        atomic_write_text(self.state_path, json.dumps(self.state))
+
+    def commit(self, k: int, skipped: list[dict], **counters) -> None:
+        """Chunk ``k`` is written: record its skipped records, then move the counters."""
+        import json
+
+        atomic_write_text(self.parts / f"skipped-{k:06d}.json", json.dumps(skipped))
+        self.state.update(counters)
+        self._save()
+
+    def skipped(self, n_chunks: int) -> list[dict]:
+        """Every committed chunk's skipped records, in order."""
+        import json
+
+        return sum((json.loads((self.parts / f"skipped-{k:06d}.json").read_text()) for k in range(n_chunks)), [])

@@ -31,7 +31,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import LamaeError, LeadNameError, RecordError, ShapeError
-from ..files import atomic_write_text, file_sha256
+from ..files import ResumableChunks, atomic_write_text, file_sha256
 from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
 from .preprocess import Preprocessing, lead_problems, preprocess
@@ -70,6 +70,31 @@ def _load_one(source, prep: Preprocessing, item):
     return out, bits, None, dropped
 
 
+def _write_chunk(signals: Path, offset: int, row_bytes: int, first_row: int, chunk, results):
+    """Write one chunk's usable records as rows ``first_row``... of ``signals`` (on disk before
+    returning); returns their index rows and the records or leads left out, with the reason."""
+    rows, skipped, kept = [], [], []
+    for item, (x, bits, problem, dropped) in zip(chunk, results):
+        if problem is not None:
+            skipped.append({"record_id": item.record_id, "path": item.path, "problem": problem})
+            continue
+        for lead, why in dropped.items():
+            skipped.append({"record_id": item.record_id, "path": item.path, "lead": lead,
+                            "problem": f"lead {lead} left out: {why}"})
+        kept.append(x)
+        rows.append({"row": first_row + len(rows), "record_id": item.record_id, "patient_id": item.patient_id,
+                     "path": item.path, "lead_bits": bits, "has_labels": item.codes is not None,
+                     "codes": list(item.codes or []), "fold": item.extra.get("fold", -1),
+                     "source_split": item.extra.get("split", ""), "crc32": zlib.crc32(x.tobytes())})
+    if kept:
+        with open(signals, "r+b") as f:
+            f.seek(offset + first_row * row_bytes)
+            f.write(np.stack(kept).tobytes())
+            f.flush()
+            os.fsync(f.fileno())  # the rows are on disk before progress says so
+    return rows, skipped
+
+
 def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
             split_fractions=(0.7, 0.15, 0.15), chunk_size: int = 256, workers: int = 1,
             overwrite: bool = False, progress: bool = True, limit: int | None = None) -> "EcgStore":
@@ -99,22 +124,16 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         "first": items[0].record_id, "last": items[-1].record_id, "preprocessing": prep.to_dict(),
     }
     parts = out / "_parts"
-    progress_path = out / "_progress.json"
-    if progress_path.exists():
-        state = json.loads(progress_path.read_text())
-        if state["fingerprint"] != fingerprint:
-            raise LamaeError(
-                f"{out}: an unfinished conversion with different settings is here "
-                "(other data or preprocessing); pass --overwrite to start again"
-            )
-    else:
+
+    def start():  # a fresh conversion: the header and a sparse file of the final size, filled chunk by chunk
         if out.exists() and any(out.iterdir()):
             raise LamaeError(f"{out}: folder is not empty and holds no store; pass --overwrite")
-        parts.mkdir(parents=True, exist_ok=True)
-        # Header and a sparse file of the final size; rows are written into it chunk by chunk.
+        out.mkdir(parents=True, exist_ok=True)
         np.lib.format.open_memmap(out / "signals.npy", mode="w+", dtype=np.float16, shape=(n, n_leads, t))
-        state = {"fingerprint": fingerprint, "next_item": 0, "next_row": 0, "next_part": 0}
-        atomic_write_text(progress_path, json.dumps(state))
+
+    state = ResumableChunks(out / "_progress.json", parts, fingerprint, {"next_item": 0, "next_row": 0, "next_part": 0},
+                            start=start, mismatch=f"{out}: an unfinished conversion with different settings is here "
+                                                  "(other data or preprocessing); pass --overwrite to start again")
     offset, row_bytes = _npy_offset(out / "signals.npy"), n_leads * t * 2
 
     t0 = time.time()
@@ -125,43 +144,28 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         while state["next_item"] < n:
             chunk = items[state["next_item"]: state["next_item"] + chunk_size]
             results = list(pool.map(load, chunk, chunksize=8)) if pool else [load(it) for it in chunk]
-            rows, skipped, kept = [], [], []
-            row = state["next_row"]
-            for item, (x, bits, problem, dropped) in zip(chunk, results):
-                if problem is not None:
-                    skipped.append({"record_id": item.record_id, "path": item.path, "problem": problem})
-                    continue
-                for lead, why in dropped.items():
-                    skipped.append({"record_id": item.record_id, "path": item.path, "lead": lead,
-                                    "problem": f"lead {lead} left out: {why}"})
-                kept.append(x)
-                rows.append({"row": row, "record_id": item.record_id, "patient_id": item.patient_id,
-                             "path": item.path, "lead_bits": bits, "has_labels": item.codes is not None,
-                             "codes": list(item.codes or []), "fold": item.extra.get("fold", -1),
-                             "source_split": item.extra.get("split", ""), "crc32": zlib.crc32(x.tobytes())})
-                row += 1
-            if kept:
-                with open(out / "signals.npy", "r+b") as f:
-                    f.seek(offset + state["next_row"] * row_bytes)
-                    f.write(np.stack(kept).tobytes())
-                    f.flush()
-                    os.fsync(f.fileno())  # the rows are on disk before progress says so
+            rows, skipped = _write_chunk(out / "signals.npy", offset, row_bytes, state["next_row"], chunk, results)
+            row = state["next_row"] + len(rows)
             k = state["next_part"]
             pd.DataFrame(rows, columns=["row", "record_id", "patient_id", "path", "lead_bits", "has_labels",
                                         "codes", "fold", "source_split", "crc32"]).to_parquet(parts / f"index-{k:06d}.parquet")
-            atomic_write_text(parts / f"skipped-{k:06d}.json", json.dumps(skipped))
-            state.update(next_item=state["next_item"] + len(chunk), next_row=row, next_part=k + 1)
-            atomic_write_text(progress_path, json.dumps(state))
+            state.commit(k, skipped, next_item=state["next_item"] + len(chunk), next_row=row, next_part=k + 1)
             bar.update(len(chunk))
     finally:
         bar.close()
         if pool:
             pool.shutdown()
 
+    return _finish(out, state, source, prep, fingerprint, split_seed, split_fractions, table_problems, time.time() - t0)
+
+
+def _finish(out: Path, state: ResumableChunks, source, prep: Preprocessing, fingerprint: dict, split_seed: int,
+            split_fractions, table_problems: list, seconds: float) -> "EcgStore":
+    """Every chunk is written: assemble the index, assign splits, write meta.json and the report."""
+    parts, n, n_leads, t = state.parts, fingerprint["n_items"], len(STANDARD_LEADS), prep.n_samples
     index = pd.concat([pd.read_parquet(parts / f"index-{k:06d}.parquet")
                        for k in range(state["next_part"])], ignore_index=True)
-    problems = sum((json.loads((parts / f"skipped-{k:06d}.json").read_text())
-                    for k in range(state["next_part"])), [])
+    problems = state.skipped(state["next_part"])
     skipped = [p for p in problems if "lead" not in p]
     dropped_leads = [p for p in problems if "lead" in p]
     if index.empty:
@@ -186,10 +190,10 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         "n_table_problems": len(table_problems),
         "index_sha256": file_sha256(out / "index.parquet"),
     }
-    _write_report(out, skipped, dropped_leads, meta, time.time() - t0, table_problems)
+    _write_report(out, skipped, dropped_leads, meta, seconds, table_problems)
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
     shutil.rmtree(parts)
-    progress_path.unlink()
+    state.state_path.unlink()
     return EcgStore(out)
 
 

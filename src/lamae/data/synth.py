@@ -98,6 +98,9 @@ def _rot_frontal(v, deg):
 def simulate_ecg(rng: np.random.Generator, conditions: set, *, axis_deg=45.0, r_amp=1.2,
                  heart_rate=72.0, fs=FS, duration_s=DURATION_S) -> np.ndarray:
     """One 12-lead ECG (12, n) in mV, MIMIC lead order, for a set of condition names."""
+    # Long on purpose (84 lines): one recipe read top to bottom (rhythm, beat times, each wave of
+    # the dipole as the conditions shape it, projection, noise). Each condition touches several
+    # of these steps, so split into functions they would pass most of these variables around.
     n = int(round(fs * duration_s))
     t = np.arange(n) / fs
     af = "atrial_fibrillation" in conditions
