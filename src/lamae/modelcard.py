@@ -87,7 +87,9 @@ def _cross_lead(m: dict) -> str:
         where = "after every encoder block" if every == 1 else \
             f"after every {every} encoder blocks" if every else "once, after the encoder"
         return (f"router encoder: {m.get('router_latents')} latents per patch position gather from the leads "
-                f"{where}; the decoder reads them; embedding = `{m.get('readout')}` readout")
+                f"{where}; the decoder reads them; embedding = `{m.get('readout')}` readout"
+                + (f"; a lead field of {m['lead_field']} linear sources per position feeds the latents and "
+                   "starts the decoder's estimate" if m.get("lead_field") else ""))
     if enc == "joint":
         return "joint encoder: one sequence over all leads' tokens"
     if agg == "latent":

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import (BLOCK_TO_GROUPED, Block, GroupedBlock, Mlp, from_grid, gather_over_leads,
@@ -46,7 +47,7 @@ class PerLeadEncoder(nn.Module):
         super().__init__()
         self.blocks = _blocks(cfg)
 
-    def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
+    def forward(self, seq, pos, present, intervene=None, leads=None, field=None) -> Encoded:
         b, n_leads, s, d = seq.shape
         x = seq.flatten(0, 1)
         for blk in self.blocks:
@@ -85,7 +86,7 @@ class PrivateEncoder(nn.Module):
                                  f"expected {self.n_vocab}")
             state[f"{prefix}layers.{layer}.{name}"] = torch.stack([by_lead[i] for i in range(self.n_vocab)])
 
-    def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
+    def forward(self, seq, pos, present, intervene=None, leads=None, field=None) -> Encoded:
         b, n_leads, s, d = seq.shape
         if bool((leads == leads[:1]).all()):
             # the usual case: every ECG's lead slots hold the same leads (e.g. all twelve, in order)
@@ -113,7 +114,7 @@ class JointEncoder(nn.Module):
         super().__init__()
         self.blocks = _blocks(cfg)
 
-    def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
+    def forward(self, seq, pos, present, intervene=None, leads=None, field=None) -> Encoded:
         b, n_leads, s, d = seq.shape
         # no mask when every lead is present: attention then needs no mask tensor at all
         attend = None if bool(present.all()) else present[:, :, None].expand(-1, -1, s).reshape(b, n_leads * s)
@@ -222,12 +223,15 @@ class RouterEncoder(nn.Module):
         self.register_buffer("positions", sincos_1d(cfg.n_patches, cfg.dim), persistent=False)
         self.norm = nn.LayerNorm(cfg.dim)
 
-    def forward(self, seq, pos, present, intervene=None, leads=None) -> Encoded:
+    def forward(self, seq, pos, present, intervene=None, leads=None, field=None) -> Encoded:
+        """``field`` (B, N, D): the lead field's sources at each patch position, added to its latents."""
         b, n_leads, s, d = seq.shape
         n_pos = self.positions.shape[0] + 1
         visible = to_grid(present[:, :, None].expand(-1, -1, s)[..., None], pos, n_pos)[..., 0].bool()
         where = torch.cat([self.cls_position, self.positions.to(self.cls_position.dtype)])  # (P, D)
         z = (self.latents[None, None] + where[None, :, None]).expand(b, -1, -1, -1)
+        if field is not None:
+            z = z + F.pad(field, (0, 0, 1, 0))[:, :, None, :].to(z.dtype)   # nothing at the CLS position
         x, weights, routers = seq, None, iter(self.routers)
         for i, blk in enumerate(self.blocks):
             x = blk(x.flatten(0, 1)).view(b, n_leads, s, d)

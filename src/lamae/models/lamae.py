@@ -34,8 +34,9 @@ from ..errors import ShapeError
 from ..leads import LIMB_LEADS, STANDARD_LEADS, lead_indices
 from .aggregators import READOUTS, build_aggregator, mean_of_leads
 from .decoder import LeadDecoder
-from .encoders import build_encoder
+from .encoders import build_encoder, intervene_latents
 from .layers import sincos_1d
+from .leadfield import LeadField
 
 ENCODERS = ("router", "per_lead", "private", "joint")
 AGGREGATORS = ("latent", "mean", "none")
@@ -72,6 +73,7 @@ class LamaeConfig:
     router_every: int = 1             # router: after every k-th block (0: one router after the encoder)
     readout: str = "latents"          # router: pooled embedding = mean of all latents (see aggregators.py)
     lead_gates: bool = False          # router: per-lead gates on what leads send to / read from the latents
+    lead_field: int = 0               # router: K linear sources per position (leadfield.py); 0 = none
     n_latents: int = 4                # global latent attention: K latents
     latent_heads: int = 4
     latent_depth: int = 0             # global latent attention: self-attention blocks over the latents
@@ -132,6 +134,12 @@ class LamaeConfig:
         if estimate > MAX_PARAMETERS:
             raise ValueError(f"this configuration would build about {estimate / 1e9:.1f}e9 parameters, "
                              f"above lamae's limit of {MAX_PARAMETERS / 1e9:g}e9")
+        if isinstance(self.lead_field, bool) or not isinstance(self.lead_field, int) or not 0 <= self.lead_field <= 64:
+            raise ValueError(f"lead_field must be an integer from 0 (none) to 64 sources, got {self.lead_field!r}")
+        if self.lead_field and self.encoder != "router":
+            raise ValueError("lead_field feeds the router latents: use it with encoder 'router'")
+        if self.lead_field and self.norm_target:
+            raise ValueError("lead_field predicts patches in the input's units: it cannot be used with norm_target")
         if not isinstance(self.router_every, int) or self.router_every < 0:
             raise ValueError(f"router_every must be an integer >= 0, got {self.router_every!r}")
         if self.n_samples % self.patch_size:
@@ -287,6 +295,7 @@ class Lamae(nn.Module):
         mixing = "joint" if cfg.encoder == "joint" else "per_lead"
         self.decoder = LeadDecoder(cfg, n_vocab, condition, mixing)
         self.apply(self._init)
+        self.lead_field = LeadField(n_vocab, cfg.lead_field, cfg.patch_size, d) if cfg.lead_field else None
         # As in MAE: the patch projection starts at xavier scale so a patch's content is not
         # drowned by the (unit-amplitude) sine-cosine positions; learning stalls otherwise.
         nn.init.xavier_uniform_(self.patch_embed.weight)
@@ -353,6 +362,12 @@ class Lamae(nn.Module):
         return x.view(b, n_leads, self.cfg.n_patches, self.cfg.patch_size)
 
     # ------------------------------------------------------------------ parts
+    def field_sources(self, x, leads, visible):
+        """The lead field's sources (B, N, K, P) from the patches ``visible`` (B, L, N), or None."""
+        if self.lead_field is None:
+            return None
+        return self.lead_field.sources(self.patchify(x), leads, visible.bool())
+
     def mask(self, x, leads, mask_ratio, generator=None, noise=None):
         b, n_leads, _ = x.shape
         if noise is None:
@@ -361,8 +376,9 @@ class Lamae(nn.Module):
             noise = share_limb_noise(noise, leads)
         return random_masking(b, n_leads, self.cfg.n_patches, mask_ratio, x.device, noise=noise)
 
-    def encode(self, x, leads, present, keep, intervene=None):
-        """Encode each lead's visible patches (``keep`` (B, L, n_keep)); the CLS comes first."""
+    def encode(self, x, leads, present, keep, intervene=None, sources=None):
+        """Encode each lead's visible patches (``keep`` (B, L, n_keep)); the CLS comes first.
+        ``sources`` (B, N, K, P): the lead field's, added to the router latents of their position."""
         b, n_leads, _ = x.shape
         d = self.cfg.dim
         lead_e = self.lead_embed(leads)  # (B, L, D)
@@ -371,7 +387,8 @@ class Lamae(nn.Module):
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
         seq = torch.cat([cls, vis], dim=2)
         pos = torch.cat([keep.new_zeros(b, n_leads, 1), keep + 1], dim=2)  # grid position; 0 = CLS
-        enc = self.encoder(seq, pos, present, intervene=intervene, leads=leads)
+        field = None if sources is None else self.lead_field.latent(sources)
+        enc = self.encoder(seq, pos, present, intervene=intervene, leads=leads, field=field)
         enc.tokens = self.norm(enc.tokens)
         return enc
 
@@ -434,9 +451,12 @@ class Lamae(nn.Module):
         x_in = x * present[..., None] if drop is not None else x
         ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
         keep, mask, ids_restore = self.mask(x_in, leads, ratio, generator, noise)
-        enc = self.encode(x_in, leads, present, keep, intervene)
+        sources = self.field_sources(x_in, leads, present[..., None] & (mask == 0))
+        enc = self.encode(x_in, leads, present, keep, intervene, sources)
         agg = self.aggregator(enc, present)
         pred = self.decoder(enc.tokens, leads, targets, ids_restore, agg.condition, hidden=drop, intervene=intervene)
+        if sources is not None:  # the decoder corrects the lead field's linear estimate
+            pred = pred + self.lead_field.estimate(intervene_latents(sources, intervene), leads).to(pred.dtype)
         if drop is not None:
             mask = torch.where(drop[..., None], torch.ones_like(mask), mask)
         recon = self.reconstruction_loss(x, pred, mask, targets)
@@ -454,7 +474,8 @@ class Lamae(nn.Module):
         leads, present = self._check(x, leads, present)
         x = x / self.input_scale(x, present)
         keep = torch.arange(self.cfg.n_patches, device=x.device).expand(*x.shape[:2], -1)
-        enc = self.encode(x, leads, present, keep)
+        sources = self.field_sources(x, leads, present[..., None].expand(-1, -1, self.cfg.n_patches))
+        enc = self.encode(x, leads, present, keep, sources=sources)
         if pooling == "leads":
             return mean_of_leads(enc.tokens, present)
         agg = self.aggregator(enc, present)

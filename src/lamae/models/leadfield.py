@@ -1,0 +1,61 @@
+"""The lead field: a linear, mask-aware estimate of every lead from the leads visible at each time.
+
+Every surface lead is, to a good approximation, one projection of a few cardiac sources:
+lead_l(t) = u_l . s(t) + noise (a dipole plus some non-dipolar terms; III = II - I exactly,
+aVF = (II + III) / 2). On PTB-XL a fixed linear map from eight leads rebuilds III with r = 0.93
+(per-lead z-scored) to 1.00 (ECG z-scored), V2 with 0.92 and V5 with 0.98
+(``benchmarks/lead_field_ceiling.py``). A transformer that must discover a signed difference
+of two leads' fine waveforms through layer norms and softmax attention did not (III r = 0.2).
+
+``LeadField`` learns, per standard lead, a loading vector u_l (K values) and a noise variance
+psi_l, looked up by the lead's name like the lead embedding. At every patch position the
+sources are the posterior mean of a factor-analysis model given the leads visible there:
+
+    s(t) = (I + sum_v u_v u_v^T / psi_v)^-1  sum_v u_v x_v(t) / psi_v      (a K x K solve)
+
+and the estimate of any lead i is u_i . s(t). Masked patches and absent leads simply drop out
+of the sums, the result does not depend on the order of the leads, and the cost is linear in
+the number of leads. In LAMAE the sources join the router latents of their position (so the
+pooled embedding and every reader of the latents see them), and the estimate is the decoder's
+starting point, which it corrects: the lead field is part of the cross-lead path, so the
+ablation (``intervene``) zeroes or shuffles the sources with the latents.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LeadField(nn.Module):
+    def __init__(self, n_vocab: int, n_sources: int, patch_size: int, dim: int):
+        super().__init__()
+        self.loadings = nn.Parameter(torch.randn(n_vocab, n_sources) * (0.5 / math.sqrt(n_sources)))
+        # psi = softplus(raw) starts at 0.5: half of a z-scored lead's variance left to noise
+        self.raw_noise = nn.Parameter(torch.full((n_vocab,), math.log(math.expm1(0.5))))
+        self.to_latent = nn.Linear(n_sources * patch_size, dim)
+
+    def noise(self, leads: torch.Tensor) -> torch.Tensor:
+        return F.softplus(self.raw_noise[leads]) + 1e-4
+
+    def sources(self, patches: torch.Tensor, leads: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """patches (B, L, N, P), leads (B, L) lead indices, visible (B, L, N) -> sources (B, N, K, P).
+
+        Positions where no lead is visible get zero sources (the prior mean)."""
+        u = self.loadings[leads].float()                                   # (B, L, K)
+        w = visible.float() / self.noise(leads).float()[..., None]         # (B, L, N)
+        k = u.shape[-1]
+        precision = torch.einsum("bln,blk,blj->bnkj", w, u, u) + torch.eye(k, device=u.device)
+        rhs = torch.einsum("bln,blk,blnp->bnkp", w, u, patches.float())
+        return torch.linalg.solve(precision, rhs)
+
+    def estimate(self, sources: torch.Tensor, leads: torch.Tensor) -> torch.Tensor:
+        """sources (B, N, K, P), leads (B, L) -> every lead's estimate (B, L, N, P)."""
+        return torch.einsum("blk,bnkp->blnp", self.loadings[leads].float(), sources)
+
+    def latent(self, sources: torch.Tensor) -> torch.Tensor:
+        """(B, N, K, P) -> (B, N, D): what the sources add to the router latents of each position."""
+        return self.to_latent(sources.flatten(2).to(self.to_latent.weight.dtype))
