@@ -24,6 +24,9 @@ def test_finetune_mode_trains_and_saves_a_model(tiny_run, synth_dir, af_labels, 
                  "--min-count", "3"]) == 0
     assert (out / "model" / "model.safetensors").exists() and (out / "model" / "head.safetensors").exists()
     assert json.loads((out / "report.json").read_text())["mode"] == "finetune"
+    # the default tracker (csv) saw the training loss every 10 steps and the test result
+    metrics = (out / "metrics.csv").read_text()
+    assert "10,finetune/loss," in metrics and "-1,finetune/test_macro_auroc," in metrics
 
 
 def test_finetune_label_errors(tiny_run, synth_dir, tmp_path, capsys):

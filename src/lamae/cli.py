@@ -122,6 +122,9 @@ def _add_pretrain(sub):
                    help="chance that all six limb leads of an ECG are hidden together (e.g. 0.1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set model.router_latents=4 --set warmup_steps=50")
+    p.add_argument("--tracker", choices=["csv", "tensorboard", "wandb"],
+                   help="where to log loss, learning rate, gradient norm, throughput and results: csv "
+                        "(metrics.csv, the default), tensorboard or wandb (pip install 'lamae[tracking]')")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.set_defaults(func=cmd_pretrain)
 
@@ -131,7 +134,7 @@ def pretrain_config_from_args(a):
     from .train.pretrain import PretrainConfig
 
     keys = ("store", "out", "size", "architecture", "steps", "batch_size", "base_lr", "checkpoint_every",
-            "num_workers", "device", "seed", "grad_accum", "compile", "lead_dropout", "limb_dropout")
+            "num_workers", "device", "seed", "grad_accum", "compile", "lead_dropout", "limb_dropout", "tracker")
     cfg = build_config(PretrainConfig, yaml_path=a.config, flags={k: getattr(a, k, None) for k in keys},
                        overrides=a.set)
     if not cfg.store:
@@ -186,6 +189,9 @@ def _add_compare(sub):
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2 3 4)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set pretrain.steps=500 --set model.n_latents=8")
+    p.add_argument("--tracker", choices=["csv", "tensorboard", "wandb"],
+                   help="where to log loss, learning rate, gradient norm, throughput and results: csv "
+                        "(metrics.csv, the default), tensorboard or wandb (pip install 'lamae[tracking]')")
     p.set_defaults(func=cmd_compare)
 
 
@@ -194,7 +200,7 @@ def cmd_compare(a):
     from .eval.compare import CompareConfig, run_compare
 
     cfg = build_config(CompareConfig, yaml_path=a.config,
-                       flags={k: getattr(a, k) for k in ("store", "out", "models", "seeds")}, overrides=a.set)
+                       flags={k: getattr(a, k) for k in ("store", "out", "models", "seeds", "tracker")}, overrides=a.set)
     if not cfg.store:
         raise LamaeError("compare needs a store (--store or `store:` in the config)")
     check_output("compare", cfg.out)
@@ -289,6 +295,9 @@ def _add_finetune(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tracker", choices=["csv", "tensorboard", "wandb"], default="csv",
+                   help="where to log loss, learning rate, gradient norm, throughput and results: csv "
+                        "(metrics.csv, the default), tensorboard or wandb (pip install 'lamae[tracking]')")
     p.set_defaults(func=cmd_finetune)
 
 
@@ -298,7 +307,7 @@ def cmd_finetune(a):
     finetune(a.checkpoint, a.data, a.labels, a.out, fmt=a.format, mode=a.mode, id_column=a.id_column,
              label_column=a.label_column, patient_column=a.patient_column, min_count=a.min_count,
              steps=a.steps, batch_size=a.batch_size, base_lr=a.base_lr, seed=a.seed, device=a.device,
-             workers=a.workers)
+             workers=a.workers, tracker=a.tracker)
     print((Path(a.out) / "report.md").read_text())
 
 

@@ -134,16 +134,13 @@ class LabeledSource:
 def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "probe", id_column="record_id",
              label_column="labels", patient_column=None, min_count: int = 5, steps: int = 500,
              batch_size: int = 32, base_lr: float = 1e-3, seed: int = 0, device: str = "cpu",
-             workers: int = 1, progress: bool = True) -> dict:
+             workers: int = 1, progress: bool = True, tracker: str = "csv") -> dict:
     from . import load
     from .data.store import prepare
-    from .files import atomic_write_text
-    from .eval.bootstrap import macro_auroc_ci
-    from .eval.metrics import scorable
     from .embedding import embed_store
-    from .eval.probe import fit_linear_probe, plot_roc
+    from .eval.probe import fit_linear_probe
     from .labels.icd10 import build_flat_targets
-    from .modelcard import record_evaluation
+    from .tracking import open_tracker
     from .train.supervised import SupervisedConfig, predict_supervised, train_supervised
 
     if mode not in MODES:
@@ -151,6 +148,9 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = load(checkpoint)
+    track = open_tracker(tracker, out, {"checkpoint": str(checkpoint), "data": str(data), "labels": str(labels),
+                                        "mode": mode, "steps": steps, "batch_size": batch_size, "base_lr": base_lr,
+                                        "seed": seed}, name="finetune")
     table = read_label_csv(labels, id_column=id_column, label_column=label_column, patient_column=patient_column)
     source = LabeledSource(open_source(fmt, data), table, labels)
     store = prepare(source, out / "store", model.preprocessing, workers=workers, progress=progress)
@@ -173,7 +173,7 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
         cfg = SupervisedConfig(steps=steps, batch_size=min(batch_size, int(tr.sum())), base_lr=base_lr,
                                warmup_steps=max(1, steps // 10), seed=seed, device=device)
         net, head, _ = train_supervised(model.model.cfg, store, rows[tr], y[tr], cfg, progress=progress,
-                                        init=model.model)
+                                        init=model.model, log=track.log)
         p_test = predict_supervised(net, head, store, rows[te])
         from safetensors.torch import save_file
 
@@ -184,6 +184,23 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
                                             "train": asdict(cfg)}})
         save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
                   str(out / "model" / "head.safetensors"))
+    report = _report(model, data, labels, mode, source, store, table, targets, y, (tr, va, te), p_test, seed, out)
+    macro = report["macro_auroc"]
+    track.summary({"finetune/test_macro_auroc": None if macro is None else macro["auroc"],
+                   **{f"finetune/test_auroc/{r['label']}": r["auroc"] for r in report["labels_per_record"]}})
+    track.close()
+    return report
+
+
+def _report(model, data, labels, mode, source, store, table, targets, y, split, p_test, seed, out: Path) -> dict:
+    """report.json / report.md / roc.png with bootstrap CIs, and the checkpoint's model card entry."""
+    from .eval.bootstrap import macro_auroc_ci
+    from .eval.metrics import scorable
+    from .eval.probe import plot_roc
+    from .files import atomic_write_text
+    from .modelcard import record_evaluation
+
+    tr, va, te = split
     y_te = y[te]
     per_label = []
     for j, name in enumerate(targets.nodes):

@@ -52,6 +52,10 @@ def test_compare_two_models_two_seeds_fills_every_table_and_resumes(store, tmp_p
                     "(e) Cross-lead reconstruction"):
         assert heading in md
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 5000
+    # the tracker (csv by default) has every model's AUROC per seed and the means; each run its training
+    metrics = (tmp_path / "cmp" / "metrics.csv").read_text()
+    assert "0,LAMAE/macro_auroc," in metrics and "1,IndS/macro_auroc," in metrics and "LAMAE/macro_auroc_mean" in metrics
+    assert "train/loss" in (tmp_path / "cmp" / "runs" / "IndS" / "seed-1" / "pretrain" / "metrics.csv").read_text()
     # a finished model/seed is not recomputed
     result = tmp_path / "cmp" / "runs" / "LAMAE" / "seed-0" / "result.json"
     stamp = result.stat().st_mtime_ns

@@ -35,6 +35,7 @@ from ..train.pretrain import PretrainConfig, ensure_pretrained, with_member_defa
 from ..train.supervised import SupervisedConfig, predict_supervised, train_supervised
 from ..utils.flops import supervised_step_flops, training_step_flops
 from ..plots import save_figure
+from ..tracking import open_tracker
 from .crosslead import crosslead_ablation, has_latents
 from .metrics import node_aurocs
 from ..embedding import embed_store
@@ -65,6 +66,7 @@ class CompareConfig:
     crosslead_hide: list = field(default_factory=lambda: ["III", "aVF", "V2", "V5"])
     crosslead_split: str = "test"  # records never seen in pretraining
     device: str = "auto"
+    tracker: str = "csv"      # csv | tensorboard | wandb: every pretraining run, and the results (lamae/tracking.py)
 
 
 def _targets(store: EcgStore, rows, train_mask, cfg: CompareConfig):
@@ -155,7 +157,7 @@ class Comparison:
         architecture = name if name in PRETRAINABLE else REFERENCE
         return PretrainConfig(**{**self.cfg.pretrain, "store": self.cfg.store, "out": str(out),
                                  "size": self.cfg.size, "architecture": architecture, "model": overrides,
-                                 "seed": seed, "device": self.cfg.device})
+                                 "seed": seed, "device": self.cfg.device, "tracker": self.cfg.tracker})
 
     def run_one(self, name: str, seed: int) -> dict:
         spec = FAMILY[name]
@@ -312,7 +314,19 @@ class Comparison:
                 results.setdefault(name, []).append(self.run_one(name, seed))
         report = self.summarise(results)
         self.write(report)
+        self.track(results, report)
         return report
+
+    def track(self, results: dict, report: dict) -> None:
+        """Each model's macro AUROC per seed (logged at step = seed) and the means, to the tracker."""
+        tracker = open_tracker(self.cfg.tracker, self.cfg.out, asdict(self.cfg), name="compare")
+        try:
+            for seed in self.cfg.seeds:
+                tracker.log(seed, {f"{m}/macro_auroc": r["per_level"]["all"]
+                                   for m, rs in results.items() for r in rs if r["seed"] == seed})
+            tracker.summary({f"{m}/macro_auroc_mean": h["all"]["mean"] for m, h in report["hierarchy"].items()})
+        finally:
+            tracker.close()
 
     def summarise(self, results: dict) -> dict:
         def stat(vals):

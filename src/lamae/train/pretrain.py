@@ -37,6 +37,7 @@ from ..leads import LIMB_LEADS
 from ..models.family import FAMILY, PRETRAINABLE
 from ..models.lamae import MODEL_FORMAT, SIZES, Lamae, LamaeConfig
 from ..plots import save_figure
+from ..tracking import TRACKERS, open_tracker
 from .common import StoreBatches, distributed_context, lr_at, make_optimizer, param_groups, pick_device
 
 
@@ -68,6 +69,7 @@ class PretrainConfig:
     # member's recommendation (LAMAE: 0.25, the others: 0)
     lead_dropout: float | None = None
     limb_dropout: float = 0.0      # chance that all six limb leads of an ECG are hidden together
+    tracker: str = "csv"           # csv (metrics.csv) | tensorboard | wandb: see lamae/tracking.py
 
     def __post_init__(self):
         def number(name, value, *, integer=False, low=None, high=None, low_open=False):
@@ -92,6 +94,8 @@ class PretrainConfig:
         number("limb_dropout", self.limb_dropout, low=0, high=0.999)
         if not isinstance(self.model, dict):
             raise ValueError(f"model must be a mapping of model settings, got {self.model!r}")
+        if self.tracker not in TRACKERS:
+            raise ValueError(f"tracker must be one of {', '.join(TRACKERS)}, got {self.tracker!r}")
 
     @property
     def lr(self) -> float:
@@ -224,6 +228,7 @@ class RunRecord:
         self.extra, self.device, self.world, self.main = extra, device, world, main
         self.first_loss, self.last_loss, self.seen, self.t0 = before["first_loss"], float("nan"), 0, time.time()
         self.log = self.writer = None
+        self.tracker = open_tracker(cfg.tracker if main else None, out, asdict(cfg))
         if main:
             new_log = not (out / "loss.csv").exists()
             self.log = (out / "loss.csv").open("a", newline="")
@@ -248,6 +253,8 @@ class RunRecord:
         self.writer.writerow([done, f"{self.last_loss:.6f}", f"{lr:.3e}", f"{gnorm:.4f}", f"{el:.2f}",
                               f"{self.ecgs() / max(el, 1e-9):.1f}"])
         self.log.flush()
+        self.tracker.log(done, {"train/loss": self.last_loss, "train/lr": lr, "train/grad_norm": gnorm,
+                                "train/ecgs_per_s": self.ecgs() / max(el, 1e-9)})
 
     def checkpoint(self, step: int) -> None:
         if self.world > 1:
@@ -265,7 +272,11 @@ class RunRecord:
         for old in saved[: max(0, len(saved) - self.cfg.keep_checkpoints)]:
             shutil.rmtree(old)
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        if finished:
+            self.tracker.summary({"train/final_loss": self.last_loss, "train/seconds": self.elapsed(),
+                                  "train/ecgs": self.ecgs()})
+        self.tracker.close()
         if self.log is not None:
             self.log.close()
 
@@ -329,6 +340,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if main:
         # rows logged after the checkpoint resumed from (all of them when there is none) are redone
         _trim_log(out / "loss.csv", start)
+        _trim_log(out / "metrics.csv", start)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "pretrain_config.json", json.dumps(asdict(cfg), indent=2))
     net = model
@@ -346,6 +358,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store),
                                              "format": store.meta.get("format"), "source": store.meta.get("source")}}
     record = RunRecord(out, cfg, before, model, opt, prep, extra, device, world, main)
+    finished = False
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, desc="pretrain", unit="step", disable=not progress)
     try:
@@ -369,9 +382,10 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             if done % cfg.checkpoint_every == 0 and done != cfg.steps:
                 record.checkpoint(done)
         record.checkpoint(cfg.steps)
+        finished = True
     finally:
         bar.close()
-        record.close()
+        record.close(finished)
     if main:
         plot_loss(out / "loss.csv", out / "loss.png")
     return {"out": str(out), "steps": cfg.steps, "final_loss": record.last_loss,

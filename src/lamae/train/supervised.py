@@ -52,10 +52,11 @@ class SupervisedConfig:
 
 def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, y: np.ndarray,
                      cfg: SupervisedConfig, *, pooling: str = "latent", progress: bool = True,
-                     init: Lamae | None = None):
+                     init: Lamae | None = None, log=None, log_every: int = 10):
     """Train on ``rows`` with multi-hot targets ``y``; returns (model, head, seconds).
 
     ``init``: start from these weights (fine-tuning) instead of a random initialisation.
+    ``log(step, metrics)``: called every ``log_every`` steps with the loss and learning rate (a tracker).
     """
     import copy
 
@@ -84,8 +85,11 @@ def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, 
         loss = loss_fn(head(feats), y[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(head.parameters()), cfg.grad_clip)
+        gnorm = torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(head.parameters()), cfg.grad_clip)
         opt.step()
+        if log is not None and ((step + 1) % log_every == 0 or step + 1 == cfg.steps):
+            tag = desc.replace("-", "")
+            log(step + 1, {f"{tag}/loss": loss.item(), f"{tag}/lr": lr_at(step, cfg), f"{tag}/grad_norm": float(gnorm)})
     model.eval()
     return model, head, time.time() - t0
 
