@@ -47,11 +47,12 @@ def _add_prepare(sub):
     p = sub.add_parser("prepare", help="convert a dataset once into a packed, memory-mapped store")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="store folder")
-    p.add_argument("--format", default="mimic", choices=["mimic", "ptbxl", "challenge", "code15", "ptb", "wfdb"],
+    p.add_argument("--format", default="mimic", choices=["mimic", "ptbxl", "challenge", "code15", "ptb", "wfdb", "edf", "dicom"],
                    help="mimic: MIMIC-IV-ECG layout (+ Ext-ICD labels); ptbxl: PTB-XL with a task's labels "
                         "and the strat_fold split; challenge: PhysioNet/CinC or CPSC .mat+.hea with SNOMED "
                         "labels; code15: CODE-15%% .mat + meta.csv; ptb: PTB Diagnostic (12 of 15 channels); "
-                        "wfdb: any WFDB folder (no labels)")
+                        "wfdb: any WFDB folder (no labels); edf: EDF/EDF+/BDF files; dicom: DICOM ECG waveforms "
+                        "(edf and dicom need pip install 'lamae[formats]')")
     p.add_argument("--task", default="superdiagnostic",
                    help="PTB-XL task: all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm")
     p.add_argument("--source-rate", type=int, default=500, choices=[100, 500],
@@ -247,7 +248,7 @@ def cmd_benchmark(a):
     print((Path(cfg.out) / "benchmark.md").read_text())
 
 
-FORMATS = ["wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb"]
+FORMATS = ["wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb", "edf", "dicom"]
 
 
 def _add_embed(sub):

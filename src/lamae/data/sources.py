@@ -348,8 +348,17 @@ class PtbReader(WfdbFolderReader):
         super().__init__(root, extra_leads="drop")
 
 
+def _hospital(name: str):
+    def make(root, **kwargs):
+        from . import hospital
+
+        return {"edf": hospital.EdfReader, "dicom": hospital.DicomEcgReader}[name](root, **kwargs)
+    return make
+
+
 READERS = {"mimic": MimicEcgReader, "wfdb": WfdbFolderReader, "ptbxl": PtbXlReader,
-           "challenge": ChallengeReader, "code15": Code15Reader, "ptb": PtbReader}
+           "challenge": ChallengeReader, "code15": Code15Reader, "ptb": PtbReader,
+           "edf": _hospital("edf"), "dicom": _hospital("dicom")}
 
 
 def open_source(kind: str, root, **kwargs):

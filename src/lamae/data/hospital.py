@@ -1,0 +1,184 @@
+"""Readers for what hospitals export: EDF/EDF+ and DICOM 12-lead ECG waveforms.
+
+Each is a folder reader like ``WfdbFolderReader`` (``items()`` lists files, ``read(item)`` gives
+an :class:`EcgRecord` in canonical leads, millivolts and the file's rate), and each lets the
+domain library do the parsing: pyedflib for EDF (the maintained EDFlib binding, which reads
+EDF, EDF+ and BDF) and pydicom for DICOM (its ``waveform_array`` applies each channel's
+sensitivity, correction factor and baseline). ``pip install -e ".[formats]"`` installs both.
+
+Lead names are matched by code where the format has one (DICOM's SCPECG / MDC channel codes),
+otherwise by label, after removing the prefixes devices put in front (``ECG I``, ``EKG V1``,
+``Lead II``); channels that are not ECG leads (respiration, annotations, Frank leads) are left
+out and named in the record's ``meta["dropped_channels"]``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LamaeError, LeadNameError, RecordError
+from ..leads import canonical_lead
+from .record import EcgRecord
+
+# Physical units -> factor to millivolts
+UNITS_TO_MV = {"v": 1000.0, "mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "nv": 1e-6}
+
+# DICOM channel source codes of the 12 standard leads: SCPECG (5.6.3-9-N) and MDC (2:N)
+DICOM_LEAD_CODES = {
+    "5.6.3-9-1": "I", "5.6.3-9-2": "II", "5.6.3-9-61": "III", "5.6.3-9-62": "aVR", "5.6.3-9-63": "aVL",
+    "5.6.3-9-64": "aVF", "5.6.3-9-3": "V1", "5.6.3-9-4": "V2", "5.6.3-9-5": "V3", "5.6.3-9-6": "V4",
+    "5.6.3-9-7": "V5", "5.6.3-9-8": "V6",
+    "2:1": "I", "2:2": "II", "2:61": "III", "2:62": "aVR", "2:63": "aVL", "2:64": "aVF",
+    "2:3": "V1", "2:4": "V2", "2:5": "V3", "2:6": "V4", "2:7": "V5", "2:8": "V6",
+}
+
+_PREFIX = re.compile(r"^(ecg|ekg|lead)[\s_\-:]*", re.IGNORECASE)
+_SUFFIX = re.compile(r"\s*\(.*\)\s*$")
+
+
+def lead_from_label(label: str) -> str | None:
+    """'ECG I', 'EKG V1', 'Lead I (Einthoven)', 'avr' -> the canonical name; None if not a lead."""
+    text = _SUFFIX.sub("", _PREFIX.sub("", str(label).strip()))
+    for candidate in (text, text.replace(" ", ""), text.replace("-", "")):
+        try:
+            return canonical_lead(candidate)
+        except LeadNameError:
+            continue
+    return None
+
+
+def _mv_factor(unit: str, record_id: str, channel: str) -> float:
+    key = str(unit).strip().lower()
+    if key not in UNITS_TO_MV:
+        raise RecordError(record_id, f"channel {channel!r} is in {unit!r}, not a voltage unit lamae knows "
+                                     f"({', '.join(sorted(UNITS_TO_MV))})")
+    return UNITS_TO_MV[key]
+
+
+def _need(module: str, extra: str = "formats"):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise LamaeError(f"reading this format needs {module}: pip install 'lamae[{extra}]' "
+                         f"(or pip install {module})") from None
+
+
+class _FileFolderReader:
+    """Every file with one of ``suffixes`` under a folder, one record each."""
+
+    suffixes: tuple[str, ...] = ()
+    label_kind = "none"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: dataset folder does not exist")
+        self._check_library()
+
+    def _check_library(self) -> None:
+        pass
+
+    def items(self):
+        from .sources import SourceItem
+
+        files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in self.suffixes)
+        out = []
+        for f in files:
+            rel = f.relative_to(self.root)
+            rid = str(rel.with_suffix(""))
+            out.append(SourceItem(record_id=rid, patient_id=rid, path=str(rel)))
+        return out
+
+    def read(self, item) -> EcgRecord:
+        path = self.root / item.path
+        try:
+            return self._read(path, item)
+        except (RecordError, LamaeError):
+            raise
+        except Exception as exc:  # the library's own errors for a damaged or foreign file
+            raise RecordError(item.record_id, f"{path.name}: cannot be read as {self.name.upper()} "
+                                              f"({type(exc).__name__}: {exc})") from None
+
+
+class EdfReader(_FileFolderReader):
+    """A folder of EDF / EDF+ / BDF files (pyedflib). Channels labelled as ECG leads are read in
+    their physical units and converted to millivolts; the leads must share one sampling rate
+    (channels at another rate are left out, like non-ECG channels)."""
+
+    name = "edf"
+    suffixes = (".edf", ".bdf", ".rec")
+
+    def _check_library(self) -> None:
+        _need("pyedflib")
+
+    def _read(self, path: Path, item) -> EcgRecord:
+        from pyedflib import highlevel
+
+        signals, headers, header = highlevel.read_edf(str(path))
+        picked, dropped = [], []
+        for sig, h in zip(signals, headers):
+            lead = lead_from_label(h["label"])
+            if lead is None or any(lead == p[0] for p in picked):
+                dropped.append(h["label"])
+                continue
+            picked.append((lead, np.asarray(sig, np.float64) * _mv_factor(h["dimension"], item.record_id, h["label"]),
+                           float(h.get("sample_frequency") or h.get("sample_rate"))))
+        if not picked:
+            raise RecordError(item.record_id, f"{path.name}: no channel is an ECG lead "
+                                              f"(labels: {', '.join(h['label'] for h in headers) or 'none'})")
+        fs = Counter(p[2] for p in picked).most_common(1)[0][0]
+        dropped += [p[0] for p in picked if p[2] != fs]
+        picked = [p for p in picked if p[2] == fs]
+        n = min(len(p[1]) for p in picked)
+        return EcgRecord(item.record_id, np.stack([p[1][:n] for p in picked]), tuple(p[0] for p in picked), fs,
+                         patient_id=item.patient_id,
+                         meta={"format": "edf", "dropped_channels": dropped,
+                               "start": str(header.get("startdate", ""))})
+
+
+class DicomEcgReader(_FileFolderReader):
+    """A folder of DICOM ECG waveform files (12-lead, general, ambulatory; pydicom). The first
+    multiplex group with ECG leads is read (the rhythm strip where there are several); each
+    channel's sensitivity, correction and baseline are applied by pydicom, units converted to
+    millivolts. The patient is the file's PatientID where it has one."""
+
+    name = "dicom"
+    suffixes = (".dcm", ".dicom")
+
+    def _check_library(self) -> None:
+        _need("pydicom")
+
+    def _read(self, path: Path, item) -> EcgRecord:
+        import pydicom
+
+        ds = pydicom.dcmread(str(path))
+        if "WaveformSequence" not in ds:
+            raise RecordError(item.record_id, f"{path.name}: a DICOM file without waveforms "
+                                              f"(modality {getattr(ds, 'Modality', '?')})")
+        for index, group in enumerate(ds.WaveformSequence):
+            leads, units, keep = [], [], []
+            for c, channel in enumerate(group.ChannelDefinitionSequence):
+                source = channel.ChannelSourceSequence[0]
+                lead = DICOM_LEAD_CODES.get(str(source.CodeValue)) or lead_from_label(source.CodeMeaning)
+                if lead is None or lead in leads:
+                    continue
+                unit = (channel.ChannelSensitivityUnitsSequence[0].CodeValue
+                        if "ChannelSensitivityUnitsSequence" in channel else "uV")
+                leads.append(lead)
+                units.append(_mv_factor(unit, item.record_id, str(source.CodeMeaning)))
+                keep.append(c)
+            if not leads:
+                continue
+            values = ds.waveform_array(index)[:, keep].T * np.asarray(units)[:, None]
+            patient = str(getattr(ds, "PatientID", "") or item.patient_id)
+            return EcgRecord(item.record_id, values, tuple(leads), float(group.SamplingFrequency),
+                             patient_id=patient,
+                             meta={"format": "dicom", "group": str(getattr(group, "MultiplexGroupLabel", index))})
+        raise RecordError(item.record_id, f"{path.name}: no waveform group holds an ECG lead")
