@@ -6,18 +6,26 @@ import shutil
 from lamae.modelcard import CARD, EVALUATIONS, record_evaluation, render_model_card
 
 
-def test_a_pretrained_checkpoint_has_a_card_naming_its_preprocessing(tiny_run):
+def _fresh_card_folder(tiny_run, tmp_path):
+    """A copy of the tiny run's checkpoint without the evaluations other tests may have recorded in it."""
     cards = list(tiny_run.rglob(CARD))
     assert cards, "pretraining wrote no model card"
-    text = cards[-1].read_text()
+    folder = tmp_path / "ckpt"
+    shutil.copytree(cards[-1].parent, folder)
+    (folder / EVALUATIONS).unlink(missing_ok=True)
+    return folder
+
+
+def test_a_pretrained_checkpoint_has_a_card_naming_its_preprocessing(tiny_run, tmp_path):
+    text = next(tiny_run.rglob(CARD)).read_text()
     assert "sampling rate: 100.0 Hz" in text and "window: 2.0 s (200 samples per lead)" in text
-    assert "router encoder" in text and "None recorded yet" in text
+    assert "router encoder" in text
+    config = json.loads((_fresh_card_folder(tiny_run, tmp_path) / "config.json").read_text())
+    assert "None recorded yet" in render_model_card(config)
 
 
 def test_evaluations_are_added_replaced_by_name_and_shown(tiny_run, tmp_path):
-    src = next(tiny_run.rglob(CARD)).parent
-    folder = tmp_path / "ckpt"
-    shutil.copytree(src, folder)
+    folder = _fresh_card_folder(tiny_run, tmp_path)
     record_evaluation(folder, "probe", {"macro AUROC": 0.61}, report="probe/report.md")
     record_evaluation(folder, "leads", {"1 lead": 0.55})
     record_evaluation(folder, "probe", {"macro AUROC": 0.72})

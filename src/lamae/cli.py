@@ -364,8 +364,9 @@ def cmd_explain(a):
     from . import load
     from .data.wfdb_io import read_wfdb
 
+    model = load(a.checkpoint)  # a damaged checkpoint is named before the record is read
     rec = read_wfdb(a.record)
-    weights = load(a.checkpoint).explain(rec.signal, rec.fs, rec.leads, a.out, windows=a.windows,
+    weights = model.explain(rec.signal, rec.fs, rec.leads, a.out, windows=a.windows,
                                          record_id=rec.record_id)
     for lead, v in sorted(weights.items(), key=lambda kv: -kv[1]):
         print(f"{lead:<4} {v:.3f}")

@@ -174,7 +174,7 @@ def test_other_leads_reach_a_lead_only_through_the_latents():
     noise = torch.rand(1, 12, 8, generator=torch.Generator().manual_seed(0))
     x2 = x.clone()
     x2[0, 5] += 3.0  # change another lead only
-    for name in ("LAMAE", "LAMAE-summary", "LAMAE-global", "LAMAE-mean"):
+    for name in ("LAMAE", "LAMAE-attn", "LAMAE-summary", "LAMAE-global", "LAMAE-mean"):
         m = member(name)
         p1, p2 = (m(v, torch.arange(12), noise=noise)["pred"][0, 0] for v in (x, x2))
         assert not torch.allclose(p1, p2), name
@@ -309,4 +309,7 @@ def test_family_members_are_consistent():
         assert spec["kind"] in ("mae", "scratch", "random")
         if spec.get("reuse"):
             assert model_config(spec["reuse"], "tiny") == cfg
-    assert model_config("LAMAE", "tiny") == LamaeConfig(**SIZES["tiny"])  # LAMAE is the default
+    # LAMAE is the default router model plus its lead field; LamaeConfig itself defaults to no lead
+    # field, so checkpoints written before the lead field existed load as they were trained
+    assert model_config("LAMAE", "tiny") == LamaeConfig(**SIZES["tiny"], lead_field=8)
+    assert model_config("LAMAE-attn", "tiny") == LamaeConfig(**SIZES["tiny"])

@@ -166,7 +166,7 @@ class Comparison:
         settings = self.settings(name, seed)
         if result_path.exists():
             result = json.loads(result_path.read_text())
-            if result.get("settings", settings) != settings:
+            if not _same_settings(result.get("settings", settings), settings):
                 raise LamaeError(f"{result_path}: computed with other settings than this comparison's "
                                  f"({_first_difference(result['settings'], settings)}); delete {folder} to "
                                  "recompute it, or choose another --out")
@@ -222,7 +222,7 @@ class Comparison:
         """What a model/seed result depends on: its model and training settings and the
         evaluation's; a stored result made otherwise is not reused."""
         pcfg = with_member_defaults(self.pretrain_config(name, seed, Path("-")))
-        train = {k: v for k, v in asdict(pcfg).items() if k not in ("out", "device", "num_workers", "store")}
+        train = {k: v for k, v in asdict(pcfg).items() if k not in _NOT_SETTINGS}
         evaluation = {k: getattr(self.cfg, k) for k in ("cv", "label_fractions", "min_prevalence", "min_count",
                                                          "min_test_positives")}
         return {"model": self.model_cfgs[name][0].to_dict(), "train": train, "evaluation": evaluation,
@@ -378,9 +378,41 @@ class Comparison:
         plot_compare(report, self.out)
 
 
+# where a run writes, on what, how many workers load it and where it logs: none changes a result
+_NOT_SETTINGS = ("out", "device", "num_workers", "store", "tracker")
+
+
+def _setting_defaults() -> dict:
+    """Each model and training setting's default, by name."""
+    from dataclasses import fields
+
+    from ..models.lamae import LamaeConfig
+
+    return {f.name: f.default for cls in (LamaeConfig, PretrainConfig) for f in fields(cls)
+            if not callable(f.default_factory)}
+
+
+def _same_settings(stored: dict, now: dict) -> bool:
+    """Whether a stored result was computed with ``now``'s settings. A setting added to lamae
+    after the result was stored (absent from it) matches when it is at its default, which is
+    what the stored run used; any other difference recomputes."""
+    defaults = _setting_defaults()
+
+    def same(a, b) -> bool:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return all(same(a[k], b[k]) if k in a else (k in defaults and b[k] == defaults[k])
+                       for k in b) and set(a) - set(_NOT_SETTINGS) <= set(b)
+        return a == b
+
+    return same(stored, now)
+
+
 def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
+    defaults = _setting_defaults()
     for key in sorted(set(a) | set(b)):
         x, y = a.get(key), b.get(key)
+        if (key not in a and key in defaults and y == defaults[key]) or (key not in b and key in _NOT_SETTINGS):
+            continue  # a setting added since, at its default; or one that changes no result
         if isinstance(x, dict) and isinstance(y, dict):
             if x != y:
                 return _first_difference(x, y, f"{prefix}{key}.")
