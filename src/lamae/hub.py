@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import LamaeError
+from .optional import require
 
 try:
     from huggingface_hub import ModelHubMixin
@@ -32,9 +33,7 @@ FILES = ("config.json", "model.safetensors", "MODEL_CARD.md", "evaluations.json"
 
 
 def _need_hub():
-    if ModelHubMixin is None:
-        raise LamaeError("the Hugging Face layout needs huggingface_hub: pip install 'lamae[hub]' "
-                         "(or pip install huggingface_hub)")
+    require("huggingface_hub", "hub", "the Hugging Face layout")
 
 
 def export_checkpoint(pretrained, folder: str | os.PathLike) -> Path:

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from .errors import LamaeError
+from .optional import require
 
 TRACKERS = ("csv", "tensorboard", "wandb")
 
@@ -57,12 +58,8 @@ class CsvTracker:
 
 class TensorBoardTracker:
     def __init__(self, folder: Path, config: dict, name: str):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise LamaeError("--tracker tensorboard needs the tensorboard package: pip install 'lamae[tracking]' "
-                             "(or pip install tensorboard)") from None
-        self.writer = SummaryWriter(log_dir=str(folder / "tensorboard"))
+        tb = require("torch.utils.tensorboard", "tracking", "--tracker tensorboard", package="tensorboard")
+        self.writer = tb.SummaryWriter(log_dir=str(folder / "tensorboard"))
         self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in sorted(config.items())))
         self.step = 0
 
@@ -81,11 +78,7 @@ class TensorBoardTracker:
 
 class WandbTracker:
     def __init__(self, folder: Path, config: dict, name: str):
-        try:
-            import wandb
-        except ImportError:
-            raise LamaeError("--tracker wandb needs the wandb package: pip install 'lamae[tracking]' "
-                             "(or pip install wandb)") from None
+        wandb = require("wandb", "tracking", "--tracker wandb")
         os.environ.setdefault("WANDB_SILENT", "true")
         try:
             self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "lamae"), name=name, dir=str(folder),

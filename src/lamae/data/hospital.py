@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import LamaeError, LeadNameError, RecordError
 from ..leads import canonical_lead
+from ..optional import require
 from .record import EcgRecord
 
 # Physical units -> factor to millivolts
@@ -58,16 +59,6 @@ def _mv_factor(unit: str, record_id: str, channel: str) -> float:
         raise RecordError(record_id, f"channel {channel!r} is in {unit!r}, not a voltage unit lamae knows "
                                      f"({', '.join(sorted(UNITS_TO_MV))})")
     return UNITS_TO_MV[key]
-
-
-def _need(module: str, extra: str = "formats"):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise LamaeError(f"reading this format needs {module}: pip install 'lamae[{extra}]' "
-                         f"(or pip install {module})") from None
 
 
 class _FileFolderReader:
@@ -116,7 +107,7 @@ class EdfReader(_FileFolderReader):
     suffixes = (".edf", ".bdf", ".rec")
 
     def _check_library(self) -> None:
-        _need("pyedflib")
+        require("pyedflib", "formats", "reading EDF")
 
     def _read(self, path: Path, item) -> EcgRecord:
         from pyedflib import highlevel
@@ -153,7 +144,7 @@ class DicomEcgReader(_FileFolderReader):
     suffixes = (".dcm", ".dicom")
 
     def _check_library(self) -> None:
-        _need("pydicom")
+        require("pydicom", "formats", "reading DICOM ECGs")
 
     def _read(self, path: Path, item) -> EcgRecord:
         import pydicom
