@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lamae.errors import LamaeError
-from lamae.eval.compare import CompareConfig, _first_difference, _same_settings, run_compare
+from lamae.eval.compare import CompareConfig, _as_current, _first_difference, run_compare
 from lamae.eval.stats import paired_tests
 
 
@@ -71,12 +71,12 @@ def test_compare_two_models_two_seeds_fills_every_table_and_resumes(store, tmp_p
 def test_results_stored_before_a_setting_existed_are_reused_only_at_its_default():
     now = {"model": {"dim": 64, "lead_field": 0}, "train": {"steps": 800, "model": {"lead_field": 0}}, "store": "s"}
     stored = {"model": {"dim": 64}, "train": {"steps": 800, "model": {}, "tracker": "wandb"}, "store": "s"}
-    assert _same_settings(stored, now)  # lead_field came later, at its default; the tracker changes no result
+    assert _as_current(stored, now) == now  # lead_field came later, at its default; the tracker changes no result
     with_field = {**now, "model": {"dim": 64, "lead_field": 8}}
-    assert not _same_settings(stored, with_field)
-    assert _first_difference(stored, with_field) == "model.lead_field was None, now 8"
-    assert not _same_settings({**stored, "model": {"dim": 72}}, now)
-    assert not _same_settings({**stored, "removed_setting": 1}, now)
+    assert _as_current(stored, with_field) != with_field
+    assert _first_difference(_as_current(stored, with_field), with_field) == "model.lead_field was 0, now 8"
+    assert _as_current({**stored, "model": {"dim": 72}}, now) != now
+    assert _as_current({**stored, "removed_setting": 1}, now) != now
 
 
 def test_compare_rejects_unknown_models_and_orphan_readouts(store, tmp_path):

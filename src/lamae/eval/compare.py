@@ -166,9 +166,10 @@ class Comparison:
         settings = self.settings(name, seed)
         if result_path.exists():
             result = json.loads(result_path.read_text())
-            if not _same_settings(result.get("settings", settings), settings):
+            stored = _as_current(result.get("settings", settings), settings)
+            if stored != settings:
                 raise LamaeError(f"{result_path}: computed with other settings than this comparison's "
-                                 f"({_first_difference(result['settings'], settings)}); delete {folder} to "
+                                 f"({_first_difference(stored, settings)}); delete {folder} to "
                                  "recompute it, or choose another --out")
             if self._wants_crosslead(name) and "crosslead" not in result:  # a result from before (e) existed
                 result["crosslead"] = self.crosslead(name, seed)
@@ -392,27 +393,26 @@ def _setting_defaults() -> dict:
             if not callable(f.default_factory)}
 
 
-def _same_settings(stored: dict, now: dict) -> bool:
-    """Whether a stored result was computed with ``now``'s settings. A setting added to lamae
-    after the result was stored (absent from it) matches when it is at its default, which is
-    what the stored run used; any other difference recomputes."""
+def _as_current(stored: dict, now: dict) -> dict:
+    """``stored`` settings as lamae would write them today: a setting added since the result was
+    stored (absent from it, present in ``now``) takes its default, which is what that run used,
+    and the entries that change no result and are no longer recorded (``tracker``) are dropped.
+    Compare the outcome with ``now``."""
     defaults = _setting_defaults()
 
-    def same(a, b) -> bool:
-        if isinstance(a, dict) and isinstance(b, dict):
-            return all(same(a[k], b[k]) if k in a else (k in defaults and b[k] == defaults[k])
-                       for k in b) and set(a) - set(_NOT_SETTINGS) <= set(b)
-        return a == b
+    def upgrade(a, b):
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            return a
+        out = {k: upgrade(v, b.get(k)) for k, v in a.items() if k in b or k not in _NOT_SETTINGS}
+        out.update({k: defaults[k] for k in b if k not in a and k in defaults})
+        return out
 
-    return same(stored, now)
+    return upgrade(stored, now)
 
 
 def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
-    defaults = _setting_defaults()
     for key in sorted(set(a) | set(b)):
         x, y = a.get(key), b.get(key)
-        if (key not in a and key in defaults and y == defaults[key]) or (key not in b and key in _NOT_SETTINGS):
-            continue  # a setting added since, at its default; or one that changes no result
         if isinstance(x, dict) and isinstance(y, dict):
             if x != y:
                 return _first_difference(x, y, f"{prefix}{key}.")
