@@ -148,9 +148,6 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = load(checkpoint)
-    track = open_tracker(tracker, out, {"checkpoint": str(checkpoint), "data": str(data), "labels": str(labels),
-                                        "mode": mode, "steps": steps, "batch_size": batch_size, "base_lr": base_lr,
-                                        "seed": seed}, name="finetune")
     table = read_label_csv(labels, id_column=id_column, label_column=label_column, patient_column=patient_column)
     source = LabeledSource(open_source(fmt, data), table, labels)
     store = prepare(source, out / "store", model.preprocessing, workers=workers, progress=progress)
@@ -163,32 +160,38 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     tr, va, te = (splits == s for s in ("train", "val", "test"))
     if te.sum() == 0 or tr.sum() == 0:
         raise LamaeError(f"{labels}: too few records to split into train/val/test ({len(rows)} matched)")
-    if mode == "probe":
-        feats, _ = embed_store(model.model, store, rows, progress=progress, desc="embed")
-        probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
-        p_test = probe.predict(feats[te])
-        np.savez(out / "probe.npz", weight=probe.weight, bias=probe.bias, mean=probe.mean, std=probe.std,
-                 labels=np.array(targets.nodes))
-    else:
-        cfg = SupervisedConfig(steps=steps, batch_size=min(batch_size, int(tr.sum())), base_lr=base_lr,
-                               warmup_steps=max(1, steps // 10), seed=seed, device=device)
-        net, head, _ = train_supervised(model.model.cfg, store, rows[tr], y[tr], cfg, progress=progress,
-                                        init=model.model, log=track.log)
-        p_test = predict_supervised(net, head, store, rows[te])
-        from safetensors.torch import save_file
+    # opened once the inputs are known to be usable, and closed however the run ends (a W&B run is finished)
+    track = open_tracker(tracker, out, {"checkpoint": str(checkpoint), "data": str(data), "labels": str(labels),
+                                        "mode": mode, "steps": steps, "batch_size": batch_size, "base_lr": base_lr,
+                                        "seed": seed}, name="finetune")
+    try:
+        if mode == "probe":
+            feats, _ = embed_store(model.model, store, rows, progress=progress, desc="embed")
+            probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
+            p_test = probe.predict(feats[te])
+            np.savez(out / "probe.npz", weight=probe.weight, bias=probe.bias, mean=probe.mean, std=probe.std,
+                     labels=np.array(targets.nodes))
+        else:
+            cfg = SupervisedConfig(steps=steps, batch_size=min(batch_size, int(tr.sum())), base_lr=base_lr,
+                                   warmup_steps=max(1, steps // 10), seed=seed, device=device)
+            net, head, _ = train_supervised(model.model.cfg, store, rows[tr], y[tr], cfg, progress=progress,
+                                            init=model.model, log=track.log)
+            p_test = predict_supervised(net, head, store, rows[te])
+            from safetensors.torch import save_file
 
-        from .checkpoint import save_checkpoint
+            from .checkpoint import save_checkpoint
 
-        save_checkpoint(out / "model", net.cpu(), model.preprocessing,
-                        extra={"finetune": {"labels": targets.nodes, "from": model.config.get("path"),
-                                            "train": asdict(cfg)}})
-        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-                  str(out / "model" / "head.safetensors"))
-    report = _report(model, data, labels, mode, source, store, table, targets, y, (tr, va, te), p_test, seed, out)
-    macro = report["macro_auroc"]
-    track.summary({"finetune/test_macro_auroc": None if macro is None else macro["auroc"],
-                   **{f"finetune/test_auroc/{r['label']}": r["auroc"] for r in report["labels_per_record"]}})
-    track.close()
+            save_checkpoint(out / "model", net.cpu(), model.preprocessing,
+                            extra={"finetune": {"labels": targets.nodes, "from": model.config.get("path"),
+                                                "train": asdict(cfg)}})
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+                      str(out / "model" / "head.safetensors"))
+        report = _report(model, data, labels, mode, source, store, table, targets, y, (tr, va, te), p_test, seed, out)
+        macro = report["macro_auroc"]
+        track.summary({"finetune/test_macro_auroc": None if macro is None else macro["auroc"],
+                       **{f"finetune/test_auroc/{r['label']}": r["auroc"] for r in report["labels_per_record"]}})
+    finally:
+        track.close()
     return report
 
 

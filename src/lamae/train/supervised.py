@@ -76,11 +76,13 @@ def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, 
     t0 = time.time()
     model.train()
     desc = "fine-tune" if init is not None else "scratch"
+    tag = "finetune" if init is not None else "scratch"  # the tracker's metric prefix
     for step in tqdm(range(cfg.steps), desc=desc, unit="step", disable=not progress):
         idx = order.rows_for(step)
         x, present = store.batch(rows[idx], device)
+        lr = lr_at(step, cfg)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr
         feats, _ = model.features(x, leads, present, pooling)
         loss = loss_fn(head(feats), y[idx].to(device))
         opt.zero_grad(set_to_none=True)
@@ -88,8 +90,7 @@ def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, 
         gnorm = torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(head.parameters()), cfg.grad_clip)
         opt.step()
         if log is not None and ((step + 1) % log_every == 0 or step + 1 == cfg.steps):
-            tag = desc.replace("-", "")
-            log(step + 1, {f"{tag}/loss": loss.item(), f"{tag}/lr": lr_at(step, cfg), f"{tag}/grad_norm": float(gnorm)})
+            log(step + 1, {f"{tag}/loss": loss.item(), f"{tag}/lr": lr, f"{tag}/grad_norm": float(gnorm)})
     model.eval()
     return model, head, time.time() - t0
 
