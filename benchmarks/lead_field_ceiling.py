@@ -18,12 +18,14 @@ import argparse
 
 import numpy as np
 
+from lamae.data.preprocess import normalize
 from lamae.data.store import EcgStore
 from lamae.leads import STANDARD_LEADS, lead_indices
 
 
 def lead_zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(-1, keepdims=True)) / (x.std(-1, keepdims=True) + 1e-6)
+    """(n, 12, T) -> each lead of each ECG z-scored, as ``prepare --normalize lead_zscore`` does."""
+    return np.stack([normalize(ecg, "lead_zscore") for ecg in x]).astype(np.float32)
 
 
 def ceiling(train: np.ndarray, test: np.ndarray, hidden: list[int]) -> dict[str, tuple[float, float]]:
