@@ -57,3 +57,10 @@ def test_ablate_reports_every_condition(tiny_run, store, tmp_path, capsys):
     assert set(report["conditions"]) == {"none", "zero", "shuffle"}
     assert report["conditions"]["none"]["hidden"]["V2"]["n"] > 0
     assert "Cross-lead ablation" in capsys.readouterr().out
+
+
+def test_every_reader_is_a_format_the_command_line_takes():
+    from lamae.cli import FORMATS
+    from lamae.data.sources import READERS
+
+    assert sorted(FORMATS) == sorted(READERS)

@@ -7,6 +7,17 @@ import sys
 from pathlib import Path
 
 from .errors import LamaeError
+from .tracking import TRACKERS
+
+# the dataset layouts --format takes: data.sources.READERS's names (kept here so that building
+# the parser imports no data code; a test checks the two agree)
+FORMATS = ["wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb", "edf", "dicom"]
+
+
+def _add_tracker(p, default=None):
+    p.add_argument("--tracker", choices=TRACKERS, default=default,
+                   help="where to log loss, learning rate, gradient norm, throughput and results: csv "
+                        "(metrics.csv, the default), tensorboard or wandb (pip install 'lamae[tracking]')")
 
 
 def _add_synth(sub):
@@ -47,7 +58,7 @@ def _add_prepare(sub):
     p = sub.add_parser("prepare", help="convert a dataset once into a packed, memory-mapped store")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="store folder")
-    p.add_argument("--format", default="mimic", choices=["mimic", "ptbxl", "challenge", "code15", "ptb", "wfdb", "edf", "dicom"],
+    p.add_argument("--format", default="mimic", choices=FORMATS,
                    help="mimic: MIMIC-IV-ECG layout (+ Ext-ICD labels); ptbxl: PTB-XL with a task's labels "
                         "and the strat_fold split; challenge: PhysioNet/CinC or CPSC .mat+.hea with SNOMED "
                         "labels; code15: CODE-15%% .mat + meta.csv; ptb: PTB Diagnostic (12 of 15 channels); "
@@ -123,9 +134,7 @@ def _add_pretrain(sub):
                    help="chance that all six limb leads of an ECG are hidden together (e.g. 0.1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set model.router_latents=4 --set warmup_steps=50")
-    p.add_argument("--tracker", choices=["csv", "tensorboard", "wandb"],
-                   help="where to log loss, learning rate, gradient norm, throughput and results: csv "
-                        "(metrics.csv, the default), tensorboard or wandb (pip install 'lamae[tracking]')")
+    _add_tracker(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.set_defaults(func=cmd_pretrain)
 
@@ -190,9 +199,7 @@ def _add_compare(sub):
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2 3 4)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set pretrain.steps=500 --set model.n_latents=8")
-    p.add_argument("--tracker", choices=["csv", "tensorboard", "wandb"],
-                   help="where to log loss, learning rate, gradient norm, throughput and results: csv "
-                        "(metrics.csv, the default), tensorboard or wandb (pip install 'lamae[tracking]')")
+    _add_tracker(p)
     p.set_defaults(func=cmd_compare)
 
 
@@ -248,9 +255,6 @@ def cmd_benchmark(a):
     print((Path(cfg.out) / "benchmark.md").read_text())
 
 
-FORMATS = ["wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb", "edf", "dicom"]
-
-
 def _add_embed(sub):
     p = sub.add_parser("embed", help="export embeddings and lead weights for a whole dataset")
     p.add_argument("data", help="dataset folder (any leads and rates) or a store made by `lamae prepare`")
@@ -296,9 +300,7 @@ def _add_finetune(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tracker", choices=["csv", "tensorboard", "wandb"], default="csv",
-                   help="where to log loss, learning rate, gradient norm, throughput and results: csv "
-                        "(metrics.csv, the default), tensorboard or wandb (pip install 'lamae[tracking]')")
+    _add_tracker(p, default="csv")
     p.set_defaults(func=cmd_finetune)
 
 

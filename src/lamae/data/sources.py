@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import LabelError, RecordError
 from ..labels.icd10 import parse_cells, parse_code_list
+from .hospital import DicomEcgReader, EdfReader  # their parsing libraries are imported when used
 from .record import EcgRecord
 from .wfdb_io import read_wfdb
 
@@ -348,17 +349,9 @@ class PtbReader(WfdbFolderReader):
         super().__init__(root, extra_leads="drop")
 
 
-def _hospital(name: str):
-    def make(root, **kwargs):
-        from . import hospital
-
-        return {"edf": hospital.EdfReader, "dicom": hospital.DicomEcgReader}[name](root, **kwargs)
-    return make
-
-
 READERS = {"mimic": MimicEcgReader, "wfdb": WfdbFolderReader, "ptbxl": PtbXlReader,
            "challenge": ChallengeReader, "code15": Code15Reader, "ptb": PtbReader,
-           "edf": _hospital("edf"), "dicom": _hospital("dicom")}
+           "edf": EdfReader, "dicom": DicomEcgReader}
 
 
 def open_source(kind: str, root, **kwargs):
