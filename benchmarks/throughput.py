@@ -18,8 +18,9 @@ import time
 
 import torch
 
-from lamae.models.lamae import build_model
-from lamae.train.common import make_optimizer, param_groups
+from lamae.models.family import model_config
+from lamae.models.lamae import Lamae
+from lamae.train.common import keep_freed_memory, make_optimizer, param_groups
 from lamae.utils.flops import matmul_peak, training_step_flops
 
 DEFAULT_BATCH = {"cpu": {"tiny": 64, "small": 16, "base": 4}, "cuda": {"tiny": 512, "small": 256, "base": 128}}
@@ -27,7 +28,7 @@ DEFAULT_BATCH = {"cpu": {"tiny": 64, "small": 16, "base": 4}, "cuda": {"tiny": 5
 
 def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool) -> dict:
     torch.manual_seed(0)
-    model = build_model(size, fs=fs)
+    model = Lamae(model_config("LAMAE", size, {"fs": fs}))
     flops = training_step_flops(model, min(batch, 4)) * batch / min(batch, 4)
     model = model.to(device)
     opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
@@ -66,7 +67,7 @@ def matmul_share(size: str, fs: float, batch: int, device: torch.device) -> floa
     """Fraction of a forward + backward's self time spent in mm / addmm / bmm kernels."""
     from torch.profiler import ProfilerActivity, profile
 
-    model = build_model(size, fs=fs).to(device)
+    model = Lamae(model_config("LAMAE", size, {"fs": fs})).to(device)
     x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
     leads = torch.arange(12, device=device)
     model(x, leads)["loss"].backward()  # warm-up
@@ -88,10 +89,14 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--fresh-memory", action="store_true",
+                    help="CPU: leave glibc's allocator at its defaults (see lamae.train.common.keep_freed_memory)")
     ap.add_argument("--profile", action="store_true",
                     help="after each row, the share of step time in matrix multiplication (torch profiler)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
+    if device.type == "cpu" and not a.fresh_memory:
+        keep_freed_memory()  # as lamae's training does
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32

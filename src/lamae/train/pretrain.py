@@ -38,7 +38,8 @@ from ..models.family import FAMILY, PRETRAINABLE
 from ..models.lamae import MODEL_FORMAT, SIZES, Lamae, LamaeConfig
 from ..plots import save_figure
 from ..tracking import TRACKERS, open_tracker
-from .common import StoreBatches, distributed_context, lr_at, make_optimizer, param_groups, pick_device
+from .common import (StoreBatches, distributed_context, keep_freed_memory, lr_at, make_optimizer, param_groups,
+                     pick_device)
 
 
 @dataclass
@@ -327,6 +328,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     model_cfg = model_config_for(cfg, prep)
     rank, world, device = distributed_context(cfg, pick_device(cfg.device))
     main, progress = rank == 0, progress and rank == 0
+    if device.type == "cpu":
+        keep_freed_memory()
     torch.manual_seed(cfg.seed)
     model = Lamae(model_cfg).to(device)
     opt = make_optimizer(param_groups(model, cfg.weight_decay), cfg.lr, device)

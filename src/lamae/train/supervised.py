@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ..data.store import EcgStore
 from ..models.lamae import Lamae, LamaeConfig
-from .common import StoreBatches, lr_at, make_optimizer, param_groups, pick_device
+from .common import StoreBatches, keep_freed_memory, lr_at, make_optimizer, param_groups, pick_device
 
 
 @dataclass
@@ -61,6 +61,8 @@ def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, 
     import copy
 
     device = pick_device(cfg.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     torch.manual_seed(cfg.seed)
     model = (copy.deepcopy(init) if init is not None else Lamae(model_cfg)).to(device)
     head = torch.nn.Linear(model_cfg.dim, y.shape[1]).to(device)
