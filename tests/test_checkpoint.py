@@ -61,3 +61,25 @@ def test_a_v0_1_run_is_not_resumed(tmp_path, store):
     cfg = PretrainConfig(store=str(store.path), out=str(run), steps=2, batch_size=4, device="cpu")
     with pytest.raises(LamaeError, match="lamae 0.1.0 .*model format 1.*start a new run"):
         pretrain(cfg, resume=True, progress=False)
+
+
+ROUTER = Path(__file__).parent / "fixtures" / "router_77dcfd5"
+
+
+@pytest.mark.parametrize("name", ["lamae", "lamae-attn", "gates"])
+def test_router_checkpoints_from_before_the_token_level_read_give_the_same_outputs(name):
+    """Written at 77dcfd5, where routers and decoder read the latents through the (lead x position)
+    grid with fused attention; today's read works on the tokens alone (make_reference.py there).
+    The same weights give the same outputs to float32 rounding (stated tolerance: 1e-5)."""
+    ref = np.load(ROUTER / "reference.npz")
+    model, _ = load_checkpoint(ROUTER / name)
+    x, noise = torch.from_numpy(ref["x"]), torch.from_numpy(ref["noise"])
+    present, drop = torch.from_numpy(ref["present"]), torch.from_numpy(ref["drop"])
+    with torch.no_grad():
+        out = model.eval()(x, torch.arange(12), present, noise=noise, drop=drop)
+        emb, weights = model.embed(x, torch.arange(12), present)
+    assert float(out["loss"]) > 0.1  # a real reconstruction error, not a degenerate model
+    np.testing.assert_allclose(out["pred"].numpy(), ref[f"{name}_pred"], atol=1e-5)
+    np.testing.assert_allclose(out["loss"].numpy(), ref[f"{name}_loss"], atol=1e-5)
+    np.testing.assert_allclose(emb.numpy(), ref[f"{name}_embed"], atol=1e-5)
+    np.testing.assert_allclose(weights.numpy(), ref[f"{name}_weights"], atol=1e-5)

@@ -35,8 +35,7 @@ class LatentRead(nn.Module):
         self.receive = LeadGates(lead_gates, dim) if lead_gates else None
 
     def forward(self, x, z, leads=None):
-        k, v = self.kv(self.norm_kv(z)).chunk(2, dim=-1)
-        msg = self.proj(read_latents(self.q(self.norm_q(x)), k, v, self.heads))
+        msg = self.proj(read_latents(self.q(self.norm_q(x)), self.kv(self.norm_kv(z)), self.heads))
         if self.receive is not None:
             msg = self.receive(msg, leads)
         return x + msg

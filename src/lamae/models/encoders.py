@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import (BLOCK_TO_GROUPED, Block, GroupedBlock, Mlp, from_grid, gather_over_leads,
-                     read_latents, sincos_1d, to_grid)
+from .layers import BLOCK_TO_GROUPED, Block, GroupedBlock, Mlp, gather_over_leads, read_latents, sincos_1d, to_grid
 
 
 @dataclass
@@ -194,9 +193,8 @@ class LeadRouter(nn.Module):
         z = z + self.mlp(self.norm_mlp(z))
         # 2. broadcast: each token reads the latents at its position
         src = intervene_latents(z, intervene)
-        kz, vz = self.kv_lat(self.norm_src(src)).chunk(2, dim=-1)
-        q = to_grid(self.q_tok(self.norm_read(x)), pos, n_pos)
-        msg = self.proj_tok(from_grid(read_latents(q, kz, vz, self.heads), pos))
+        kv = self.kv_lat(self.norm_src(src))
+        msg = self.proj_tok(read_latents(self.q_tok(self.norm_read(x)), kv, self.heads, pos))
         if self.receive is not None:
             msg = self.receive(msg, leads)
         return x + msg, z, weights

@@ -380,10 +380,10 @@ class Lamae(nn.Module):
         """Encode each lead's visible patches (``keep`` (B, L, n_keep)); the CLS comes first.
         ``sources`` (B, N, K, P): the lead field's, added to the router latents of their position."""
         b, n_leads, _ = x.shape
-        d = self.cfg.dim
         lead_e = self.lead_embed(leads)  # (B, L, D)
-        tok = self.patch_embed(self.patchify(x)) + self.pos + lead_e[:, :, None, :]
-        vis = tok.gather(2, keep[..., None].expand(-1, -1, -1, d))
+        # only the visible patches are embedded (a quarter of them at 75% masking)
+        patches = self.patchify(x).gather(2, keep[..., None].expand(-1, -1, -1, self.cfg.patch_size))
+        vis = self.patch_embed(patches) + self.pos[keep] + lead_e[:, :, None, :]
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
         seq = torch.cat([cls, vis], dim=2)
         pos = torch.cat([keep.new_zeros(b, n_leads, 1), keep + 1], dim=2)  # grid position; 0 = CLS

@@ -147,20 +147,16 @@ def sincos_1d(n: int, dim: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- the (lead x position) grid
-# Per-lead sequences hold each lead's visible tokens in its own order; cross-lead attention
-# works on a grid (batch, leads, positions, width) where a token sits at its patch position
-# (position 0 is the lead's CLS). ``pos`` (B, L, S) gives each sequence item's grid position.
+# Per-lead sequences hold each lead's visible tokens in its own order; ``pos`` (B, L, S) gives
+# each sequence item's patch position (0 is the lead's CLS). The latents gather from a grid
+# (batch, leads, positions, width) where every token sits at its position; tokens read the
+# latents back at their own position, without the grid.
 
 def to_grid(values: torch.Tensor, pos: torch.Tensor, n_pos: int) -> torch.Tensor:
     """(B, L, S, C) sequence items -> (B, L, n_pos, C), zeros where a lead has no visible token."""
     b, n_leads, _, c = values.shape
     grid = values.new_zeros(b, n_leads, n_pos, c)
     return grid.scatter(2, pos[..., None].expand(-1, -1, -1, c), values)
-
-
-def from_grid(grid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """(B, L, P, C) -> the (B, L, S, C) items at ``pos``."""
-    return grid.gather(2, pos[..., None].expand(-1, -1, -1, grid.shape[-1]))
 
 
 def gather_over_leads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: torch.Tensor, heads: int):
@@ -185,16 +181,25 @@ def gather_over_leads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible
     return out, weights.mean(dim=(2, 3))
 
 
-def read_latents(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """Every grid token attends over the latents at its own position.
+def read_latents(q: torch.Tensor, kv: torch.Tensor, heads: int, pos: torch.Tensor | None = None) -> torch.Tensor:
+    """Every token attends over the latents at its own position.
 
-    q (B, L, P, D) token queries on the grid; k, v (B, P, K, D) latents -> (B, L, P, D).
+    q (B, L, S, D) token queries; kv (B, P, K, 2D) the latents' keys and values side by side
+    -> (B, L, S, D). ``pos`` (B, L, S) gives each token's grid position; None means the queries
+    are the whole grid in order (S = P, the decoder's case). Only the tokens there are are
+    computed, not the (mostly empty) grid around the encoder's visible patches. With a handful
+    of latents per position the attention is written as products summed over each head's
+    width and a softmax over the K latents: a fused kernel would spend its time on blocks of
+    one query and K keys.
     """
-    b, n_leads, p, d = q.shape
-    hd, n_lat = d // heads, k.shape[2]
-    # 4-D (batch x position, heads, items, head width): the fused CPU kernel takes 4-D only
-    qh = q.view(b, n_leads, p, heads, hd).permute(0, 2, 3, 1, 4).reshape(b * p, heads, n_leads, hd)
-    kh = k.view(b, p, n_lat, heads, hd).transpose(2, 3).reshape(b * p, heads, n_lat, hd)
-    vh = v.view(b, p, n_lat, heads, hd).transpose(2, 3).reshape(b * p, heads, n_lat, hd)
-    out = F.scaled_dot_product_attention(qh, kh, vh)                  # (B * P, H, L, hd)
-    return out.view(b, p, heads, n_leads, hd).permute(0, 3, 1, 2, 4).reshape(b, n_leads, p, d)
+    b, n_leads, s, d = q.shape
+    n_lat, hd = kv.shape[2], d // heads
+    if pos is None:      # (B, 1, P, K, 2D): the same latents for every lead
+        kv = kv[:, None]
+    else:                # each token's own position's latents (B, L, S, K, 2D)
+        idx = pos.reshape(b, n_leads * s, 1, 1).expand(-1, -1, n_lat, 2 * d)
+        kv = kv.gather(1, idx).view(b, n_leads, s, n_lat, 2 * d)
+    k, v = (t.unflatten(-1, (heads, hd)) for t in kv.chunk(2, dim=-1))
+    qh = q.view(b, n_leads, s, 1, heads, hd)
+    weights = ((qh * k).sum(-1) * hd ** -0.5).softmax(dim=3)           # (B, L, S, K, H)
+    return (weights[..., None] * v).sum(3).reshape(b, n_leads, s, d)
