@@ -41,6 +41,9 @@ class LeadField(nn.Module):
     def noise(self, leads: torch.Tensor) -> torch.Tensor:
         return F.softplus(self.raw_noise[leads]) + 1e-4
 
+    # Run eagerly: compiled by torch.compile on CPU (torch 2.13), this function corrupted the heap
+    # ("double free") on the second training step. It is a small part of a step.
+    @torch.compiler.disable
     def sources(self, patches: torch.Tensor, leads: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """patches (B, L, N, P), leads (B, L) lead indices, visible (B, L, N) -> sources (B, N, K, P).
 
