@@ -64,3 +64,12 @@ def test_every_reader_is_a_format_the_command_line_takes():
     from lamae.data.sources import READERS
 
     assert sorted(FORMATS) == sorted(READERS)
+
+
+def test_pretrain_help_names_every_pretrainable_member():
+    from lamae import cli
+    from lamae.models.family import PRETRAINABLE
+
+    assert cli.PRETRAINABLE == PRETRAINABLE
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["pretrain"].format_help()
+    assert "LAMAE-attn" in help_text

@@ -12,6 +12,8 @@ from .tracking import TRACKERS
 # the dataset layouts --format takes: data.sources.READERS's names (kept here so that building
 # the parser imports no data code; a test checks the two agree)
 FORMATS = ["wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb", "edf", "dicom"]
+# the members `lamae pretrain --model` trains: models.family.PRETRAINABLE (same reason, same test)
+PRETRAINABLE = ["LAMAE", "LAMAE-attn", "LAMAE-summary", "LAMAE-global", "LAMAE-mean", "IndS", "IndP", "MVMAE", "Joint"]
 
 
 def _add_tracker(p, default=None):
@@ -115,8 +117,7 @@ def _add_pretrain(sub):
     p.add_argument("--config", help="YAML file with PretrainConfig fields")
     p.add_argument("--size", choices=["tiny", "small", "base"])
     p.add_argument("--model", dest="architecture", metavar="NAME",
-                   help="a member of the model family: LAMAE (default), LAMAE-summary, LAMAE-global, LAMAE-mean, "
-                        "IndS, IndP, MVMAE, Joint (see `lamae models`)")
+                   help=f"a member of the model family: {', '.join(PRETRAINABLE)} (default LAMAE; see `lamae models`)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--base-lr", type=float, help="lr = base_lr * batch_size / 256")
