@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .encoders import LeadGates, intervene_latents
-from .layers import Block, read_latents, sincos_1d
+from .layers import Block, read_latents, sincos_1d, take_rows
 
 
 class LatentRead(nn.Module):
@@ -71,7 +71,7 @@ class LeadDecoder(nn.Module):
             y = torch.where(hidden[:, :, None, None], self.mask_token.to(y.dtype), y)
         cls, vis = y[:, :, :1], y[:, :, 1:]
         fill = self.mask_token.expand(b * n_leads, n - vis.shape[2], dd).view(b, n_leads, -1, dd)
-        full = torch.cat([vis, fill], dim=2).gather(2, ids_restore[..., None].expand(-1, -1, -1, dd))
+        full = take_rows(torch.cat([vis, fill], dim=2), ids_restore)
         full = full + self.pos + self.lead_embed(leads)[:, :, None, :]
         parts, n_prefix = [cls, full], 0
         if self.condition == "prefix":

@@ -35,7 +35,7 @@ from ..leads import LIMB_LEADS, STANDARD_LEADS, lead_indices
 from .aggregators import READOUTS, build_aggregator, mean_of_leads
 from .decoder import LeadDecoder
 from .encoders import build_encoder, intervene_latents
-from .layers import sincos_1d
+from .layers import sincos_1d, take_rows
 from .leadfield import LeadField
 
 ENCODERS = ("router", "per_lead", "private", "joint")
@@ -382,7 +382,7 @@ class Lamae(nn.Module):
         b, n_leads, _ = x.shape
         lead_e = self.lead_embed(leads)  # (B, L, D)
         # only the visible patches are embedded (a quarter of them at 75% masking)
-        patches = self.patchify(x).gather(2, keep[..., None].expand(-1, -1, -1, self.cfg.patch_size))
+        patches = take_rows(self.patchify(x), keep)
         vis = self.patch_embed(patches) + self.pos[keep] + lead_e[:, :, None, :]
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
         seq = torch.cat([cls, vis], dim=2)

@@ -146,6 +146,23 @@ def sincos_1d(n: int, dim: int) -> torch.Tensor:
     return torch.cat([ang.sin(), ang.cos()], dim=1).float()
 
 
+# ---------------------------------------------------------------------- rows by index
+# Moving whole rows (a token's width) by a flat row index: ``index_select`` / ``index_copy``
+# copy contiguous rows, where ``gather`` / ``scatter`` with an index expanded over the width
+# read an index per element; on CPU the row form is several times faster.
+
+def _flat_rows(index: torch.Tensor, n: int) -> torch.Tensor:
+    """(..., M) indices into dim -2 of (..., n, C) -> indices into its (prod(...) * n, C) rows."""
+    groups = index.reshape(-1, index.shape[-1])
+    return (torch.arange(groups.shape[0], device=index.device)[:, None] * n + groups).reshape(-1)
+
+
+def take_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values (..., S, C), index (..., M) -> (..., M, C): ``values.gather(-2, index)`` over whole rows."""
+    *lead, s, c = values.shape
+    return values.reshape(-1, c).index_select(0, _flat_rows(index, s)).view(*lead, index.shape[-1], c)
+
+
 # ---------------------------------------------------------------------- the (lead x position) grid
 # Per-lead sequences hold each lead's visible tokens in its own order; ``pos`` (B, L, S) gives
 # each sequence item's patch position (0 is the lead's CLS). The latents gather from a grid
@@ -155,8 +172,8 @@ def sincos_1d(n: int, dim: int) -> torch.Tensor:
 def to_grid(values: torch.Tensor, pos: torch.Tensor, n_pos: int) -> torch.Tensor:
     """(B, L, S, C) sequence items -> (B, L, n_pos, C), zeros where a lead has no visible token."""
     b, n_leads, _, c = values.shape
-    grid = values.new_zeros(b, n_leads, n_pos, c)
-    return grid.scatter(2, pos[..., None].expand(-1, -1, -1, c), values)
+    grid = values.new_zeros(b * n_leads * n_pos, c).index_copy(0, _flat_rows(pos, n_pos), values.reshape(-1, c))
+    return grid.view(b, n_leads, n_pos, c)
 
 
 def gather_over_leads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: torch.Tensor, heads: int):
@@ -197,8 +214,7 @@ def read_latents(q: torch.Tensor, kv: torch.Tensor, heads: int, pos: torch.Tenso
     if pos is None:      # (B, 1, P, K, 2D): the same latents for every lead
         kv = kv[:, None]
     else:                # each token's own position's latents (B, L, S, K, 2D)
-        idx = pos.reshape(b, n_leads * s, 1, 1).expand(-1, -1, n_lat, 2 * d)
-        kv = kv.gather(1, idx).view(b, n_leads, s, n_lat, 2 * d)
+        kv = take_rows(kv.flatten(2), pos.reshape(b, -1)).view(b, n_leads, s, n_lat, 2 * d)
     k, v = (t.unflatten(-1, (heads, hd)) for t in kv.chunk(2, dim=-1))
     qh = q.view(b, n_leads, s, 1, heads, hd)
     weights = ((qh * k).sum(-1) * hd ** -0.5).softmax(dim=3)           # (B, L, S, K, H)
