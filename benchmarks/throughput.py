@@ -100,24 +100,34 @@ def main(argv=None):
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    peak = matmul_peak(device, peak_dtype, n=8192 if device.type == "cuda" else 2048)
+    n_peak = 8192 if device.type == "cuda" else 2048
+    peak = matmul_peak(device, peak_dtype, n=n_peak)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}")
-    print(f"measured matmul peak ({str(peak_dtype).removeprefix('torch.')}): {peak / 1e12:.3f} TFLOP/s\n")
     head = (f"{'size':<6}{'Hz':>5}{'batch':>6}{'params':>9}{'step s':>9}{'ECGs/s':>9}"
             f"{'enc tok/s':>11}{'GFLOP/step':>11}{'TFLOP/s':>9}{'MFU':>7}")
-    print(head)
-    print("-" * len(head))
+    results = []
     for size in a.sizes:
         for fs in a.rates:
             batch = a.batch_size or DEFAULT_BATCH[device.type][size]
             r = measure(size, fs, batch, a.steps, device, a.compile)
-            print(f"{size:<6}{fs:>5.0f}{batch:>6}{r['params_m']:>8.1f}M{r['step_s']:>9.3f}{r['ecgs_s']:>9.1f}"
-                  f"{r['enc_tokens_s']:>11.0f}{r['gflop_step']:>11.1f}{r['tflops']:>9.3f}"
-                  f"{100 * r['tflops'] * 1e12 / peak:>6.1f}%", flush=True)
+            print(f"  {size} at {fs:g} Hz: {r['step_s']:.3f} s/step", flush=True)
             if a.profile:
-                print(f"       time in matmul: {100 * matmul_share(size, fs, batch, device):.0f}% "
-                      "(forward + backward, self time)", flush=True)
+                r["matmul_share"] = matmul_share(size, fs, batch, device)
+            results.append(r)
+            # sampled again after every row: one burst of noise on a shared machine would
+            # otherwise lower the peak (and raise every MFU) for the whole table
+            peak = max(peak, matmul_peak(device, peak_dtype, n=n_peak, seconds=0.5))
+    print(f"\nmeasured matmul peak ({str(peak_dtype).removeprefix('torch.')}): {peak / 1e12:.3f} TFLOP/s "
+          "(best of samples before and after each row)\n")
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(f"{r['size']:<6}{r['fs']:>5.0f}{r['batch']:>6}{r['params_m']:>8.1f}M{r['step_s']:>9.3f}{r['ecgs_s']:>9.1f}"
+              f"{r['enc_tokens_s']:>11.0f}{r['gflop_step']:>11.1f}{r['tflops']:>9.3f}"
+              f"{100 * r['tflops'] * 1e12 / peak:>6.1f}%")
+        if "matmul_share" in r:
+            print(f"       time in matmul: {100 * r['matmul_share']:.0f}% (forward + backward, self time)")
 
 
 if __name__ == "__main__":
