@@ -182,13 +182,11 @@ class LeadRouter(nn.Module):
     def forward(self, x, z, pos, visible, intervene=None, leads=None):
         """x (B, L, S, D) tokens; z (B, P, K, D) latents; pos (B, L, S); visible (B, L, P);
         leads (B, L) lead indices (used by the lead gates)."""
-        n_pos = z.shape[1]
         # 1. gather: the latents at each position attend over the leads' tokens there
         k, v = self.kv_tok(self.norm_tok(x)).chunk(2, dim=-1)
         if self.send is not None:
             v = self.send(v, leads)
-        k, v = to_grid(k, pos, n_pos), to_grid(v, pos, n_pos)
-        out, weights = gather_over_leads(self.q_lat(self.norm_lat(z)), k, v, visible, self.heads)
+        out, weights = gather_over_leads(self.q_lat(self.norm_lat(z)), k, v, pos, visible, self.heads)
         z = z + self.proj_lat(out)
         z = z + self.mlp(self.norm_mlp(z))
         # 2. broadcast: each token reads the latents at its position

@@ -176,26 +176,30 @@ def to_grid(values: torch.Tensor, pos: torch.Tensor, n_pos: int) -> torch.Tensor
     return grid.view(b, n_leads, n_pos, c)
 
 
-def gather_over_leads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: torch.Tensor, heads: int):
+def gather_over_leads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, visible: torch.Tensor,
+                      heads: int):
     """At every position, latents attend over the leads visible there.
 
-    q (B, P, K, D) latent queries; k, v (B, L, P, D) lead tokens on the grid; visible (B, L, P).
-    Returns (B, P, K, D) and the attention over leads (B, P, L), averaged over heads and
-    latents (a distribution over the visible leads; all zeros where no lead is visible, and
-    then the output is zero too). Written out rather than fused because the weights are needed.
+    q (B, P, K, D) latent queries; k, v (B, L, S, D) the leads' tokens, at grid positions
+    ``pos`` (B, L, S); visible (B, L, P). Returns (B, P, K, D) and the attention over leads
+    (B, P, L), averaged over heads and latents (a distribution over the visible leads; all zeros
+    where no lead is visible, and then the output is zero too). Each token meets the queries of
+    its own position; only the scores (K x heads per token) go onto the grid, for the softmax
+    over the leads at each position, and the weighted values are summed back per position.
+    Written out rather than fused because the weights are needed.
     """
     b, p, n_lat, d = q.shape
+    n_leads, s = k.shape[1], k.shape[2]
     hd = d // heads
-    qh = q.view(b, p, n_lat, heads, hd)
-    kh = k.view(b, k.shape[1], p, heads, hd)
-    vh = v.view(b, v.shape[1], p, heads, hd)
-    scores = torch.einsum("bpkhd,blphd->bphkl", qh, kh) / math.sqrt(hd)
-    vis = visible.permute(0, 2, 1)[:, :, None, None, :]  # (B, P, 1, 1, L)
-    scores = scores.masked_fill(~vis, float("-inf"))
-    weights = scores.softmax(dim=-1)
-    weights = torch.where(vis.any(dim=-1, keepdim=True), weights, torch.zeros_like(weights))
-    out = torch.einsum("bphkl,blphd->bpkhd", weights, vh).reshape(b, p, n_lat, d)
-    return out, weights.mean(dim=(2, 3))
+    qt = take_rows(q.flatten(2), pos.reshape(b, -1)).view(b, n_leads, s, n_lat, heads, hd)
+    scores = (qt * k.view(b, n_leads, s, 1, heads, hd)).sum(-1) * hd ** -0.5      # (B, L, S, K, H)
+    vis = visible[..., None]                                                       # (B, L, P, 1)
+    weights = to_grid(scores.flatten(3), pos, p).masked_fill(~vis, float("-inf")).softmax(dim=1)
+    weights = torch.where(vis.any(dim=1, keepdim=True), weights, torch.zeros_like(weights))  # (B, L, P, K*H)
+    per_token = take_rows(weights, pos).view(b, n_leads, s, n_lat, heads, 1)
+    msg = (per_token * v.view(b, n_leads, s, 1, heads, hd)).reshape(b * n_leads * s, n_lat * d)
+    out = msg.new_zeros(b * p, n_lat * d).index_add(0, _flat_rows(pos.reshape(b, -1), p), msg)
+    return out.view(b, p, n_lat, d), weights.mean(dim=-1).transpose(1, 2)
 
 
 def read_latents(q: torch.Tensor, kv: torch.Tensor, heads: int, pos: torch.Tensor | None = None) -> torch.Tensor:
