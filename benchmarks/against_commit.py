@@ -29,7 +29,8 @@ import torch
 import lamae
 from lamae.models.family import model_config
 from lamae.models.lamae import Lamae
-from lamae.train.common import keep_freed_memory, make_optimizer, param_groups
+from lamae.train.common import make_optimizer, param_groups
+from lamae.utils.memory import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 

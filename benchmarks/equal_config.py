@@ -28,7 +28,8 @@ import torch
 
 from lamae.models.family import FAMILY, count_parameters, match_parameters
 from lamae.models.lamae import Lamae, LamaeConfig
-from lamae.train.common import keep_freed_memory, make_optimizer, param_groups
+from lamae.train.common import make_optimizer, param_groups
+from lamae.utils.memory import keep_freed_memory
 from lamae.utils.flops import matmul_peak, training_step_flops
 
 STMEM = dict(fs=250.0, window_s=9.0, patch_size=75, dim=384, depth=12, heads=6, mlp_ratio=4.0,
@@ -97,7 +98,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     ap.add_argument("--profile", help="also profile one step of this member")
     ap.add_argument("--fresh-memory", action="store_true",
-                    help="CPU: leave glibc's allocator at its defaults (see lamae.train.common.keep_freed_memory)")
+                    help="CPU: leave glibc's allocator at its defaults (see lamae.utils.memory.keep_freed_memory)")
     ap.add_argument("--previous", action="store_true",
                     help="also time the code paths lamae 0.2 ran (IndP lead by lead, per-tensor AdamW)")
     args = ap.parse_args(argv)

@@ -20,7 +20,8 @@ import torch
 
 from lamae.models.family import model_config
 from lamae.models.lamae import Lamae
-from lamae.train.common import keep_freed_memory, make_optimizer, param_groups
+from lamae.train.common import make_optimizer, param_groups
+from lamae.utils.memory import keep_freed_memory
 from lamae.utils.flops import matmul_peak, training_step_flops
 
 DEFAULT_BATCH = {"cpu": {"tiny": 64, "small": 16, "base": 4}, "cuda": {"tiny": 512, "small": 256, "base": 128}}
@@ -90,7 +91,7 @@ def main(argv=None):
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--fresh-memory", action="store_true",
-                    help="CPU: leave glibc's allocator at its defaults (see lamae.train.common.keep_freed_memory)")
+                    help="CPU: leave glibc's allocator at its defaults (see lamae.utils.memory.keep_freed_memory)")
     ap.add_argument("--profile", action="store_true",
                     help="after each row, the share of step time in matrix multiplication (torch profiler)")
     a = ap.parse_args(argv)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .leads import STANDARD_LEADS, lead_indices
 from .models.lamae import Lamae
+from .utils.memory import keep_freed_memory
 
 
 @torch.no_grad()
@@ -28,6 +29,8 @@ def embed_batches(model: Lamae, batches: Iterable, *, pooling: str = "latent",
     ``lead_set`` (lead names) hides every other lead from the model (reduced-lead evaluation).
     """
     model = model.to(device).eval()
+    if torch.device(device).type == "cpu":
+        keep_freed_memory()
     slots = torch.arange(len(STANDARD_LEADS), device=device)
     keep = None
     if lead_set is not None:

@@ -38,8 +38,8 @@ from ..models.family import FAMILY, PRETRAINABLE
 from ..models.lamae import MODEL_FORMAT, SIZES, Lamae, LamaeConfig
 from ..plots import save_figure
 from ..tracking import TRACKERS, open_tracker
-from .common import (StoreBatches, distributed_context, keep_freed_memory, lr_at, make_optimizer, param_groups,
-                     pick_device)
+from ..utils.memory import keep_freed_memory
+from .common import StoreBatches, distributed_context, lr_at, make_optimizer, param_groups, pick_device
 
 
 @dataclass

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from ..data.store import EcgStore
 from ..models.lamae import Lamae, LamaeConfig
-from .common import StoreBatches, keep_freed_memory, lr_at, make_optimizer, param_groups, pick_device
+from ..utils.memory import keep_freed_memory
+from .common import StoreBatches, lr_at, make_optimizer, param_groups, pick_device
 
 
 @dataclass

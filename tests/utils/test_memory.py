@@ -1,4 +1,4 @@
-"""What pretraining and supervised training share (train/common.py)."""
+"""The C allocator setting CPU training and embedding use (utils/memory.py)."""
 
 import ctypes
 import platform
@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from lamae.train.common import keep_freed_memory
+from lamae.utils.memory import keep_freed_memory
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
