@@ -105,8 +105,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cpu" and not args.fresh_memory:
-        keep_freed_memory()  # as lamae's training does
+    if not args.fresh_memory:
+        keep_freed_memory(device)  # as lamae's training does
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; ST-MEM's configuration, "
           f"batch {args.batch_size}")

@@ -96,8 +96,8 @@ def main(argv=None):
                     help="after each row, the share of step time in matrix multiplication (torch profiler)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
-    if device.type == "cpu" and not a.fresh_memory:
-        keep_freed_memory()  # as lamae's training does
+    if not a.fresh_memory:
+        keep_freed_memory(device)  # as lamae's training does
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32

@@ -29,8 +29,7 @@ def embed_batches(model: Lamae, batches: Iterable, *, pooling: str = "latent",
     ``lead_set`` (lead names) hides every other lead from the model (reduced-lead evaluation).
     """
     model = model.to(device).eval()
-    if torch.device(device).type == "cpu":
-        keep_freed_memory()
+    keep_freed_memory(device)
     slots = torch.arange(len(STANDARD_LEADS), device=device)
     keep = None
     if lead_set is not None:

@@ -328,8 +328,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     model_cfg = model_config_for(cfg, prep)
     rank, world, device = distributed_context(cfg, pick_device(cfg.device))
     main, progress = rank == 0, progress and rank == 0
-    if device.type == "cpu":
-        keep_freed_memory()
+    keep_freed_memory(device)
     torch.manual_seed(cfg.seed)
     model = Lamae(model_cfg).to(device)
     opt = make_optimizer(param_groups(model, cfg.weight_decay), cfg.lr, device)

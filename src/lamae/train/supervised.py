@@ -62,8 +62,7 @@ def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, 
     import copy
 
     device = pick_device(cfg.device)
-    if device.type == "cpu":
-        keep_freed_memory()
+    keep_freed_memory(device)
     torch.manual_seed(cfg.seed)
     model = (copy.deepcopy(init) if init is not None else Lamae(model_cfg)).to(device)
     head = torch.nn.Linear(model_cfg.dim, y.shape[1]).to(device)
