@@ -1,0 +1,93 @@
+"""The kernels behind the tiny model's speed on CPU, each timed on its own at the tiny size's
+shapes (250 Hz, batch 64): why the tiny model stays far from the matmul peak.
+
+1. The decoder's widest product, (77,568 x 64) @ (64 x 256): into a freshly allocated output,
+   into a preallocated one (``out=``), and fresh again after ``keep_freed_memory``.
+2. The decoder's self-attention, (768 sequences, 4 heads, 101 tokens, 16 wide), forward and
+   backward: torch's fused (flash) CPU kernel, the math backend, and written out with matmuls.
+3. The lead field's solves, 64 x 100 systems of 8 x 8 with 25 right-hand sides, forward and
+   backward: LU (``linalg.solve``), Cholesky, and an explicit inverse.
+
+    python benchmarks/kernels.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from lamae.utils.flops import matmul_peak
+from lamae.utils.memory import keep_freed_memory
+
+
+def timed(fn, repeats: int = 7) -> float:
+    """Median seconds of ``fn()`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def backward_of(fn, *inputs):
+    """A call that runs ``fn`` on ``inputs`` (made to need gradients) and backpropagates its sum."""
+    inputs = [t.requires_grad_() for t in inputs]
+
+    def run():
+        fn(*inputs).sum().backward()
+    return run
+
+
+def attention_written_out(q, k, v):
+    return ((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5).softmax(-1) @ v
+
+
+def attention_math(q, k, v):
+    with sdpa_kernel(SDPBackend.MATH):
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+def spd(shape):
+    a = torch.randn(*shape)
+    return a @ a.transpose(-1, -2) + torch.eye(shape[-1])
+
+
+def main():
+    peak = matmul_peak("cpu", torch.float32)
+    print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; matmul peak {peak / 1e9:.0f} GFLOP/s\n")
+
+    a, b = torch.randn(77_568, 64), torch.randn(64, 256)
+    out = torch.empty(77_568, 256)
+    flop = 2 * a.shape[0] * a.shape[1] * b.shape[1]
+    rows = [("fresh output, glibc defaults", timed(lambda: a @ b)),
+            ("preallocated output (out=)", timed(lambda: torch.mm(a, b, out=out)))]
+    keep_freed_memory("cpu")
+    rows.append(("fresh output, keep_freed_memory", timed(lambda: a @ b)))
+    print("(77,568 x 64) @ (64 x 256)")
+    for label, t in rows:
+        print(f"  {label:<34}{t * 1e3:8.1f} ms {flop / t / 1e9:7.0f} GFLOP/s {flop / t / peak:6.0%} of peak")
+
+    shape = (768, 4, 101, 16)
+    flop = 3 * 4 * shape[0] * shape[1] * shape[2] ** 2 * shape[3]  # QK^T and AV, forward + backward
+    print("\nattention (768, 4, 101, 16), forward + backward")
+    for label, fn in (("fused (flash) kernel", F.scaled_dot_product_attention), ("math backend", attention_math),
+                      ("written out with matmuls", attention_written_out)):
+        t = timed(backward_of(fn, *(torch.randn(*shape) for _ in range(3))))
+        print(f"  {label:<34}{t * 1e3:8.1f} ms {flop / t / 1e9:7.0f} GFLOP/s")
+
+    systems, rhs = (64, 100, 8, 8), (64, 100, 8, 25)
+    print("\nlead-field solves, 64 x 100 systems of 8 x 8, 25 right-hand sides, forward + backward")
+    for label, fn in (("LU (torch.linalg.solve)", lambda m, r: torch.linalg.solve(m, r)),
+                      ("Cholesky", lambda m, r: torch.cholesky_solve(r, torch.linalg.cholesky(m))),
+                      ("explicit inverse", lambda m, r: torch.linalg.inv(m) @ r)):
+        print(f"  {label:<34}{timed(backward_of(fn, spd(systems), torch.randn(*rhs))) * 1e3:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
