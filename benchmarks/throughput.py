@@ -27,9 +27,14 @@ from lamae.utils.flops import matmul_peak, training_step_flops
 DEFAULT_BATCH = {"cpu": {"tiny": 64, "small": 16, "base": 4}, "cuda": {"tiny": 512, "small": 256, "base": 128}}
 
 
+def lamae(size: str, fs: float) -> Lamae:
+    """The family's LAMAE (with its lead field) at ``size``, taking ``fs`` Hz."""
+    return Lamae(model_config("LAMAE", size, {"fs": fs}))
+
+
 def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool) -> dict:
     torch.manual_seed(0)
-    model = Lamae(model_config("LAMAE", size, {"fs": fs}))
+    model = lamae(size, fs)
     flops = training_step_flops(model, min(batch, 4)) * batch / min(batch, 4)
     model = model.to(device)
     opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
@@ -68,7 +73,7 @@ def matmul_share(size: str, fs: float, batch: int, device: torch.device) -> floa
     """Fraction of a forward + backward's self time spent in mm / addmm / bmm kernels."""
     from torch.profiler import ProfilerActivity, profile
 
-    model = Lamae(model_config("LAMAE", size, {"fs": fs})).to(device)
+    model = lamae(size, fs).to(device)
     x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
     leads = torch.arange(12, device=device)
     model(x, leads)["loss"].backward()  # warm-up

@@ -207,7 +207,7 @@ def read_latents(q: torch.Tensor, kv: torch.Tensor, heads: int, pos: torch.Tenso
 
     q (B, L, S, D) token queries; kv (B, P, K, 2D) the latents' keys and values side by side
     -> (B, L, S, D). ``pos`` (B, L, S) gives each token's grid position; None means the queries
-    are the whole grid in order (S = P, the decoder's case). Only the tokens there are are
+    are the whole grid in order (S = P, the decoder's case). Only the tokens that exist are
     computed, not the (mostly empty) grid around the encoder's visible patches. With a handful
     of latents per position the attention is written as products summed over each head's
     width and a softmax over the K latents: a fused kernel would spend its time on blocks of
