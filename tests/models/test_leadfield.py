@@ -99,3 +99,29 @@ def test_the_ablation_reaches_the_lead_field():
 def test_settings_that_cannot_work_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         LamaeConfig(**settings)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_solve_runs_in_float32_under_bf16_autocast(device):
+    """GPU training runs under bf16 autocast, where the einsums would hand the solve bfloat16
+    (which it refused on CUDA: the first GPU run of LAMAE failed there). The sources come out
+    float32 and equal to those outside autocast, and a whole LAMAE step trains."""
+    f = _field().to(device)
+    leads = torch.arange(12, device=device)[None].expand(2, -1)
+    x = torch.randn(2, 12, 4, 5, device=device)
+    visible = torch.rand(2, 12, 4, device=device) < 0.5
+    with torch.autocast(device, dtype=torch.bfloat16):
+        s = f.sources(x, leads, visible)
+    assert s.dtype == torch.float32
+    assert torch.allclose(s, f.sources(x, leads, visible), atol=1e-5)
+
+    torch.manual_seed(0)
+    model = build_model("tiny", lead_field=3, fs=50.0, window_s=2.0, patch_size=10).to(device)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        loss = model(torch.randn(2, 12, model.cfg.n_samples, device=device), torch.arange(12, device=device))["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.lead_field.loadings.grad is not None and torch.isfinite(model.lead_field.loadings.grad).all()

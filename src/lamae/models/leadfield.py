@@ -47,13 +47,15 @@ class LeadField(nn.Module):
     def sources(self, patches: torch.Tensor, leads: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """patches (B, L, N, P), leads (B, L) lead indices, visible (B, L, N) -> sources (B, N, K, P).
 
-        Positions where no lead is visible get zero sources (the prior mean)."""
-        u = self.loadings[leads].float()                                   # (B, L, K)
-        w = visible.float() / self.noise(leads).float()[..., None]         # (B, L, N)
-        k = u.shape[-1]
-        precision = torch.einsum("bln,blk,blj->bnkj", w, u, u) + torch.eye(k, device=u.device)
-        rhs = torch.einsum("bln,blk,blnp->bnkp", w, u, patches.float())
-        return torch.linalg.solve(precision, rhs)
+        Positions where no lead is visible get zero sources (the prior mean). Computed in float32
+        also under autocast: a K x K solve has no bfloat16 kernel, and its sums need the digits."""
+        with torch.autocast(patches.device.type, enabled=False):
+            u = self.loadings[leads].float()                                   # (B, L, K)
+            w = visible.float() / self.noise(leads).float()[..., None]         # (B, L, N)
+            k = u.shape[-1]
+            precision = torch.einsum("bln,blk,blj->bnkj", w, u, u) + torch.eye(k, device=u.device)
+            rhs = torch.einsum("bln,blk,blnp->bnkp", w, u, patches.float())
+            return torch.linalg.solve(precision, rhs)
 
     def estimate(self, sources: torch.Tensor, leads: torch.Tensor) -> torch.Tensor:
         """sources (B, N, K, P), leads (B, L) -> every lead's estimate (B, L, N, P)."""
