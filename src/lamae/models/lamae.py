@@ -371,7 +371,9 @@ class Lamae(nn.Module):
     def mask(self, x, leads, mask_ratio, generator=None, noise=None):
         b, n_leads, _ = x.shape
         if noise is None:
-            noise = torch.rand(b, n_leads, self.cfg.n_patches, device=x.device, generator=generator)
+            # generator=None is not passed on: torch.compile (2.11) fails on it with a dynamic batch size
+            noise = torch.rand(b, n_leads, self.cfg.n_patches, device=x.device,
+                               **({} if generator is None else {"generator": generator}))
         if self.cfg.mask_limb_together:
             noise = share_limb_noise(noise, leads)
         return random_masking(b, n_leads, self.cfg.n_patches, mask_ratio, x.device, noise=noise)
