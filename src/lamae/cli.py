@@ -159,6 +159,8 @@ def cmd_pretrain(a):
     cfg = pretrain_config_from_args(a)
     check_output("pretrain", cfg.out)
     r = pretrain(cfg, resume=a.resume)
+    if r["rank"] != 0:  # under torchrun, one process reports
+        return
     if r.get("already_finished"):
         print(f"{r['out']}: this run is already finished ({r['steps']} steps, final loss {r['final_loss']:.4f}, "
               f"{r['seconds']:.0f} s of training); nothing to do (raise --steps to train further)")

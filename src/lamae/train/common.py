@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -103,11 +104,23 @@ def distributed_context(cfg, device: torch.device):
     import torch.distributed as dist
 
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "gloo"
     if device.type == "cuda":
-        device = torch.device("cuda", local)
+        # One process per GPU (NCCL). More processes than GPUs share them round-robin, and
+        # NCCL refuses two processes on one GPU, so their gradients reduce through gloo: slow,
+        # but it runs a multi-process job on a one-GPU machine (to test a launch script).
+        gpus = torch.cuda.device_count()
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        device = torch.device("cuda", local % gpus)
         torch.cuda.set_device(device)
+        if per_node <= gpus:
+            backend = "nccl"
+        elif rank == 0:
+            warnings.warn(f"{per_node} processes per machine share its {gpus} GPU(s); gradients reduce "
+                          "through gloo, which is slow: start one process per GPU for real training",
+                          stacklevel=2)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend)
     if cfg.batch_size % world:
         raise LamaeError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
     return rank, world, device

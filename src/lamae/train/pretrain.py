@@ -335,7 +335,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     start, before = _resume(out, resume, model, opt, prep)
     if start >= cfg.steps:
         return {"out": str(out), "steps": cfg.steps, "final_loss": before["last_loss"],
-                "seconds": before["seconds"], "parameters": model.num_parameters(), "already_finished": True}
+                "seconds": before["seconds"], "parameters": model.num_parameters(), "already_finished": True,
+                "rank": rank}
     if cfg.batch_size % (world * cfg.grad_accum):
         raise LamaeError(f"batch_size {cfg.batch_size} must divide into {world} processes x "
                          f"{cfg.grad_accum} micro-batches")
@@ -391,7 +392,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if main:
         plot_loss(out / "loss.csv", out / "loss.png")
     return {"out": str(out), "steps": cfg.steps, "final_loss": record.last_loss,
-            "seconds": record.elapsed(), "parameters": model.num_parameters()}
+            "seconds": record.elapsed(), "parameters": model.num_parameters(), "rank": rank}
 
 
 def ensure_pretrained(cfg: PretrainConfig, *, progress: bool = True) -> bool:
