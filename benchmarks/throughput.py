@@ -9,11 +9,13 @@ bf16 autocast).
     python benchmarks/throughput.py                      # tiny/small/base at 250 and 500 Hz
     python benchmarks/throughput.py --sizes small --rates 250 --batch-size 32
     python benchmarks/throughput.py --sizes small --rates 500 --profile   # + where the time goes
+    python benchmarks/throughput.py --sizes base --rates 500 --attention math   # unfused attention
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -32,7 +34,21 @@ def lamae(size: str, fs: float) -> Lamae:
     return Lamae(model_config("LAMAE", size, {"fs": fs}))
 
 
-def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool) -> dict:
+ATTENTION = ("auto", "flash", "efficient", "cudnn", "math")
+
+
+def attention_backend(name: str):
+    """A context in which scaled_dot_product_attention may use only kernel ``name`` (auto: any)."""
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel({"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                        "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}[name])
+
+
+def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool,
+            attention: str = "auto") -> dict:
     torch.manual_seed(0)
     model = lamae(size, fs)
     flops = training_step_flops(model, min(batch, 4)) * batch / min(batch, 4)
@@ -45,7 +61,8 @@ def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, 
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with attention_backend(attention), \
+                torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = net(x, leads)["loss"]
         loss.backward()
         opt.step()
@@ -69,22 +86,33 @@ def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, 
             "gflop_step": flops / 1e9, "tflops": flops / t / 1e12}
 
 
-def matmul_share(size: str, fs: float, batch: int, device: torch.device) -> float:
-    """Fraction of a forward + backward's self time spent in mm / addmm / bmm kernels."""
+def profile_step(size: str, fs: float, batch: int, device: torch.device, top: int = 12) -> tuple[float, str]:
+    """Where a forward + backward's time goes: the share in mm / addmm / bmm, and the ``top``
+    operators by self time (kernel time on GPU), each with its share."""
     from torch.profiler import ProfilerActivity, profile
 
     model = lamae(size, fs).to(device)
     x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
     leads = torch.arange(12, device=device)
-    model(x, leads)["loss"].backward()  # warm-up
+
+    def step():  # as timed: under bf16 autocast on GPU
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = model(x, leads)["loss"]
+        loss.backward()
+
+    step()  # warm-up
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
-        model(x, leads)["loss"].backward()
+        step()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = prof.key_averages()
-    total = sum(getattr(e, key) for e in events)
+    # operators only: on GPU the kernels are events too, and would count every kernel twice
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::") and getattr(e, key) > 0]
+    total = max(sum(getattr(e, key) for e in events), 1)
     mm = sum(getattr(e, key) for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm"))
-    return mm / max(total, 1)
+    rows = sorted(events, key=lambda e: -getattr(e, key))[:top]
+    table = "\n".join(f"         {getattr(e, key) / total:6.1%}  {getattr(e, key) / 1e3:8.1f} ms  {e.count:5d} calls  {e.key}"
+                      for e in rows)
+    return mm / total, table
 
 
 def main(argv=None):
@@ -95,6 +123,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--attention", choices=ATTENTION, default="auto",
+                    help="the only kernel scaled_dot_product_attention may use (default: torch's choice)")
     ap.add_argument("--fresh-memory", action="store_true",
                     help="CPU: leave glibc's allocator at its defaults (see lamae.utils.memory.keep_freed_memory)")
     ap.add_argument("--profile", action="store_true",
@@ -109,17 +139,20 @@ def main(argv=None):
     n_peak = 8192 if device.type == "cuda" else 2048
     peak = matmul_peak(device, peak_dtype, n=n_peak)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}")
+    print(f"device: {name}; torch {torch.__version__}; attention: {a.attention}"
+          f"{'; torch.compile' if a.compile else ''}")
     head = (f"{'size':<6}{'Hz':>5}{'batch':>6}{'params':>9}{'step s':>9}{'ECGs/s':>9}"
             f"{'enc tok/s':>11}{'GFLOP/step':>11}{'TFLOP/s':>9}{'MFU':>7}")
     results = []
     for size in a.sizes:
         for fs in a.rates:
+            if a.compile:
+                torch._dynamo.reset()  # each model compiled afresh, not as a dynamic-shape variant
             batch = a.batch_size or DEFAULT_BATCH[device.type][size]
-            r = measure(size, fs, batch, a.steps, device, a.compile)
+            r = measure(size, fs, batch, a.steps, device, a.compile, a.attention)
             print(f"  {size} at {fs:g} Hz: {r['step_s']:.3f} s/step", flush=True)
             if a.profile:
-                r["matmul_share"] = matmul_share(size, fs, batch, device)
+                r["matmul_share"], r["top_ops"] = profile_step(size, fs, batch, device)
             results.append(r)
             # sampled again after every row: one burst of noise on a shared machine would
             # otherwise lower the peak (and raise every MFU) for the whole table
@@ -133,7 +166,8 @@ def main(argv=None):
               f"{r['enc_tokens_s']:>11.0f}{r['gflop_step']:>11.1f}{r['tflops']:>9.3f}"
               f"{100 * r['tflops'] * 1e12 / peak:>6.1f}%")
         if "matmul_share" in r:
-            print(f"       time in matmul: {100 * r['matmul_share']:.0f}% (forward + backward, self time)")
+            print(f"       time in matmul: {100 * r['matmul_share']:.0f}% (forward + backward, self time); "
+                  f"the top operators:\n{r['top_ops']}")
 
 
 if __name__ == "__main__":
