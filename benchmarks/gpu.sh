@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu.sh throughput [DIR]   # eager bf16: tiny/small/base at 250 and 500 Hz,
 #                                             # + base at 500 Hz with each attention kernel
-#   bash benchmarks/gpu.sh compile [DIR]      # the same sizes under torch.compile
+#   bash benchmarks/gpu.sh compile [DIR]      # tiny/small/base at 500 Hz under torch.compile
 #   bash benchmarks/gpu.sh pretrain [DIR]     # synth -> prepare (500 Hz) -> `lamae pretrain`
 #                                             # on the GPU: one process, two (torchrun),
 #                                             # one under torch.compile
