@@ -211,14 +211,23 @@ def read_latents(q: torch.Tensor, kv: torch.Tensor, heads: int, pos: torch.Tenso
     computed, not the (mostly empty) grid around the encoder's visible patches. With a handful
     of latents per position the attention is written as products summed over each head's
     width and a softmax over the K latents: a fused kernel would spend its time on blocks of
-    one query and K keys.
+    one query and K keys. In the decoder (``pos`` None) every lead's query at a position meets
+    the same latents, and the read is a batched matmul.
     """
     b, n_leads, s, d = q.shape
     n_lat, hd = kv.shape[2], d // heads
-    if pos is None:      # (B, 1, P, K, 2D): the same latents for every lead
-        kv = kv[:, None]
-    else:                # each token's own position's latents (B, L, S, K, 2D)
-        kv = take_rows(kv.flatten(2), pos.reshape(b, -1)).view(b, n_leads, s, n_lat, 2 * d)
+    if pos is None:
+        # Every lead's query at a position meets the same K latents: one (L x hd) @ (hd x K)
+        # product per (batch, position, head), a batched matmul, rather than a product of
+        # L x K x D per position written out and summed.
+        k, v = (t.unflatten(-1, (heads, hd)) for t in kv.chunk(2, dim=-1))    # (B, P, K, H, hd)
+        qh = q.view(b, n_leads, s, heads, hd)
+        weights = (torch.einsum("blphd,bpkhd->bplhk", qh, k) * hd ** -0.5).softmax(dim=-1)
+        return torch.einsum("bplhk,bpkhd->blphd", weights, v).reshape(b, n_leads, s, d)
+    # Each token's own position's latents (B, L, S, K, 2D). Written as batched matmuls (one row
+    # of queries per token) this read measured slower: 1.06x the step on CPU (tiny), 1.07x on
+    # an H100 (base, 500 Hz).
+    kv = take_rows(kv.flatten(2), pos.reshape(b, -1)).view(b, n_leads, s, n_lat, 2 * d)
     k, v = (t.unflatten(-1, (heads, hd)) for t in kv.chunk(2, dim=-1))
     qh = q.view(b, n_leads, s, 1, heads, hd)
     weights = ((qh * k).sum(-1) * hd ** -0.5).softmax(dim=3)           # (B, L, S, K, H)
