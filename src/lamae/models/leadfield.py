@@ -23,6 +23,7 @@ ablation (``intervene``) zeroes or shuffles the sources with the latents.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -49,7 +50,8 @@ class LeadField(nn.Module):
 
         Positions where no lead is visible get zero sources (the prior mean). Computed in float32
         also under autocast: a K x K solve has no bfloat16 kernel, and its sums need the digits."""
-        with torch.autocast(patches.device.type, enabled=False):
+        kind = patches.device.type
+        with torch.autocast(kind, enabled=False) if kind in ("cuda", "cpu") else contextlib.nullcontext():
             u = self.loadings[leads].float()                                   # (B, L, K)
             w = visible.float() / self.noise(leads).float()[..., None]         # (B, L, N)
             k = u.shape[-1]

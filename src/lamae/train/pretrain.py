@@ -5,7 +5,7 @@ run resumed from a checkpoint sees exactly the batches and masks the uninterrupt
 would have seen.
 
 Started with ``torchrun --nproc_per_node N -m lamae.cli pretrain ...`` it trains with
-DistributedDataParallel (NCCL on GPU, gloo on CPU): each step's global batch of
+DistributedDataParallel (NCCL on GPU, gloo on CPU and where processes share a GPU): each step's global batch of
 ``batch_size`` records is split across the N processes (a distributed sampler over the
 store), the masks are drawn for the whole global batch and sliced the same way, so N
 processes take the same step as one process with the combined batch. Rank 0 writes the
