@@ -9,6 +9,7 @@ bf16 autocast).
     python benchmarks/throughput.py                      # tiny/small/base at 250 and 500 Hz
     python benchmarks/throughput.py --sizes small --rates 250 --batch-size 32
     python benchmarks/throughput.py --sizes small --rates 500 --profile   # + where the time goes
+    python benchmarks/throughput.py --sizes tiny --rates 250 --breakdown  # the same, without a profiler
     python benchmarks/throughput.py --sizes base --rates 500 --attention math   # unfused attention
 """
 
@@ -86,24 +87,29 @@ def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, 
             "gflop_step": flops / 1e9, "tflops": flops / t / 1e12}
 
 
-def profile_step(size: str, fs: float, batch: int, device: torch.device, top: int = 12) -> tuple[float, str]:
-    """Where a forward + backward's time goes: the share in mm / addmm / bmm, and the ``top``
-    operators by self time (kernel time on GPU), each with its share."""
-    from torch.profiler import ProfilerActivity, profile
-
+def _model_and_batch(size: str, fs: float, batch: int, device: torch.device):
+    """A fresh model on ``device`` and a forward that returns its loss as timed (bf16 autocast on GPU)."""
     model = lamae(size, fs).to(device)
     x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
     leads = torch.arange(12, device=device)
 
-    def step():  # as timed: under bf16 autocast on GPU
+    def loss():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = model(x, leads)["loss"]
-        loss.backward()
+            return model(x, leads)["loss"]
+    return model, loss
 
-    step()  # warm-up
+
+def profile_step(size: str, fs: float, batch: int, device: torch.device, top: int = 12) -> tuple[float, str]:
+    """Where a forward + backward's time goes by the torch profiler: the share in mm / addmm /
+    bmm, and the ``top`` operators by self time (kernel time on GPU), each with its share. The
+    profiler adds its own cost to every operator call (``breakdown`` times without it)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    _, loss = _model_and_batch(size, fs, batch, device)
+    loss().backward()  # warm-up
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
-        step()
+        loss().backward()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     # operators only: on GPU the kernels are events too, and would count every kernel twice
     events = [e for e in prof.key_averages() if e.key.startswith("aten::") and getattr(e, key) > 0]
@@ -113,6 +119,55 @@ def profile_step(size: str, fs: float, batch: int, device: torch.device, top: in
     table = "\n".join(f"         {getattr(e, key) / total:6.1%}  {getattr(e, key) / 1e3:8.1f} ms  {e.count:5d} calls  {e.key}"
                       for e in rows)
     return mm / total, table
+
+
+def breakdown(size: str, fs: float, batch: int, device: torch.device, steps: int, depth: int = 3) -> str:
+    """Where a step's time goes without a profiler: forward, backward and optimizer (median of
+    ``steps``), and the forward's wall time inside each module named with at most ``depth`` parts
+    (inclusive of its children; timed by hooks, with a GPU sync at each)."""
+    model, loss = _model_and_batch(size, fs, batch, device)
+    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    inside: dict[str, list[float]] = {}
+
+    def enter(module, args):
+        sync()
+        module._entered = time.perf_counter()
+
+    def leave(module, args, out):
+        sync()
+        inside.setdefault(module._timed_as, []).append(time.perf_counter() - module._entered)
+
+    hooks = []
+    for name, module in model.named_modules():
+        if name and name.count(".") < depth and not isinstance(module, torch.nn.ModuleList):
+            module._timed_as = name
+            hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    phases = {"forward": [], "backward": [], "optimizer": []}
+    for i in range(steps + 2):  # two warm-up steps
+        if i == 2:
+            inside.clear()
+        opt.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        value = loss()
+        sync()
+        t1 = time.perf_counter()
+        value.backward()
+        sync()
+        t2 = time.perf_counter()
+        opt.step()
+        sync()
+        if i >= 2:
+            for phase, t in zip(phases.values(), (t1 - t0, t2 - t1, time.perf_counter() - t2)):
+                phase.append(t)
+    for h in hooks:
+        h.remove()
+    median = {phase: sorted(t)[len(t) // 2] for phase, t in phases.items()}
+    lines = ["       step: " + ", ".join(f"{phase} {t * 1e3:.0f} ms" for phase, t in median.items())]
+    per_step = sorted(((sum(t) / steps, name) for name, t in inside.items()), reverse=True)
+    lines += [f"         {t * 1e3:8.1f} ms  {t / median['forward']:6.1%} of the forward  {name}"
+              for t, name in per_step if t >= 0.01 * median["forward"]]
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -128,7 +183,11 @@ def main(argv=None):
     ap.add_argument("--fresh-memory", action="store_true",
                     help="CPU: leave glibc's allocator at its defaults (see lamae.utils.memory.keep_freed_memory)")
     ap.add_argument("--profile", action="store_true",
-                    help="after each row, the share of step time in matrix multiplication (torch profiler)")
+                    help="after each row, the share of step time in matrix multiplication and the top "
+                         "operators (torch profiler)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="after each row, forward / backward / optimizer time and the forward's time in "
+                         "each module (hooks, no profiler)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
     if not a.fresh_memory:
@@ -153,6 +212,8 @@ def main(argv=None):
             print(f"  {size} at {fs:g} Hz: {r['step_s']:.3f} s/step", flush=True)
             if a.profile:
                 r["matmul_share"], r["top_ops"] = profile_step(size, fs, batch, device)
+            if a.breakdown:
+                r["breakdown"] = breakdown(size, fs, batch, device, a.steps)
             results.append(r)
             # sampled again after every row: one burst of noise on a shared machine would
             # otherwise lower the peak (and raise every MFU) for the whole table
@@ -168,6 +229,8 @@ def main(argv=None):
         if "matmul_share" in r:
             print(f"       time in matmul: {100 * r['matmul_share']:.0f}% (forward + backward, self time); "
                   f"the top operators:\n{r['top_ops']}")
+        if "breakdown" in r:
+            print(r["breakdown"])
 
 
 if __name__ == "__main__":
