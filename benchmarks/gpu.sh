@@ -8,11 +8,11 @@
 #                                             # on the GPU: one process, two (torchrun),
 #                                             # one under torch.compile
 #
-# Each stage prints its tables and keeps them in DIR (default gpu-figures).
+# Each stage prints its tables and keeps them in DIR (default runs/gpu-figures, ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:?"which stage: throughput, compile or pretrain"}
-dir=${2:-gpu-figures}
+dir=${2:-runs/gpu-figures}
 mkdir -p "$dir"
 py=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
