@@ -7,6 +7,10 @@ shapes (250 Hz, batch 64): why the tiny model stays far from the matmul peak.
    backward: torch's fused (flash) CPU kernel, the math backend, and written out with matmuls.
 3. The lead field's solves, 64 x 100 systems of 8 x 8 with 25 right-hand sides, forward and
    backward: LU (``linalg.solve``), Cholesky, and an explicit inverse.
+4. The decoder's read of the latents, 12 leads x 101 positions reading 2 latents per position
+   (4 heads of 16), forward and backward: the scores laid out with the K latents last (as
+   commit 697a1ab wrote them), and with K on an inner axis (``read_latents`` today); and the softmax
+   over a last axis of 2 against the same softmax over an inner axis.
 
     python benchmarks/kernels.py
 """
@@ -20,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from lamae.models.layers import read_latents
 from lamae.utils.flops import matmul_peak
 from lamae.utils.memory import keep_freed_memory
 
@@ -58,6 +63,15 @@ def spd(shape):
     return a @ a.transpose(-1, -2) + torch.eye(shape[-1])
 
 
+def read_latents_k_last(q, kv, heads):
+    """The decoder's read as commit 697a1ab wrote it: scores (B, P, L, H, K), softmax over the last axis."""
+    b, n_leads, s, d = q.shape
+    hd = d // heads
+    k, v = (t.unflatten(-1, (heads, hd)) for t in kv.chunk(2, dim=-1))
+    weights = (torch.einsum("blphd,bpkhd->bplhk", q.view(b, n_leads, s, heads, hd), k) * hd ** -0.5).softmax(-1)
+    return torch.einsum("bplhk,bpkhd->blphd", weights, v).reshape(b, n_leads, s, d)
+
+
 def main():
     peak = matmul_peak("cpu", torch.float32)
     print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; matmul peak {peak / 1e9:.0f} GFLOP/s\n")
@@ -87,6 +101,17 @@ def main():
                       ("Cholesky", lambda m, r: torch.cholesky_solve(r, torch.linalg.cholesky(m))),
                       ("explicit inverse", lambda m, r: torch.linalg.inv(m) @ r)):
         print(f"  {label:<34}{timed(backward_of(fn, spd(systems), torch.randn(*rhs))) * 1e3:8.1f} ms")
+
+    q, kv = torch.randn(64, 12, 101, 64), torch.randn(64, 101, 2, 128)
+    print("\ndecoder read of the latents, (64, 12, 101, 64) tokens, 2 latents per position, 4 heads, forward + backward")
+    for label, fn in (("scores with K last (697a1ab)", read_latents_k_last),
+                      ("K on an inner axis (read_latents)", read_latents)):
+        print(f"  {label:<34}{timed(backward_of(lambda a, c: fn(a, c, 4), q, kv)) * 1e3:8.1f} ms")
+    scores = torch.randn(64, 101, 12, 4, 2)
+    print("softmax of 64 x 101 x 12 x 4 pairs, forward")
+    print(f"  {'over a last axis of 2':<34}{timed(lambda: scores.softmax(-1)) * 1e3:8.1f} ms")
+    inner = scores.movedim(-1, 2).contiguous()
+    print(f"  {'over an inner axis of 2':<34}{timed(lambda: inner.softmax(2)) * 1e3:8.1f} ms")
 
 
 if __name__ == "__main__":

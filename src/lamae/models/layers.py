@@ -219,11 +219,14 @@ def read_latents(q: torch.Tensor, kv: torch.Tensor, heads: int, pos: torch.Tenso
     if pos is None:
         # Every lead's query at a position meets the same K latents: one (L x hd) @ (hd x K)
         # product per (batch, position, head), a batched matmul, rather than a product of
-        # L x K x D per position written out and summed.
+        # L x K x D per position written out and summed. The scores keep K off the last axis:
+        # on CPU a softmax over a last axis of 2 ran 20x slower than over an inner one, and
+        # this read's forward and backward took 0.75x the time of scores laid out (..., K)
+        # (benchmarks/kernels.py).
         k, v = (t.unflatten(-1, (heads, hd)) for t in kv.chunk(2, dim=-1))    # (B, P, K, H, hd)
         qh = q.view(b, n_leads, s, heads, hd)
-        weights = (torch.einsum("blphd,bpkhd->bplhk", qh, k) * hd ** -0.5).softmax(dim=-1)
-        return torch.einsum("bplhk,bpkhd->blphd", weights, v).reshape(b, n_leads, s, d)
+        weights = (torch.einsum("blphd,bpkhd->bpkhl", qh, k) * hd ** -0.5).softmax(dim=2)
+        return torch.einsum("bpkhl,bpkhd->blphd", weights, v).reshape(b, n_leads, s, d)
     # Each token's own position's latents (B, L, S, K, 2D). Written as batched matmuls (one row
     # of queries per token) this read measured slower: 1.06x the step on CPU (tiny), 1.07x on
     # an H100 (base, 500 Hz).
