@@ -2,7 +2,8 @@
 shapes (250 Hz, batch 64): why the tiny model stays far from the matmul peak.
 
 1. The decoder's widest product, (77,568 x 64) @ (64 x 256): into a freshly allocated output,
-   into a preallocated one (``out=``), and fresh again after ``keep_freed_memory``.
+   into a preallocated one (``out=``), and fresh again after ``keep_freed_memory``; then the
+   decoder's whole MLP (64 -> 256 -> 64 with GELU), forward and backward.
 2. The decoder's self-attention, (768 sequences, 4 heads, 101 tokens, 16 wide), forward and
    backward: torch's fused (flash) CPU kernel, the math backend, and written out with matmuls.
 3. The lead field's solves, 64 x 100 systems of 8 x 8 with 25 right-hand sides, forward and
@@ -86,6 +87,12 @@ def main():
     print("(77,568 x 64) @ (64 x 256)")
     for label, t in rows:
         print(f"  {label:<34}{t * 1e3:8.1f} ms {flop / t / 1e9:7.0f} GFLOP/s {flop / t / peak:6.0%} of peak")
+
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(), torch.nn.Linear(256, 64))
+    flop = 3 * 2 * 2 * 77_568 * 64 * 256  # two products, forward + backward (twice the forward)
+    t = timed(backward_of(mlp, torch.randn(77_568, 64)))
+    print("\ndecoder MLP, 77,568 tokens, 64 -> 256 (GELU) -> 64, forward + backward")
+    print(f"  {'nn.Linear, GELU, nn.Linear':<34}{t * 1e3:8.1f} ms {flop / t / 1e9:7.0f} GFLOP/s {flop / t / peak:6.0%} of peak")
 
     shape = (768, 4, 101, 16)
     flop = 3 * 4 * shape[0] * shape[1] * shape[2] ** 2 * shape[3]  # QK^T and AV, forward + backward
