@@ -116,8 +116,14 @@ def distributed_context(cfg, device: torch.device):
         if per_node <= gpus:
             backend = "nccl"
         elif rank == 0:
-            warnings.warn(f"{per_node} processes per machine share its {gpus} GPU(s); gradients reduce "
-                          "through gloo, which is slow: start one process per GPU for real training",
+            # A launcher that shows each process only its own GPU (CUDA_VISIBLE_DEVICES per
+            # process) lands here too: each process sees one GPU and cannot tell that the others
+            # see different ones, so the warning names that case and its remedy.
+            warnings.warn(f"{per_node} processes on this machine and {gpus} GPU(s) visible to each: they "
+                          "share them, and gradients reduce through gloo, which is slow. For real training "
+                          "start one process per GPU with every GPU visible to all of them (torchrun "
+                          "--nproc_per_node N); if your launcher gives each process its own GPU through "
+                          "CUDA_VISIBLE_DEVICES, make them all visible instead so that NCCL is used",
                           stacklevel=2)
     if not dist.is_initialized():
         dist.init_process_group(backend)
