@@ -48,24 +48,34 @@ def attention_backend(name: str):
                         "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}[name])
 
 
-def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool,
-            attention: str = "auto") -> dict:
-    torch.manual_seed(0)
-    model = lamae(size, fs)
-    flops = training_step_flops(model, min(batch, 4)) * batch / min(batch, 4)
-    model = model.to(device)
-    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
+def _model_and_batch(size: str, fs: float, batch: int, device: torch.device, attention: str = "auto",
+                     compile_: bool = False):
+    """A fresh model on ``device`` and a forward that returns its loss as timed: bf16 autocast
+    on GPU, only the ``attention`` kernel allowed, through torch.compile if ``compile_``."""
+    model = lamae(size, fs).to(device)
     net = torch.compile(model) if compile_ else model
     x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
     leads = torch.arange(12, device=device)
+
+    def loss():
+        with attention_backend(attention), \
+                torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            return net(x, leads)["loss"]
+    return model, loss
+
+
+def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool,
+            attention: str = "auto") -> dict:
+    torch.manual_seed(0)
+    # FLOPs counted on a CPU copy at a small batch (the count is linear in the batch)
+    flops = training_step_flops(lamae(size, fs), min(batch, 4)) * batch / min(batch, 4)
+    model, loss = _model_and_batch(size, fs, batch, device, attention, compile_)
+    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with attention_backend(attention), \
-                torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = net(x, leads)["loss"]
-        loss.backward()
+        loss().backward()
         opt.step()
 
     for _ in range(2 if not compile_ else 4):  # warm-up (and compilation)
@@ -87,25 +97,14 @@ def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, 
             "gflop_step": flops / 1e9, "tflops": flops / t / 1e12}
 
 
-def _model_and_batch(size: str, fs: float, batch: int, device: torch.device):
-    """A fresh model on ``device`` and a forward that returns its loss as timed (bf16 autocast on GPU)."""
-    model = lamae(size, fs).to(device)
-    x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
-    leads = torch.arange(12, device=device)
-
-    def loss():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            return model(x, leads)["loss"]
-    return model, loss
-
-
-def profile_step(size: str, fs: float, batch: int, device: torch.device, top: int = 12) -> tuple[float, str]:
+def profile_step(size: str, fs: float, batch: int, device: torch.device, attention: str = "auto",
+                 top: int = 12) -> tuple[float, str]:
     """Where a forward + backward's time goes by the torch profiler: the share in mm / addmm /
     bmm, and the ``top`` operators by self time (kernel time on GPU), each with its share. The
     profiler adds its own cost to every operator call (``breakdown`` times without it)."""
     from torch.profiler import ProfilerActivity, profile
 
-    _, loss = _model_and_batch(size, fs, batch, device)
+    _, loss = _model_and_batch(size, fs, batch, device, attention)
     loss().backward()  # warm-up
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
@@ -121,11 +120,12 @@ def profile_step(size: str, fs: float, batch: int, device: torch.device, top: in
     return mm / total, table
 
 
-def breakdown(size: str, fs: float, batch: int, device: torch.device, steps: int, depth: int = 3) -> str:
+def breakdown(size: str, fs: float, batch: int, device: torch.device, steps: int, attention: str = "auto",
+              depth: int = 3) -> str:
     """Where a step's time goes without a profiler: forward, backward and optimizer (median of
     ``steps``), and the forward's wall time inside each module named with at most ``depth`` parts
     (inclusive of its children; timed by hooks, with a GPU sync at each)."""
-    model, loss = _model_and_batch(size, fs, batch, device)
+    model, loss = _model_and_batch(size, fs, batch, device, attention)
     opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     inside: dict[str, list[float]] = {}
@@ -211,9 +211,9 @@ def main(argv=None):
             r = measure(size, fs, batch, a.steps, device, a.compile, a.attention)
             print(f"  {size} at {fs:g} Hz: {r['step_s']:.3f} s/step", flush=True)
             if a.profile:
-                r["matmul_share"], r["top_ops"] = profile_step(size, fs, batch, device)
+                r["matmul_share"], r["top_ops"] = profile_step(size, fs, batch, device, a.attention)
             if a.breakdown:
-                r["breakdown"] = breakdown(size, fs, batch, device, a.steps)
+                r["breakdown"] = breakdown(size, fs, batch, device, a.steps, a.attention)
             results.append(r)
             # sampled again after every row: one burst of noise on a shared machine would
             # otherwise lower the peak (and raise every MFU) for the whole table
