@@ -128,7 +128,10 @@ def profile_step(size: str, fs: float, batch: int, device: torch.device, attenti
     from torch.profiler import ProfilerActivity, profile
 
     _, loss = _model_and_batch(size, fs, batch, device, attention, compile_)
-    for _ in range(3 if compile_ else 1):  # warm-up (and compilation)
+    # warm-up (and compilation): on CPU the allocator's heap takes about three steps to settle,
+    # and a step before that spends ~0.1 s per 80 MB buffer in page faults, which the profile
+    # would charge to whichever operator first writes it (a matmul, GELU's backward)
+    for _ in range(4):
         loss().backward()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:

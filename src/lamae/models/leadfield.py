@@ -57,7 +57,16 @@ class LeadField(nn.Module):
             k = u.shape[-1]
             precision = torch.einsum("bln,blk,blj->bnkj", w, u, u) + torch.eye(k, device=u.device)
             rhs = torch.einsum("bln,blk,blnp->bnkp", w, u, patches.float())
-            return torch.linalg.solve(precision, rhs)
+            # The explicit inverse and one step of iterative refinement, not linalg.solve: with
+            # one small K x K system per (batch, position), solve's per-system LU work dominates
+            # (6,400 systems of 8 with 25 right-hand sides, forward + backward on CPU: 27 ms
+            # against 10 ms; benchmarks/kernels.py), where the inverse's are batched matmuls.
+            # The inverse alone loses digits when near-noiseless leads make the precision
+            # ill-conditioned (relative error 1.6e-3 against solve's 9e-5 at condition ~1e4);
+            # the refinement step brings it back to solve's (tests/models/test_leadfield.py).
+            inverse = torch.linalg.inv(precision)
+            sources = inverse @ rhs
+            return sources + inverse @ (rhs - precision @ sources)
 
     def estimate(self, sources: torch.Tensor, leads: torch.Tensor) -> torch.Tensor:
         """sources (B, N, K, P), leads (B, L) -> every lead's estimate (B, L, N, P)."""
