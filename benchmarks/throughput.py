@@ -119,7 +119,7 @@ def kernel_kind(name: str) -> str:
 
 def profile_step(size: str, fs: float, batch: int, device: torch.device, attention: str = "auto",
                  top: int = 12, compile_: bool = False) -> tuple[float, str]:
-    """Where a forward + backward's time goes by the torch profiler: the share in mm / addmm /
+    """Where a training step's time goes by the torch profiler: the share in mm / addmm /
     bmm, and the ``top`` operators by self time (kernel time on GPU), each with its share.
     Under torch.compile most of the step runs as generated kernels that no aten operator
     owns, so on GPU the rows are then kernels, and the share is of all kernel time. The
@@ -127,15 +127,22 @@ def profile_step(size: str, fs: float, batch: int, device: torch.device, attenti
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    _, loss = _model_and_batch(size, fs, batch, device, attention, compile_)
-    # warm-up (and compilation): on CPU the allocator's heap takes about three steps to settle,
-    # and a step before that spends ~0.1 s per 80 MB buffer in page faults, which the profile
-    # would charge to whichever operator first writes it (a matmul, GELU's backward)
-    for _ in range(4):
+    model, loss = _model_and_batch(size, fs, batch, device, attention, compile_)
+    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
+
+    def step():  # as timed by ``measure``; the optimizer's share is small
+        opt.zero_grad(set_to_none=True)
         loss().backward()
+        opt.step()
+
+    # warm-up (and compilation): on CPU the allocator's heap takes about three steps to settle;
+    # a step before that spends ~0.1 s per 80 MB buffer in page faults, which the profile would
+    # charge to whichever operator first writes it (GELU's backward, a matmul)
+    for _ in range(4):
+        step()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
-        loss().backward()
+        step()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     averages = prof.key_averages()
     # operators only: on GPU the kernels are events too, and would count every kernel twice
@@ -270,7 +277,7 @@ def main(argv=None):
               f"{r['enc_tokens_s']:>11.0f}{r['gflop_step']:>11.1f}{r['tflops']:>9.3f}"
               f"{100 * r['tflops'] * 1e12 / peak:>6.1f}%")
         if "matmul_share" in r:
-            print(f"       time in matmul: {100 * r['matmul_share']:.0f}% (forward + backward, self time); "
+            print(f"       time in matmul: {100 * r['matmul_share']:.0f}% (one training step, self time); "
                   f"the top operators:\n{r['top_ops']}")
         if "breakdown" in r:
             print(r["breakdown"])
