@@ -45,21 +45,25 @@ def test_no_visible_lead_gives_the_prior_mean():
     assert torch.count_nonzero(s) == 0
 
 
-@pytest.mark.parametrize("raw_noise", [None, -9.0])  # as initialised; almost noiseless (psi ~ 2e-4)
+@pytest.mark.parametrize("raw_noise", [None, -9.0, -12.0])  # as initialised; near-noiseless leads
 def test_sources_are_as_accurate_as_linalg_solve(raw_noise):
     """``sources`` takes an explicit inverse of each position's precision, refined once (faster
     than ``linalg.solve`` on many small systems). Against the posterior mean solved in float64,
-    its values and gradients are as accurate as float32 ``linalg.solve``'s (what it replaced),
-    also when near-noiseless leads make the precision ill-conditioned (condition ~1e3-1e4)."""
+    its values and gradients are about as accurate as float32 ``linalg.solve``'s (what it
+    replaced), also when near-noiseless leads make the precision ill-conditioned (condition
+    ~1e3-1e4). Errors are norms over 400 systems: two float32 solvers' errors on one system
+    differ by several times at random (float32 Cholesky against LU: up to 2.6x over 400 systems,
+    25 seeds); over those seeds the refined inverse stayed within 2.5x of LU's, where the
+    inverse without refinement reached 71x (median 1.6x)."""
     f = _field(k=8, patch=5)
     if raw_noise is not None:
         with torch.no_grad():
             f.raw_noise.fill_(raw_noise)
-    leads = torch.arange(12)[None].expand(3, -1)
-    x = torch.randn(3, 12, 6, 5)
-    visible = torch.rand(3, 12, 6) < 0.5
+    leads = torch.arange(12)[None].expand(8, -1)
+    x = torch.randn(8, 12, 50, 5)
+    visible = torch.rand(8, 12, 50) < 0.5
     visible[0, :, 0] = False  # a position with no lead visible
-    grad = torch.randn(3, 6, 8, 5, dtype=torch.float64)
+    grad = torch.randn(8, 50, 8, 5, dtype=torch.float64)
 
     def solved(dtype):
         u = f.loadings[leads].to(dtype)
@@ -77,8 +81,8 @@ def test_sources_are_as_accurate_as_linalg_solve(raw_noise):
     old = value_and_grads(lambda: solved(torch.float32))
     new = value_and_grads(lambda: f.sources(x, leads, visible))
     for name, e, o, n in zip(("sources", "loadings' gradient", "noise's gradient"), exact, old, new):
-        old_error, new_error = (o - e).abs().max(), (n - e).abs().max()
-        assert new_error <= 2 * old_error + 1e-6 * e.abs().max(), (name, float(new_error), float(old_error))
+        old_error, new_error = float((o - e).norm() / e.norm()), float((n - e).norm() / e.norm())
+        assert new_error <= 3 * old_error + 1e-7, (name, new_error, old_error)
 
 
 def test_sources_do_not_depend_on_lead_order():

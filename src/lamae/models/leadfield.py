@@ -62,8 +62,10 @@ class LeadField(nn.Module):
             # (6,400 systems of 8 with 25 right-hand sides, forward + backward on CPU: 27 ms
             # against 10 ms; benchmarks/kernels.py), where the inverse's are batched matmuls.
             # The inverse alone loses digits when near-noiseless leads make the precision
-            # ill-conditioned (relative error 1.6e-3 against solve's 9e-5 at condition ~1e4);
-            # the refinement step brings it back to solve's (tests/models/test_leadfield.py).
+            # ill-conditioned (largest error 1.6e-3 of the largest source against solve's 9e-5
+            # at condition ~1e4); refined once, its errors and its gradients' are within the
+            # spread between float32 solvers (Cholesky against LU), checked against a float64
+            # solve by tests/models/test_leadfield.py.
             inverse = torch.linalg.inv(precision)
             sources = inverse @ rhs
             return sources + inverse @ (rhs - precision @ sources)
