@@ -48,10 +48,17 @@ def attention_backend(name: str):
                         "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}[name])
 
 
-def _model_and_batch(size: str, fs: float, batch: int, device: torch.device, attention: str = "auto",
-                     compile_: bool = False):
-    """A fresh model on ``device`` and a forward that returns its loss as timed: bf16 autocast
-    on GPU, only the ``attention`` kernel allowed, through torch.compile if ``compile_``."""
+# Steps run before any is timed or profiled: torch.compile compiles in the first, and on CPU
+# glibc's heap takes about three to settle (until then a step spends ~0.1 s per fresh 80 MB
+# buffer in page faults, which a profile charges to whichever operator first writes it).
+WARMUP = 4
+
+
+def _trainer(size: str, fs: float, batch: int, device: torch.device, attention: str = "auto",
+             compile_: bool | str = False):
+    """A fresh model on ``device``, a forward that returns its loss as timed (bf16 autocast on
+    GPU, only the ``attention`` kernel allowed, through torch.compile if ``compile_``: True or
+    a torch.compile mode), its AdamW, and one training step (zero_grad, backward, step)."""
     model = lamae(size, fs).to(device)
     if compile_:  # True or a torch.compile mode ("max-autotune-no-cudagraphs", ...)
         net = torch.compile(model, mode=None if compile_ is True or compile_ == "default" else compile_)
@@ -64,10 +71,16 @@ def _model_and_batch(size: str, fs: float, batch: int, device: torch.device, att
         with attention_backend(attention), \
                 torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             return net(x, leads)["loss"]
-    return model, loss
+    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss().backward()
+        opt.step()
+    return model, loss, opt, step
 
 
-def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool,
+def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool | str,
             attention: str = "auto") -> dict:
     torch.manual_seed(0)
     # FLOPs counted on a CPU copy at a small batch (the count is linear in the batch)
@@ -75,16 +88,9 @@ def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, 
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    model, loss = _model_and_batch(size, fs, batch, device, attention, compile_)
-    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
+    model, _, _, step = _trainer(size, fs, batch, device, attention, compile_)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss().backward()
-        opt.step()
-
-    for _ in range(2 if not compile_ else 4):  # warm-up (and compilation)
+    for _ in range(WARMUP):
         step()
     sync()
     times = []
@@ -118,7 +124,7 @@ def kernel_kind(name: str) -> str:
 
 
 def profile_step(size: str, fs: float, batch: int, device: torch.device, attention: str = "auto",
-                 top: int = 12, compile_: bool = False) -> tuple[float, str]:
+                 top: int = 12, compile_: bool | str = False) -> tuple[float, str]:
     """Where a training step's time goes by the torch profiler: the share in mm / addmm /
     bmm, and the ``top`` operators by self time (kernel time on GPU), each with its share.
     Under torch.compile most of the step runs as generated kernels that no aten operator
@@ -127,18 +133,8 @@ def profile_step(size: str, fs: float, batch: int, device: torch.device, attenti
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    model, loss = _model_and_batch(size, fs, batch, device, attention, compile_)
-    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
-
-    def step():  # as timed by ``measure``; the optimizer's share is small
-        opt.zero_grad(set_to_none=True)
-        loss().backward()
-        opt.step()
-
-    # warm-up (and compilation): on CPU the allocator's heap takes about three steps to settle;
-    # a step before that spends ~0.1 s per 80 MB buffer in page faults, which the profile would
-    # charge to whichever operator first writes it (GELU's backward, a matmul)
-    for _ in range(4):
+    _, _, _, step = _trainer(size, fs, batch, device, attention, compile_)
+    for _ in range(WARMUP):
         step()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
@@ -171,8 +167,7 @@ def breakdown(size: str, fs: float, batch: int, device: torch.device, steps: int
     """Where a step's time goes without a profiler: forward, backward and optimizer (median of
     ``steps``), and the forward's wall time inside each module named with at most ``depth`` parts
     (inclusive of its children; timed by hooks, with a GPU sync at each)."""
-    model, loss = _model_and_batch(size, fs, batch, device, attention)
-    opt = make_optimizer(param_groups(model, 0.05), 1e-4, device)
+    model, loss, opt, _ = _trainer(size, fs, batch, device, attention)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     inside: dict[str, list[float]] = {}
 
@@ -190,8 +185,8 @@ def breakdown(size: str, fs: float, batch: int, device: torch.device, steps: int
             module._timed_as = name
             hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
     phases = {"forward": [], "backward": [], "optimizer": []}
-    for i in range(steps + 2):  # two warm-up steps
-        if i == 2:
+    for i in range(steps + WARMUP):
+        if i == WARMUP:
             inside.clear()
         opt.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
@@ -203,7 +198,7 @@ def breakdown(size: str, fs: float, batch: int, device: torch.device, steps: int
         t2 = time.perf_counter()
         opt.step()
         sync()
-        if i >= 2:
+        if i >= WARMUP:
             for phase, t in zip(phases.values(), (t1 - t0, t2 - t1, time.perf_counter() - t2)):
                 phase.append(t)
     for h in hooks:
