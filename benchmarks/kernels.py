@@ -8,7 +8,8 @@ shapes (250 Hz, batch 64): why the tiny model stays far from the matmul peak.
    backward: torch's fused (flash) CPU kernel, the math backend, and written out with matmuls.
 3. The lead field's solves, 64 x 100 systems of 8 x 8 with 25 right-hand sides, forward and
    backward: LU (``linalg.solve``), Cholesky, an explicit inverse, and the inverse with one
-   step of iterative refinement (what ``LeadField.sources`` does).
+   step of iterative refinement (``refined_solve``, what ``LeadField.sources`` does); then
+   each one's float32 accuracy on the lead field's own systems against float64.
 4. The decoder's read of the latents, 12 leads x 101 positions reading 2 latents per position
    (4 heads of 16), forward and backward: the scores laid out with the K latents last (as
    commit 697a1ab wrote them), and with K on an inner axis (``read_latents`` today); and the softmax
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from lamae.models.layers import read_latents
+from lamae.models.leadfield import LeadField, refined_solve
 from lamae.utils.flops import matmul_peak
 from lamae.utils.memory import keep_freed_memory
 
@@ -48,13 +50,10 @@ def backward_of(fn, *inputs):
     one value expanded with stride 0, on which some backward formulas take slow paths; the
     explicit inverse's backward took 45 ms on it against 6 ms on a dense gradient.)"""
     inputs = [t.requires_grad_() for t in inputs]
-    grad = []
+    grad = torch.randn_like(fn(*inputs))
 
     def run():
-        out = fn(*inputs)
-        if not grad:
-            grad.append(torch.randn_like(out))
-        out.backward(grad[0])
+        fn(*inputs).backward(grad)
     return run
 
 
@@ -72,13 +71,6 @@ def spd(shape):
     return a @ a.transpose(-1, -2) + torch.eye(shape[-1])
 
 
-def refined_inverse(m, r):
-    """The lead field's solve: an explicit inverse, then one step of iterative refinement."""
-    inverse = torch.linalg.inv(m)
-    s = inverse @ r
-    return s + inverse @ (r - m @ s)
-
-
 def read_latents_k_last(q, kv, heads):
     """The decoder's read as commit 697a1ab wrote it: scores (B, P, L, H, K), softmax over the last axis."""
     b, n_leads, s, d = q.shape
@@ -86,6 +78,54 @@ def read_latents_k_last(q, kv, heads):
     k, v = (t.unflatten(-1, (heads, hd)) for t in kv.chunk(2, dim=-1))
     weights = (torch.einsum("blphd,bpkhd->bplhk", q.view(b, n_leads, s, heads, hd), k) * hd ** -0.5).softmax(-1)
     return torch.einsum("bplhk,bpkhd->blphd", weights, v).reshape(b, n_leads, s, d)
+
+
+SOLVERS = {"LU (torch.linalg.solve)": torch.linalg.solve,
+           "Cholesky": lambda m, r: torch.cholesky_solve(r, torch.linalg.cholesky(m)),
+           "explicit inverse": lambda m, r: torch.linalg.inv(m) @ r,
+           "inverse, refined once (LeadField)": refined_solve}
+
+
+def solver_accuracy(seeds: int = 25):
+    """Each solver's float32 error against float64 LU on the lead field's own systems (8 sources,
+    8 ECGs x 50 positions, half the patches visible), for its values and the gradients of the
+    loadings and noise: the error norm relative to float32 LU's, median and largest over
+    ``seeds`` seeds x 3 noise levels (as initialised, psi ~ 2e-4, psi ~ 1e-4: the floor)."""
+    ratios = {name: [] for name in SOLVERS}
+    largest = {name: 0.0 for name in SOLVERS}  # largest error of one source / the largest source
+    conditions = []
+    for seed in range(seeds):
+        for raw_noise in (None, -9.0, -12.0):
+            torch.manual_seed(seed)
+            field = LeadField(12, 8, 5, 16)
+            if raw_noise is not None:
+                with torch.no_grad():
+                    field.raw_noise.fill_(raw_noise)
+            leads = torch.arange(12)[None].expand(8, -1)
+            x, visible = torch.randn(8, 12, 50, 5), torch.rand(8, 12, 50) < 0.5
+            grad = torch.randn(8, 50, 8, 5, dtype=torch.float64)
+
+            def errors(solve, dtype=torch.float32):
+                field.zero_grad()
+                out = solve(*field.system(x, leads, visible, dtype))
+                (out.double() * grad).sum().backward()
+                return [out.detach().double()] + [p.grad.double().clone() for p in (field.loadings, field.raw_noise)]
+
+            exact = errors(torch.linalg.solve, torch.float64)
+            with torch.no_grad():
+                conditions.append(float(torch.linalg.cond(field.system(x, leads, visible, torch.float64)[0]).max()))
+            got = {name: errors(solve) for name, solve in SOLVERS.items()}
+            for name, values in got.items():
+                lu = got["LU (torch.linalg.solve)"]
+                ratios[name] += [float((v - e).norm() / max(float((u - e).norm()), 1e-30))
+                                 for v, u, e in zip(values, lu, exact)]
+                largest[name] = max(largest[name], float((values[0] - exact[0]).abs().max() / exact[0].abs().max()))
+    print(f"\nlead-field solvers' float32 accuracy against float64, {seeds} seeds x 3 noise levels "
+          f"(condition up to {max(conditions):.0f}); error norms of values and gradients as a ratio to LU's")
+    for name in SOLVERS:
+        r = ratios[name]
+        print(f"  {name:<34} median {statistics.median(r):5.2f}x  largest {max(r):6.2f}x  "
+              f"largest source error {largest[name]:.1e} of the largest source")
 
 
 def main():
@@ -119,11 +159,9 @@ def main():
 
     systems, rhs = (64, 100, 8, 8), (64, 100, 8, 25)
     print("\nlead-field solves, 64 x 100 systems of 8 x 8, 25 right-hand sides, forward + backward")
-    for label, fn in (("LU (torch.linalg.solve)", lambda m, r: torch.linalg.solve(m, r)),
-                      ("Cholesky", lambda m, r: torch.cholesky_solve(r, torch.linalg.cholesky(m))),
-                      ("explicit inverse", lambda m, r: torch.linalg.inv(m) @ r),
-                      ("inverse, refined once (LeadField)", refined_inverse)):
+    for label, fn in SOLVERS.items():
         print(f"  {label:<34}{timed(backward_of(fn, spd(systems), torch.randn(*rhs))) * 1e3:8.1f} ms")
+    solver_accuracy()
 
     q, kv = torch.randn(64, 12, 101, 64), torch.randn(64, 101, 2, 128)
     print("\ndecoder read of the latents, (64, 12, 101, 64) tokens, 2 latents per position, 4 heads, forward + backward")

@@ -42,6 +42,17 @@ class LeadField(nn.Module):
     def noise(self, leads: torch.Tensor) -> torch.Tensor:
         return F.softplus(self.raw_noise[leads]) + 1e-4
 
+    def system(self, patches: torch.Tensor, leads: torch.Tensor, visible: torch.Tensor,
+               dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior's linear system at every position, in ``dtype``: the precision
+        I + sum_v u_v u_v^T / psi_v (B, N, K, K) and the right-hand side sum_v u_v x_v / psi_v
+        (B, N, K, P), summed over the leads ``visible`` (B, L, N) there."""
+        u = self.loadings[leads].to(dtype)                                   # (B, L, K)
+        w = visible.to(dtype) / self.noise(leads).to(dtype)[..., None]       # (B, L, N)
+        eye = torch.eye(u.shape[-1], dtype=dtype, device=u.device)
+        precision = torch.einsum("bln,blk,blj->bnkj", w, u, u) + eye
+        return precision, torch.einsum("bln,blk,blnp->bnkp", w, u, patches.to(dtype))
+
     # Run eagerly: compiled by torch.compile on CPU (torch 2.13), this function corrupted the heap
     # ("double free") on the second training step. It is a small part of a step.
     @torch.compiler.disable
@@ -49,26 +60,10 @@ class LeadField(nn.Module):
         """patches (B, L, N, P), leads (B, L) lead indices, visible (B, L, N) -> sources (B, N, K, P).
 
         Positions where no lead is visible get zero sources (the prior mean). Computed in float32
-        also under autocast: a K x K solve has no bfloat16 kernel, and its sums need the digits."""
+        also under autocast: a K x K inverse has no bfloat16 kernel, and its sums need the digits."""
         kind = patches.device.type
         with torch.autocast(kind, enabled=False) if kind in ("cuda", "cpu") else contextlib.nullcontext():
-            u = self.loadings[leads].float()                                   # (B, L, K)
-            w = visible.float() / self.noise(leads).float()[..., None]         # (B, L, N)
-            k = u.shape[-1]
-            precision = torch.einsum("bln,blk,blj->bnkj", w, u, u) + torch.eye(k, device=u.device)
-            rhs = torch.einsum("bln,blk,blnp->bnkp", w, u, patches.float())
-            # The explicit inverse and one step of iterative refinement, not linalg.solve: with
-            # one small K x K system per (batch, position), solve's per-system LU work dominates
-            # (6,400 systems of 8 with 25 right-hand sides, forward + backward on CPU: 27 ms
-            # against 10 ms; benchmarks/kernels.py), where the inverse's are batched matmuls.
-            # The inverse alone loses digits when near-noiseless leads make the precision
-            # ill-conditioned (largest error 1.6e-3 of the largest source against solve's 9e-5
-            # at condition ~1e4); refined once, its errors and its gradients' are within the
-            # spread between float32 solvers (Cholesky against LU), checked against a float64
-            # solve by tests/models/test_leadfield.py.
-            inverse = torch.linalg.inv(precision)
-            sources = inverse @ rhs
-            return sources + inverse @ (rhs - precision @ sources)
+            return refined_solve(*self.system(patches, leads, visible))
 
     def estimate(self, sources: torch.Tensor, leads: torch.Tensor) -> torch.Tensor:
         """sources (B, N, K, P), leads (B, L) -> every lead's estimate (B, L, N, P)."""
@@ -77,3 +72,20 @@ class LeadField(nn.Module):
     def latent(self, sources: torch.Tensor) -> torch.Tensor:
         """(B, N, K, P) -> (B, N, D): what the sources add to the router latents of each position."""
         return self.to_latent(sources.flatten(2).to(self.to_latent.weight.dtype))
+
+
+def refined_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a^-1 b for a batch of small well-scaled systems (a symmetric positive definite, eigenvalues
+    >= 1, as the lead field's precisions): the explicit inverse, then one step of iterative
+    refinement, x + a^-1 (b - a x).
+
+    Not ``linalg.solve``: with one K x K system per (batch, position), its per-system LU work
+    dominates (6,400 systems of 8 with 25 right-hand sides, forward + backward on CPU: 27-55 ms
+    against 10 ms, ``benchmarks/kernels.py``), where the inverse's forward and backward are
+    batched matmuls. The inverse alone loses digits when near-noiseless leads make the precision
+    ill-conditioned; refined once, its errors, and its gradients', are within the spread
+    between float32 solvers (Cholesky against LU). ``benchmarks/kernels.py`` prints the
+    accuracy of each against float64; tests/models/test_leadfield.py holds it to 3x LU's."""
+    inverse = torch.linalg.inv(a)
+    x = inverse @ b
+    return x + inverse @ (b - a @ x)
