@@ -53,8 +53,12 @@ class LeadField(nn.Module):
         precision = torch.einsum("bln,blk,blj->bnkj", w, u, u) + eye
         return precision, torch.einsum("bln,blk,blnp->bnkp", w, u, patches.to(dtype))
 
-    # Run eagerly: compiled by torch.compile on CPU (torch 2.13), this function corrupted the heap
-    # ("double free") on the second training step. It is a small part of a step.
+    # Run eagerly, also inside a compiled model. With torch.compile's CPU code for it (torch 2.13),
+    # glibc aborts ("double free or corruption") in the first compiled training step, right after
+    # the generated kernel of the backward of ``system`` (a reduction over the leads that reads
+    # ``visible`` as transposed tiles of booleans): not the solve, which the inverse did not
+    # change. Compiled alone, or in the model with the aot_eager backend, the same code runs.
+    # tests/models/test_compile.py trains the compiled model. It is a small part of a step.
     @torch.compiler.disable
     def sources(self, patches: torch.Tensor, leads: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """patches (B, L, N, P), leads (B, L) lead indices, visible (B, L, N) -> sources (B, N, K, P).
