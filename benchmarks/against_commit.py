@@ -31,6 +31,7 @@ from lamae.models.family import model_config
 from lamae.models.lamae import Lamae
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
+from throughput import WARMUP  # benchmarks/throughput.py: the steps every benchmark runs untimed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,8 @@ def main(argv=None):
                 model(x, leads)["loss"].backward()
                 opt.step()
 
-            step()  # warm-up
+            for _ in range(WARMUP):
+                step()
             steps[label] = (step, [])
             print(f"  {label:<14} loss on one batch {loss:.7f}")
         for _ in range(a.rounds):

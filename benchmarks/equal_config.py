@@ -31,6 +31,7 @@ from lamae.models.lamae import Lamae, LamaeConfig
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
 from lamae.utils.flops import matmul_peak, training_step_flops
+from throughput import WARMUP  # benchmarks/throughput.py: the steps every benchmark runs untimed
 
 STMEM = dict(fs=250.0, window_s=9.0, patch_size=75, dim=384, depth=12, heads=6, mlp_ratio=4.0,
              decoder_dim=256, decoder_depth=4, decoder_heads=4, mask_ratio=0.75,
@@ -118,7 +119,7 @@ def main(argv=None):
     steppers = [Stepper(label, cfg, args.batch_size, device, compile_=args.compile, **opts) for label, cfg, opts in todo]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for s in steppers:  # warm-up (and compilation)
-        for _ in range(2 if not args.compile else 4):
+        for _ in range(WARMUP):
             s.step()
     sync()
     times = {s.name: [] for s in steppers}
