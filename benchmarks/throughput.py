@@ -128,7 +128,8 @@ def profile_step(size: str, fs: float, batch: int, device: torch.device, attenti
     """Where a training step's time goes by the torch profiler: the share in mm / addmm /
     bmm, and the ``top`` operators by self time (kernel time on GPU), each with its share.
     Under torch.compile most of the step runs as generated kernels that no aten operator
-    owns, so on GPU the rows are then kernels, and the share is of all kernel time. The
+    owns, so on GPU the rows are then kernels, and the share is that of the matmul kernels
+    (``kernel_kind``) in all kernel time. The
     profiler adds its own cost to every operator call (``breakdown`` times without it)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
@@ -141,21 +142,23 @@ def profile_step(size: str, fs: float, batch: int, device: torch.device, attenti
         step()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     averages = prof.key_averages()
-    # operators only: on GPU the kernels are events too, and would count every kernel twice
-    events = [e for e in averages if e.key.startswith("aten::") and getattr(e, key) > 0]
-    mm = sum(getattr(e, key) for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm"))
     kinds = ""
-    if compile_ and device.type == "cuda":
+    if compile_ and device.type == "cuda":  # kernels, by kind: the matmul share is that kind's
         events = [e for e in averages if e.device_type == DeviceType.CUDA and getattr(e, key) > 0]
         top = max(top, 25)
-    total = max(sum(getattr(e, key) for e in events), 1)
-    if compile_ and device.type == "cuda":
+        total = max(sum(getattr(e, key) for e in events), 1)
         by_kind: dict[str, float] = {}
         for e in events:
-            by_kind[kernel_kind(e.key)] = by_kind.get(kernel_kind(e.key), 0.0) + getattr(e, key)
+            kind = kernel_kind(e.key)
+            by_kind[kind] = by_kind.get(kind, 0.0) + getattr(e, key)
+        mm = by_kind.get("matmul", 0.0)
         kinds = ("         kernel time by kind: "
                  + ", ".join(f"{k} {t / total:.0%}" for k, t in sorted(by_kind.items(), key=lambda kv: -kv[1]))
                  + f" (of {total / 1e3:.1f} ms)\n")
+    else:  # operators only: on GPU the kernels are events too, and would count every kernel twice
+        events = [e for e in averages if e.key.startswith("aten::") and getattr(e, key) > 0]
+        total = max(sum(getattr(e, key) for e in events), 1)
+        mm = sum(getattr(e, key) for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm"))
     rows = sorted(events, key=lambda e: -getattr(e, key))[:top]
     table = kinds + "\n".join(f"         {getattr(e, key) / total:6.1%}  {getattr(e, key) / 1e3:8.1f} ms  {e.count:5d} calls  {e.key[:90]}"
                                for e in rows)
