@@ -55,15 +55,13 @@ WARMUP = 4
 
 
 def _trainer(size: str, fs: float, batch: int, device: torch.device, attention: str = "auto",
-             compile_: bool | str = False):
+             compile_: str | None = None):
     """A fresh model on ``device``, a forward that returns its loss as timed (bf16 autocast on
-    GPU, only the ``attention`` kernel allowed, through torch.compile if ``compile_``: True or
-    a torch.compile mode), its AdamW, and one training step (zero_grad, backward, step)."""
+    GPU, only the ``attention`` kernel allowed, through torch.compile in mode ``compile_`` if
+    one is named: "default", "max-autotune-no-cudagraphs", ...), its AdamW, and one training
+    step (zero_grad, backward, step)."""
     model = lamae(size, fs).to(device)
-    if compile_:  # True or a torch.compile mode ("max-autotune-no-cudagraphs", ...)
-        net = torch.compile(model, mode=None if compile_ is True or compile_ == "default" else compile_)
-    else:
-        net = model
+    net = torch.compile(model, mode=compile_) if compile_ else model
     x = torch.randn(batch, 12, model.cfg.n_samples, device=device)
     leads = torch.arange(12, device=device)
 
@@ -80,7 +78,7 @@ def _trainer(size: str, fs: float, batch: int, device: torch.device, attention: 
     return model, loss, opt, step
 
 
-def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: bool | str,
+def measure(size: str, fs: float, batch: int, steps: int, device: torch.device, compile_: str | None,
             attention: str = "auto") -> dict:
     torch.manual_seed(0)
     # FLOPs counted on a CPU copy at a small batch (the count is linear in the batch)
@@ -124,7 +122,7 @@ def kernel_kind(name: str) -> str:
 
 
 def profile_step(size: str, fs: float, batch: int, device: torch.device, attention: str = "auto",
-                 top: int = 12, compile_: bool | str = False) -> tuple[float, str]:
+                 top: int = 12, compile_: str | None = None) -> tuple[float, str]:
     """Where a training step's time goes by the torch profiler: the share in mm / addmm /
     bmm, and the ``top`` operators by self time (kernel time on GPU), each with its share.
     Under torch.compile most of the step runs as generated kernels that no aten operator
