@@ -31,7 +31,8 @@ from lamae.models.family import model_config
 from lamae.models.lamae import Lamae
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
-from throughput import WARMUP  # benchmarks/throughput.py: the steps every benchmark runs untimed
+from equal_config import STMEM  # benchmarks/, the folder this script runs from
+from throughput import WARMUP  # the steps every benchmark runs untimed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,9 +66,6 @@ def main(argv=None):
                          capture_output=True, text=True).stdout.strip()
     shared, size, batch = {"fs": a.rate}, a.size, a.batch_size
     if a.stmem:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from equal_config import STMEM
-
         shared, size, batch = STMEM, "small", 16
     with tempfile.TemporaryDirectory() as tmp:
         old = import_at(sha, Path(tmp))
