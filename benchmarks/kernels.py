@@ -115,8 +115,8 @@ def solver_accuracy(seeds: int = 25):
             with torch.no_grad():
                 conditions.append(float(torch.linalg.cond(field.system(x, leads, visible, torch.float64)[0]).max()))
             got = {name: errors(solve) for name, solve in SOLVERS.items()}
+            lu = got["LU (torch.linalg.solve)"]
             for name, values in got.items():
-                lu = got["LU (torch.linalg.solve)"]
                 ratios[name] += [float((v - e).norm() / max(float((u - e).norm()), 1e-30))
                                  for v, u, e in zip(values, lu, exact)]
                 largest[name] = max(largest[name], float((values[0] - exact[0]).abs().max() / exact[0].abs().max()))
