@@ -56,8 +56,8 @@ class LeadField(nn.Module):
     # Run eagerly, also inside a compiled model. With torch.compile's CPU code for it (torch 2.13),
     # glibc aborts ("double free or corruption") in the first compiled training step, right after
     # the generated kernel of the backward of ``system`` (a reduction over the leads that reads
-    # ``visible`` as transposed tiles of booleans): not the solve, which the inverse did not
-    # change. Compiled alone, or in the model with the aot_eager backend, the same code runs.
+    # ``visible`` as transposed tiles of booleans), not in the solve (it aborted with
+    # ``linalg.solve`` and does with ``refined_solve``). Compiled alone, or in the model with the aot_eager backend, the same code runs.
     # tests/models/test_compile.py trains the compiled model. It is a small part of a step.
     @torch.compiler.disable
     def sources(self, patches: torch.Tensor, leads: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
