@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
+from .files import output_dir
 from .embedding import embed_arrays
 from .data.preprocess import MAX_INPUT_FS, Preprocessing, lead_problems, preprocess_windows
 from .errors import LamaeError, RecordError, ShapeError
@@ -121,8 +122,7 @@ class Reconstruction:
 
         from .files import atomic_write_text
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_dir(out)
         paths = {"plot": out / "reconstruction.png", "errors": out / "errors.json"}
         self.plot(paths["plot"], title=f"{self.record_id}: inputs {', '.join(self.inputs)}")
         atomic_write_text(paths["errors"], json.dumps({"record": self.record_id, "inputs": self.inputs,
@@ -320,8 +320,7 @@ class Pretrained:
         from .plots import plot_ecg_grid, plot_lead_weights
 
         weights = self.lead_weights(signal, fs, leads, windows=windows, record_id=record_id)
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_dir(out)
         plot_lead_weights(weights, out / "lead_weights.png", title=f"{record_id}: latent attention over leads")
         w, _ = self.record_windows(signal, fs, leads, windows="start", record_id=record_id)
         grid = np.full(w[0].shape, np.nan, np.float32)

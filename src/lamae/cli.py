@@ -475,11 +475,16 @@ FILE_OUTPUTS = {"embed"}
 
 def check_output(command: str, out) -> None:
     """Fail before any work when the output location cannot be written (a read-only file
-    system, a folder without permission, a file where a folder should be)."""
-    from .files import ensure_output_dir, ensure_output_file
+    system, a folder without permission, a file where a folder should be) or lies in a store or
+    checkpoint folder that the command would damage."""
+    from .files import ensure_output_file, output_dir
 
-    if out:
-        (ensure_output_file if command in FILE_OUTPUTS else ensure_output_dir)(out)
+    if out is None:
+        return
+    if command in FILE_OUTPUTS:
+        ensure_output_file(out)
+    else:  # prepare resumes the store it is making; nothing writes into another store or a checkpoint
+        output_dir(out, allow="store" if command == "prepare" else None)
 
 
 def main(argv=None) -> int:

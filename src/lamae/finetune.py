@@ -31,6 +31,7 @@ import pandas as pd
 
 from .data.sources import SourceItem, open_source
 from .errors import LabelError, LamaeError
+from .files import output_dir
 from .labels.icd10 import parse_cells
 
 MODES = ("probe", "finetune")
@@ -145,8 +146,7 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     model = load(checkpoint)
     table = read_label_csv(labels, id_column=id_column, label_column=label_column, patient_column=patient_column)
     source = LabeledSource(open_source(fmt, data), table, labels)

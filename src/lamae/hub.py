@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import LamaeError
+from .files import output_dir
 from .optional import require
 
 try:
@@ -41,8 +42,7 @@ def export_checkpoint(pretrained, folder: str | os.PathLike) -> Path:
     replacing only lamae's own files there (anything else in the folder is left alone)."""
     from .checkpoint import save_checkpoint
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_dir(folder, allow="checkpoint")
     keep = {k: v for k, v in pretrained.config.items()
             if k not in ("lamae_version", "model_format", "model", "preprocessing", "weights_sha256", "path",
                          "model_format_written")}

@@ -31,7 +31,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import LamaeError, LeadNameError, RecordError, ShapeError
-from ..files import ResumableChunks, atomic_write_text, file_sha256
+from ..files import (ResumableChunks, atomic_write_text, check_removable, file_sha256,
+                     refuse_lamae_folder)
 from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
 from .preprocess import Preprocessing, lead_problems, preprocess
@@ -103,6 +104,16 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     for name, value in (("chunk_size", chunk_size), ("workers", workers)) + ((("limit", limit),) if limit is not None else ()):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise LamaeError(f"{name} must be a positive integer, got {value!r}")
+    root = getattr(source, "root", None)
+    if not str(out_dir).strip():
+        raise LamaeError("--out is empty: name the store folder to write")
+    if root is not None:
+        src, dst = Path(root).resolve(), out.resolve()
+        if dst == src or src.is_relative_to(dst):
+            raise LamaeError(f"{out}: is the input dataset {root} or contains it; choose another --out")
+    refuse_lamae_folder(out, allow="store")
+    if overwrite and out.exists():
+        check_removable(out, inputs=[root])
     if (out / "meta.json").exists() and not overwrite:
         existing = EcgStore(out)
         if existing.preprocessing != prep:

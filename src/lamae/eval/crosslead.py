@@ -16,10 +16,9 @@ A model whose latents carry nothing shows the same error under all three conditi
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..data.store import EcgStore
-from ..files import atomic_write_text
+from ..files import atomic_write_text, output_dir
 from ..errors import LamaeError
 from .reconstruction import masked_span_errors, reconstruction_errors
 
@@ -84,8 +83,7 @@ def run_ablation(checkpoints: dict[str, str], store_path, out_dir, *, hide=DEFAU
 
     store = EcgStore(store_path)
     results = {name: crosslead_ablation(load(path), store, hide, split=split) for name, path in checkpoints.items()}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     atomic_write_text(out / "ablation.json", json.dumps({"store": str(store.path), "checkpoints": checkpoints,
                                                         "results": results}, indent=2))
     atomic_write_text(out / "ablation.md", ablation_markdown(results))

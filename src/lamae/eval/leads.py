@@ -17,7 +17,7 @@ import numpy as np
 
 from ..checkpoint import load_checkpoint
 from ..data.store import EcgStore
-from ..files import atomic_write_text
+from ..files import atomic_write_text, output_dir
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets
 from ..leads import LEAD_SETS, lead_indices
@@ -59,8 +59,7 @@ def reduced_lead_eval(checkpoints: dict[str, str], store_path, out_dir, *, lead_
             results[name][key] = {"leads": list(leads), "n_test": int(te.sum()), "n_labels": len(cols),
                                   "auroc": None if ci is None else round(ci["auroc"], 4),
                                   "ci": None if ci is None else [round(ci["lo"], 4), round(ci["hi"], 4)]}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     report = {"store": str(store.path), "checkpoints": checkpoints, "pooling": pooling, "results": results}
     atomic_write_text(out / "leads.json", json.dumps(report, indent=2))
     atomic_write_text(out / "leads.md", leads_markdown(report))

@@ -18,7 +18,7 @@ from sklearn.metrics import roc_curve
 from ..checkpoint import load_checkpoint
 from ..embedding import embed_store
 from ..data.store import EcgStore
-from ..files import atomic_write_text
+from ..files import atomic_write_text, output_dir
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, describe, target_levels
 from ..leads import STANDARD_LEADS
@@ -130,8 +130,7 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
                                               pooling=pooling, device=device, progress=progress,
                                               desc="embed (random init)")
     results = probe_features(feats, targets, splits, min_test_positives=min_test_positives)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     y_test = targets.y[splits == "test"]
     y_train = targets.y[splits == "train"]
     report = {

@@ -14,6 +14,7 @@ import torch
 from ..api import lead_error
 from ..data.store import EcgStore
 from ..errors import LamaeError
+from ..files import atomic_write_text, output_dir
 from ..leads import STANDARD_LEADS, lead_indices
 
 
@@ -104,15 +105,11 @@ def masked_span_errors(model, store: EcgStore, *, split: str | None = "test", ma
 def save_store_errors(model, store_path, hide, out, *, split: str = "test") -> dict:
     """``reconstruction_errors`` over a store's ``split``, written to ``out/errors.json``."""
     import json
-    from pathlib import Path
-
-    from ..files import atomic_write_text
 
     if not hide:
         raise LamaeError("reconstruction over a store needs the leads to withhold (--hide LEAD ...)")
     errs = reconstruction_errors(model, EcgStore(store_path), hide, split=split)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     atomic_write_text(out / "errors.json", json.dumps({"store": str(store_path), "split": split, "errors": errs},
                                                       indent=2))
     return errs
