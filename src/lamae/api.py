@@ -18,9 +18,9 @@ default; a final partial window is used when it covers at least half a window), 
 embedded and the embeddings and lead weights are averaged. ``windows="start"`` and
 ``"center"`` use one window.
 
-Missing values: isolated NaN/inf samples are interpolated; a lead that is mostly NaN (more
-than the preprocessing's ``max_invalid_fraction``), flat or saturated is treated as absent,
-with a warning.
+Missing values: gaps of NaN/inf samples up to a second are interpolated; a lead with a longer
+gap, a lead that is mostly NaN (more than the preprocessing's ``max_invalid_fraction``), or
+one that is flat or saturated is treated as absent, with a warning.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class Pretrained:
     def _windows(self, ecg: np.ndarray, fs: float, leads: list[str], windows: str, record_id: str):
         """Preprocessed windows (W, L, n) and the mask of usable leads (L,)."""
         p = self.preprocessing
-        problems = lead_problems(ecg, leads, max_invalid_fraction=p.max_invalid_fraction)
+        problems = lead_problems(ecg, leads, max_invalid_fraction=p.max_invalid_fraction, fs=fs)
         usable = np.array([lead not in problems for lead in leads])
         if not usable.any():
             raise RecordError(record_id, "every lead is unusable: "

@@ -78,7 +78,11 @@ def _add_prepare(sub):
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--chunk-size", type=int, default=256, help="records between progress saves")
     p.add_argument("--limit", type=int, help="only the first N records")
-    p.add_argument("--overwrite", action="store_true", help="discard an existing or unfinished store")
+    p.add_argument("--min-length", type=float, metavar="SECONDS",
+                   help="skip (and report) records shorter than this (default: half the window)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard an existing or unfinished store (only a folder lamae wrote: never the input, "
+                        "the current, home or root folder, or a folder holding other files)")
     p.set_defaults(func=cmd_prepare)
 
 
@@ -90,7 +94,7 @@ def cmd_prepare(a):
               "ptbxl": {"task": a.task, "rate": a.source_rate}}.get(a.format, {})
     source = open_source(a.format, a.data, **kwargs)
     store = prepare(source, a.out, _preprocessing(a), split_seed=a.split_seed, chunk_size=a.chunk_size,
-                    workers=a.workers, overwrite=a.overwrite, limit=a.limit)
+                    workers=a.workers, overwrite=a.overwrite, limit=a.limit, min_length_s=a.min_length)
     m = store.meta
     tables = f", {m['n_table_problems']} rows of its tables not read" if m.get("n_table_problems") else ""
     print(f"store {store.path}: {m['n_rows']} records stored, {m['n_skipped']} skipped{tables} "

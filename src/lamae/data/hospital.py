@@ -25,9 +25,7 @@ from ..errors import LamaeError, LeadNameError, RecordError
 from ..leads import canonical_lead
 from ..optional import require
 from .record import EcgRecord
-
-# Physical units -> factor to millivolts
-UNITS_TO_MV = {"v": 1000.0, "mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "nv": 1e-6}
+from .units import UNITS_TO_MV, mv_factor
 
 # DICOM channel source codes of the 12 standard leads: SCPECG (5.6.3-9-N) and MDC (2:N)
 DICOM_LEAD_CODES = {
@@ -54,11 +52,11 @@ def lead_from_label(label: str) -> str | None:
 
 
 def _mv_factor(unit: str, record_id: str, channel: str) -> float:
-    key = str(unit).strip().lower()
-    if key not in UNITS_TO_MV:
+    factor = mv_factor(unit)
+    if factor is None:
         raise RecordError(record_id, f"channel {channel!r} is in {unit!r}, not a voltage unit lamae knows "
                                      f"({', '.join(sorted(UNITS_TO_MV))})")
-    return UNITS_TO_MV[key]
+    return factor
 
 
 class _FileFolderReader:
@@ -135,8 +133,9 @@ class EdfReader(_FileFolderReader):
 
 
 class DicomEcgReader(_FileFolderReader):
-    """A folder of DICOM ECG waveform files (12-lead, general, ambulatory; pydicom). The first
-    multiplex group with ECG leads is read (the rhythm strip where there are several); each
+    """A folder of DICOM ECG waveform files (12-lead, general, ambulatory; pydicom). The rhythm
+    strip is read: groups labelled as a median or representative beat are never taken, a group
+    labelled RHYTHM comes first, then the longest group with ECG leads; each
     channel's sensitivity, correction and baseline are applied by pydicom, units converted to
     millivolts. The patient is the file's PatientID where it has one."""
 
@@ -153,7 +152,9 @@ class DicomEcgReader(_FileFolderReader):
         if "WaveformSequence" not in ds:
             raise RecordError(item.record_id, f"{path.name}: a DICOM file without waveforms "
                                               f"(modality {getattr(ds, 'Modality', '?')})")
-        for index, group in enumerate(ds.WaveformSequence):
+        for index, group in sorted(enumerate(ds.WaveformSequence), key=lambda g: _group_rank(*g)):
+            if _is_beat(group):
+                continue
             leads, units, keep = [], [], []
             for c, channel in enumerate(group.ChannelDefinitionSequence):
                 source = channel.ChannelSourceSequence[0]
@@ -172,4 +173,26 @@ class DicomEcgReader(_FileFolderReader):
             return EcgRecord(item.record_id, values, tuple(leads), float(group.SamplingFrequency),
                              patient_id=patient,
                              meta={"format": "dicom", "group": str(getattr(group, "MultiplexGroupLabel", index))})
-        raise RecordError(item.record_id, f"{path.name}: no waveform group holds an ECG lead")
+        beats = [str(getattr(g, "MultiplexGroupLabel", i)) for i, g in enumerate(ds.WaveformSequence) if _is_beat(g)]
+        raise RecordError(item.record_id, f"{path.name}: no waveform group holds an ECG rhythm strip"
+                                          + (f" (only a median or representative beat: {', '.join(beats)})" if beats else ""))
+
+
+_BEAT_WORDS = ("median", "representative", "average", "template", "beat")
+
+
+def _is_beat(group) -> bool:
+    """A waveform group labelled as a median / representative beat (not a rhythm strip); an
+    unlabelled beat loses to the rhythm strip by length (``_group_rank``)."""
+    label = str(getattr(group, "MultiplexGroupLabel", "") or "").lower()
+    return any(w in label for w in _BEAT_WORDS)
+
+
+def _group_rank(index: int, group) -> tuple:
+    """Order in which waveform groups are tried: labelled rhythm strips first, then the longest."""
+    label = str(getattr(group, "MultiplexGroupLabel", "") or "").lower()
+    try:
+        seconds = float(group.NumberOfWaveformSamples) / float(group.SamplingFrequency)
+    except (AttributeError, TypeError, ValueError, ZeroDivisionError):
+        seconds = 0.0
+    return ("rhythm" not in label, -seconds, index)

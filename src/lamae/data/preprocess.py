@@ -53,6 +53,8 @@ class Preprocessing:
                 raise ValueError(
                     f"band-pass {self.bandpass} Hz must satisfy 0 <= low < high < fs/2 = {self.fs / 2}"
                 )
+        if not 0 <= self.max_invalid_fraction <= 1:
+            raise ValueError(f"max_invalid_fraction must be between 0 and 1, got {self.max_invalid_fraction}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         if abs(self.fs * self.window_s - round(self.fs * self.window_s)) > 1e-6:
@@ -97,8 +99,23 @@ class Preprocessing:
         return cls(**d)
 
 
-def lead_problems(signal: np.ndarray, leads, *, max_invalid_fraction: float = 0.5) -> dict[str, str]:
-    """Leads that carry no usable signal, by name: mostly NaN/inf, flat, or saturated.
+# The longest run of missing (NaN/inf) samples that is filled in by interpolation; a lead with a
+# longer gap is treated as absent rather than given a made-up stretch of signal.
+MAX_GAP_S = 1.0
+
+
+def longest_run(mask: np.ndarray) -> int:
+    """Length of the longest run of True in a 1-D boolean array."""
+    if not mask.any():
+        return 0
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return int(np.max(np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)))
+
+
+def lead_problems(signal: np.ndarray, leads, *, max_invalid_fraction: float = 0.5,
+                  fs: float | None = None) -> dict[str, str]:
+    """Leads that carry no usable signal, by name: mostly NaN/inf, a gap of missing samples
+    longer than ``MAX_GAP_S`` (when ``fs`` is given), flat, or saturated.
 
     Flat: less than 1 microvolt peak to peak (a disconnected electrode). Saturated: more than
     20% of the samples sit exactly at the lead's extreme values (the recorder's rail).
@@ -110,6 +127,10 @@ def lead_problems(signal: np.ndarray, leads, *, max_invalid_fraction: float = 0.
         bad = 1.0 - finite.mean()
         if bad > max_invalid_fraction:
             out[lead] = f"{bad:.0%} NaN/inf"
+            continue
+        gap = longest_run(~finite) / fs if fs and bad > 0 else 0.0
+        if gap > MAX_GAP_S:
+            out[lead] = f"a {gap:.2g} s run of NaN/inf (gaps up to {MAX_GAP_S:g} s are interpolated)"
             continue
         v = row[finite]
         if np.ptp(v) < 1e-3:

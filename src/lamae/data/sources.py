@@ -83,6 +83,27 @@ def read_ext_icd_labels(path: str | os.PathLike, column: str = "all_diag_all") -
     return out
 
 
+def repeated_rows(keys, labels, *, file, column: str, lines=None) -> tuple[set, list[dict]]:
+    """Rows of a table that name a record an earlier row already named. A repeat with the same
+    labels is ignored; a repeat with other labels makes the record's labels unknown (it is
+    stored unlabelled, not given whichever row came last). ``lines``: each row's line in the
+    CSV (default: i + 2). Returns (keys whose labels conflict, problems for the report)."""
+    lines = [i + 2 for i in range(len(keys))] if lines is None else [int(v) for v in lines]
+    first, conflicting, problems = {}, set(), []
+    for line, key, lab in zip(lines, keys, labels):
+        if key not in first:
+            first[key] = (line, lab)
+            continue
+        line0, lab0 = first[key]
+        same = lab == lab0
+        if not same:
+            conflicting.add(key)
+        problems.append({"file": str(file), "row": line, "column": column, "cell": str(key)[:80],
+                         "problem": f"names the same record as row {line0}" + ("" if same else " with other labels"),
+                         "action": "row ignored (the record is stored once)" if same else "record stored unlabelled"})
+    return conflicting, problems
+
+
 class MimicEcgReader:
     """MIMIC-IV-ECG (``files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN``), optionally with Ext-ICD labels.
 
@@ -127,8 +148,14 @@ class MimicEcgReader:
                                           "action": "record skipped"})
                 good &= num.notna().to_numpy()
                 df[col] = num
-            df = df[good]
-            return df.astype({"subject_id": int, "study_id": int})
+            lines = np.flatnonzero(good) + 2
+            df = df[good].astype({"subject_id": int, "study_id": int})
+            # a study listed twice would be stored twice: the first row is kept
+            _, repeats = repeated_rows(df["study_id"].tolist(), [None] * len(df), file=rl, column="study_id",
+                                       lines=lines)
+            self.problems += repeats
+            dup = df["study_id"].duplicated().to_numpy()
+            return df[~dup]
         rows = []
         for hea in sorted((self.root / "files").rglob("*.hea")):
             rel = hea.relative_to(self.root).with_suffix("")
@@ -156,7 +183,14 @@ class MimicEcgReader:
                 self.problems.append({"file": str(self.labels_path), "row": int(row) + 2, "column": "study_id",
                                       "cell": str(lab["study_id"].iat[row])[:80], "problem": "study_id is not a number",
                                       "action": "label row ignored"})
-            codes_by_study = {int(s): c for s, c in zip(studies[ok], lab["codes"][ok]) if c is not None}
+            keys = [int(v) for v in studies[ok]]
+            conflicting, repeats = repeated_rows(keys, [None if c is None else tuple(sorted(c)) for c in lab["codes"][ok]],
+                                                 file=self.labels_path, column="study_id", lines=np.flatnonzero(ok) + 2)
+            self.problems += repeats
+            codes_by_study = {}
+            for s_, c in zip(keys, lab["codes"][ok]):
+                if c is not None and s_ not in conflicting and s_ not in codes_by_study:
+                    codes_by_study[s_] = c
             for cell in lab.attrs["bad_cells"]:
                 self.problems.append({"file": str(self.labels_path), **cell, "action": "record stored unlabelled"})
             if "fold" in lab.columns:
@@ -275,6 +309,9 @@ class ChallengeReader(WfdbFolderReader):
         out = []
         for item in super().items():
             hea = (self.root / item.path).with_suffix(".hea")
+            if not hea.is_file():  # a pipe would block here; read() names the problem
+                out.append(item)
+                continue
             comments = [ln[1:].strip() for ln in hea.read_text(errors="replace").splitlines() if ln.startswith("#")]
             dx = header_field(comments, "Dx")
             codes = tuple(c.strip() for c in dx.split(",") if c.strip()) if dx and dx.lower() != "unknown" else ()
@@ -301,15 +338,37 @@ class Code15Reader:
             raise FileNotFoundError(f"{self.root / 'meta.csv'}: CODE-15% meta file is missing")
 
     def items(self) -> list[SourceItem]:
-        meta = pd.read_csv(self.root / "meta.csv")
+        path = self.root / "meta.csv"
+        try:
+            meta = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise LabelError(f"{path}: not a readable CSV ({exc})") from None
+        missing = {"exam_id", "patient_id"} - set(meta.columns)
+        if missing:
+            raise LabelError(f"{path}: missing columns {sorted(missing)} (CODE-15%'s meta.csv has exam_id, "
+                             f"patient_id, {', '.join(self.LABELS)} and trace_file)")
+        self.problems = []
         files = {p.name: p for p in self.root.rglob("*.mat")}
-        out = []
-        for row in meta.to_dict("records"):
-            rec = row.get("save_file") or f"code_15_{row['exam_id']}.mat"
-            path = files.get(rec)
-            codes = tuple(lab for lab in self.LABELS if str(row.get(lab)).lower() == "true")
-            out.append(SourceItem(record_id=str(row["exam_id"]), patient_id=str(row["patient_id"]),
-                                  path=str(path.relative_to(self.root)) if path else rec, codes=codes))
+        rows = meta.to_dict("records")
+        blank = [i for i, row in enumerate(rows) if not row["exam_id"].strip()]
+        self.problems += [{"file": str(path), "row": i + 2, "column": "exam_id", "cell": "", "problem": "exam_id is empty",
+                           "action": "row ignored"} for i in blank]
+        rows = [(i, row) for i, row in enumerate(rows) if row["exam_id"].strip()]
+        codes = [tuple(lab for lab in self.LABELS if str(row.get(lab)).strip().lower() == "true") for _, row in rows]
+        conflicting, repeats = repeated_rows([row["exam_id"].strip() for _, row in rows], codes, file=path,
+                                             column="exam_id", lines=[i + 2 for i, _ in rows])
+        self.problems += repeats
+        out, seen = [], set()
+        for (_, row), c in zip(rows, codes):
+            exam = row["exam_id"].strip()
+            if exam in seen:
+                continue
+            seen.add(exam)
+            rec = row.get("save_file") or f"code_15_{exam}.mat"
+            found = files.get(rec)
+            out.append(SourceItem(record_id=exam, patient_id=row["patient_id"].strip() or exam,
+                                  path=str(found.relative_to(self.root)) if found else rec,
+                                  codes=None if exam in conflicting else c))
         return out
 
     def read(self, item: SourceItem) -> EcgRecord:
@@ -319,6 +378,8 @@ class Code15Reader:
         path = self.root / item.path
         if not path.exists():
             raise RecordError(item.record_id, f"data file {item.path} is missing")
+        if not path.is_file():
+            raise RecordError(item.record_id, f"data file {item.path} is not a regular file (a pipe, device or folder)")
         try:
             mat = scipy.io.loadmat(path)
         except Exception as exc:

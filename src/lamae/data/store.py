@@ -45,7 +45,21 @@ def _npy_offset(path: Path) -> int:
     return int(np.load(path, mmap_mode="r").offset)
 
 
-def _load_one(source, prep: Preprocessing, item):
+def check_precision(x: np.ndarray, leads, record_id: str) -> None:
+    """Refuse a record the store's float16 cannot hold faithfully: a lead whose values are so
+    large next to its variation (a huge baseline left in by ``--no-bandpass --normalize none``,
+    values beyond float16's range) that the rounding error (RMS) would exceed 1% of its spread."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = np.sqrt(np.mean((x.astype(np.float16).astype(np.float64) - x) ** 2, axis=1))
+    spread = np.std(x, axis=1)
+    for lead, e, sd, peak in zip(leads, err, spread, np.max(np.abs(x), axis=1)):
+        if sd > 0 and not e <= 0.01 * sd:
+            raise RecordError(record_id, f"lead {lead}: values up to {peak:.4g} with a spread of {sd:.3g} lose "
+                                         "precision in the store's float16 (a huge baseline?); keep the band-pass "
+                                         "or a normalisation, which remove it")
+
+
+def _load_one(source, prep: Preprocessing, item, min_seconds: float = 0.0):
     """Read and preprocess one record.
 
     Returns (signal12, lead_bits, problem, dropped): problem is None unless the record is
@@ -53,12 +67,19 @@ def _load_one(source, prep: Preprocessing, item):
     """
     try:
         rec = source.read(item)
-        dropped = lead_problems(rec.signal, rec.leads, max_invalid_fraction=prep.max_invalid_fraction)
+        seconds = rec.signal.shape[-1] / rec.fs if rec.fs and rec.fs > 0 else 0.0
+        if seconds < min_seconds:
+            raise RecordError(item.record_id, f"{seconds:.3g} s of signal ({rec.signal.shape[-1]} samples at "
+                                              f"{rec.fs:g} Hz), shorter than the minimum of {min_seconds:g} s "
+                                              "(--min-length; the store's windows are "
+                                              f"{prep.window_s:g} s)")
+        dropped = lead_problems(rec.signal, rec.leads, max_invalid_fraction=prep.max_invalid_fraction, fs=rec.fs)
         if len(dropped) == len(rec.leads):
             raise RecordError(item.record_id, "no usable lead: " + "; ".join(f"{k} {v}" for k, v in dropped.items()))
         keep = [i for i, lead in enumerate(rec.leads) if lead not in dropped]
         leads = [rec.leads[i] for i in keep]
         x = preprocess(rec.signal[keep], rec.fs, prep, leads=leads, record_id=rec.record_id)
+        check_precision(x, leads, rec.record_id)
     except (RecordError, LeadNameError, ShapeError) as exc:
         return None, 0, str(exc), {}
     except Exception as exc:  # a reader bug must not cost the user the whole conversion
@@ -66,7 +87,7 @@ def _load_one(source, prep: Preprocessing, item):
     out = np.zeros((len(STANDARD_LEADS), prep.n_samples), np.float16)
     bits = 0
     for row, lead in zip(x, leads):
-        out[LEAD_INDEX[lead]] = np.clip(row, -60000, 60000)
+        out[LEAD_INDEX[lead]] = row
         bits |= 1 << LEAD_INDEX[lead]
     return out, bits, None, dropped
 
@@ -98,9 +119,16 @@ def _write_chunk(signals: Path, offset: int, row_bytes: int, first_row: int, chu
 
 def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
             split_fractions=(0.7, 0.15, 0.15), chunk_size: int = 256, workers: int = 1,
-            overwrite: bool = False, progress: bool = True, limit: int | None = None) -> "EcgStore":
-    """Convert ``source`` (a reader) into a store at ``out_dir``; resumes an interrupted run."""
+            overwrite: bool = False, progress: bool = True, limit: int | None = None,
+            min_length_s: float | None = None) -> "EcgStore":
+    """Convert ``source`` (a reader) into a store at ``out_dir``; resumes an interrupted run.
+
+    Records shorter than ``min_length_s`` seconds (default: half the window, as the Python API
+    requires) are skipped and reported, not stored as a window of mostly zeros."""
     out = Path(out_dir)
+    min_length_s = prep.window_s / 2 if min_length_s is None else min_length_s
+    if isinstance(min_length_s, bool) or not isinstance(min_length_s, (int, float)) or not 0 <= min_length_s <= prep.window_s:
+        raise LamaeError(f"min_length_s must be between 0 and the window ({prep.window_s:g} s), got {min_length_s!r}")
     for name, value in (("chunk_size", chunk_size), ("workers", workers)) + ((("limit", limit),) if limit is not None else ()):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise LamaeError(f"{name} must be a positive integer, got {value!r}")
@@ -133,6 +161,7 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     fingerprint = {
         "source": str(getattr(source, "root", "")), "format": source.name, "n_items": n,
         "first": items[0].record_id, "last": items[-1].record_id, "preprocessing": prep.to_dict(),
+        "min_length_s": float(min_length_s),
     }
     parts = out / "_parts"
 
@@ -148,7 +177,7 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     offset, row_bytes = _npy_offset(out / "signals.npy"), n_leads * t * 2
 
     t0 = time.time()
-    load = partial(_load_one, source, prep)
+    load = partial(_load_one, source, prep, min_seconds=float(min_length_s))
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     bar = tqdm(total=n, initial=state["next_item"], desc="prepare", unit="rec", disable=not progress)
     try:
@@ -198,7 +227,7 @@ def _finish(out: Path, state: ResumableChunks, source, prep: Preprocessing, fing
         "label_kind": getattr(source, "label_kind", "icd10"),
         "source": fingerprint["source"], "format": source.name,
         "n_source_records": n, "n_skipped": len(skipped), "n_leads_dropped": len(dropped_leads),
-        "n_table_problems": len(table_problems),
+        "n_table_problems": len(table_problems), "min_length_s": fingerprint["min_length_s"],
         "index_sha256": file_sha256(out / "index.parquet"),
     }
     _write_report(out, skipped, dropped_leads, meta, seconds, table_problems)

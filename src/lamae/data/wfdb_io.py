@@ -18,8 +18,8 @@ import wfdb
 from ..errors import LeadNameError, RecordError
 from ..leads import STANDARD_LEADS, canonical_lead
 from .record import EcgRecord
+from .units import UNITS_TO_MV, mv_factor
 
-_UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "": 1.0, "nu": 1.0}
 _FMT16_INVALID = -32768
 # Formats wfdb can read (https://physionet.org/physiotools/wag/signal-5.htm).
 SUPPORTED_FORMATS = {"8", "16", "24", "32", "61", "80", "160", "212", "310", "311", "508", "516", "524"}
@@ -31,6 +31,7 @@ def _strip_ext(path: str | os.PathLike) -> Path:
 
 
 _GAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(\([+-]?\d+\))?(/\S*)?$")
+_RATE = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(/[^\s]*)?$")
 _FORMAT = re.compile(r"^\d+(x\d+)?(:\d+)?(\+\d+)?$")
 
 
@@ -50,6 +51,12 @@ def _check_signal_lines(hea: Path, text: str) -> None:
                                         "is not a WFDB format code")
         if len(fields) > 2 and not _GAIN.match(fields[2]):
             raise RecordError(str(hea), f"signal line {k}: ADC gain {fields[2]!r} is not a number")
+    if len(first) < 3:
+        raise RecordError(str(hea), "first line gives no sampling rate (wfdb would assume 250 Hz); add the "
+                                    "record's rate after the number of signals")
+    rate = _RATE.match(first[2])
+    if rate is None or not float(rate.group(1)) > 0:
+        raise RecordError(str(hea), f"sampling rate {first[2]!r} on the first line is not a positive number")
     if len(lines) - 1 < n_sig:
         raise RecordError(str(hea), f"header announces {n_sig} signals but describes {len(lines) - 1}")
 
@@ -59,6 +66,8 @@ def read_header(path: str | os.PathLike):
     hea = base.with_suffix(".hea")
     if not hea.exists():
         raise RecordError(str(hea), "header file is missing")
+    if not hea.is_file():
+        raise RecordError(str(hea), "is not a regular file (a pipe, device or folder); lamae reads only files")
     try:
         text = hea.read_text(errors="replace")
     except OSError as exc:
@@ -107,7 +116,12 @@ def read_wfdb(
     if np.any(~np.isfinite(gains)) or np.any(gains == 0):
         raise RecordError(rid, f"invalid ADC gain in header: {hdr.adc_gain}")
     baselines = np.asarray([b or 0 for b in hdr.baseline], dtype=np.float64)
-    scale = np.asarray([_UNIT_SCALE.get((u or "mV").strip().lower(), None) or 1.0 for u in hdr.units])
+    scale = [mv_factor(u, default="mV") for u in hdr.units]  # WFDB's default unit is the millivolt
+    wrong = [f"{hdr.sig_name[i]} in {hdr.units[i]!r}" for i in keep if scale[i] is None]
+    if wrong:
+        raise RecordError(rid, f"signals not in a voltage unit: {', '.join(wrong)} (lamae reads "
+                               f"{', '.join(sorted(UNITS_TO_MV))})")
+    scale = np.asarray([1.0 if f is None else f for f in scale])
 
     files = set(hdr.file_name)
     offsets = {o or 0 for o in hdr.byte_offset}
@@ -116,6 +130,9 @@ def read_wfdb(
     if unsupported:
         raise RecordError(rid, f"WFDB signal format {', '.join(sorted(unsupported))} is not supported "
                                f"(readable: {', '.join(sorted(SUPPORTED_FORMATS, key=int))})")
+    for name in files:
+        if (base.parent / name).exists() and not (base.parent / name).is_file():
+            raise RecordError(rid, f"data file {name} is not a regular file (a pipe, device or folder)")
     if len(files) == 1 and fmts == {"16"} and len(offsets) == 1:
         digital = _read_fmt16(base.parent / hdr.file_name[0], hdr.n_sig, hdr.sig_len, offsets.pop(), rid)
     else:
@@ -136,6 +153,8 @@ def read_wfdb(
 def _read_fmt16(dat: Path, n_sig: int, sig_len: int, offset: int, rid: str) -> np.ndarray:
     if not dat.exists():
         raise RecordError(rid, f"data file {dat.name} is missing")
+    if not dat.is_file():
+        raise RecordError(rid, f"data file {dat.name} is not a regular file (a pipe, device or folder)")
     expected = offset + 2 * n_sig * sig_len
     actual = dat.stat().st_size
     if actual < expected:

@@ -40,6 +40,11 @@ def parse_code_list(text, *, source: str = "labels") -> list[str]:
     return [normalize_code(c) for c in value if c.strip()]
 
 
+# A label cell longer than this is refused unread (one row lost, not the run): the longest list
+# of ICD-10 codes an ECG plausibly carries is a few hundred characters.
+MAX_CELL_CHARS = 10_000
+
+
 def parse_cells(cells, parse, *, path, column: str, first_line: int = 2) -> tuple[list, list[dict]]:
     """``parse`` applied to each cell of a CSV column; a cell it cannot read becomes None and is
     listed as ``{"row": CSV line, "column", "cell", "problem"}``, so one bad cell of a large
@@ -49,7 +54,13 @@ def parse_cells(cells, parse, *, path, column: str, first_line: int = 2) -> tupl
         row = i + first_line
         source = f"{path} row {row} column {column}"
         try:
-            values.append(parse(cell, source=source))
+            if isinstance(cell, str) and len(cell) > MAX_CELL_CHARS:
+                raise LabelError(f"{source}: cell is {len(cell):,} characters long; a label cell is read up "
+                                 f"to {MAX_CELL_CHARS:,}")
+            try:
+                values.append(parse(cell, source=source))
+            except (MemoryError, RecursionError):  # deeply nested brackets: Python's parser gives up
+                raise LabelError(f"{source}: cell is nested too deeply to read") from None
         except LabelError as exc:
             values.append(None)
             text = str(exc)
