@@ -56,8 +56,9 @@ def test_a_v0_1_run_is_not_resumed(tmp_path, store):
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    shutil.copytree(FIXTURES / "global", run / "checkpoints" / "step-0000001")
-    (run / "latest.json").write_text(json.dumps({"step": 1, "path": "checkpoints/step-0000001"}))
+    # the fixture was saved at step 0 (latest.json must name the step its checkpoint was saved at)
+    shutil.copytree(FIXTURES / "global", run / "checkpoints" / "step-0000000")
+    (run / "latest.json").write_text(json.dumps({"step": 0, "path": "checkpoints/step-0000000"}))
     cfg = PretrainConfig(store=str(store.path), out=str(run), steps=2, batch_size=4, device="cpu")
     with pytest.raises(LamaeError, match="lamae 0.1.0 .*model format 1.*start a new run"):
         pretrain(cfg, resume=True, progress=False)

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 import lamae
 from lamae.cli import main
 from lamae.data.preprocess import Preprocessing, preprocess, resample, resample_ratio
-from lamae.data.store import EcgStore
+from lamae.data.store import EcgStore, meta_digest
 from lamae.errors import LamaeError, RecordError
 from lamae.files import file_sha256
 
@@ -340,6 +340,7 @@ def test_verify_names_a_meta_json_without_preprocessing(store, tmp_path, capsys)
     rc, _, err = cli(capsys, "verify", copy)
     assert_named(rc, err, "meta.json", "'preprocessing' is missing")
     meta["preprocessing"] = {"fs": "fast"}
+    meta["meta_sha256"] = meta_digest(meta)  # edited and re-signed: the field's own check names it
     (copy / "meta.json").write_text(json.dumps(meta))
     rc, _, err = cli(capsys, "verify", copy)
     assert_named(rc, err, "meta.json", "'preprocessing'", "fs")
@@ -352,6 +353,7 @@ def test_verify_checks_the_row_column_of_the_index(store, tmp_path, capsys):
     idx.to_parquet(copy / "index.parquet")
     meta = json.loads((copy / "meta.json").read_text())
     meta["index_sha256"] = file_sha256(copy / "index.parquet")  # edited consistently: only the row is wrong
+    meta["meta_sha256"] = meta_digest(meta)
     (copy / "meta.json").write_text(json.dumps(meta))
     rc, _, err = cli(capsys, "verify", copy)
     assert_named(rc, err, "index.parquet", "entry 5", f"has row {len(idx) + 40}")

@@ -26,17 +26,20 @@ def test_torch_load_is_always_weights_only():
         assert "weights_only=True" in call, (path, call)
 
 
-def test_a_pickled_payload_in_trainer_state_is_refused(store, tmp_path):
-    """A trainer.pt carrying an arbitrary object (what a malicious file would do) does not load."""
+def test_a_pickled_payload_in_trainer_state_is_refused(store, tmp_path, capsys):
+    """A trainer.pt carrying an arbitrary object (what a malicious file would do) does not load,
+    and is named as such (a LamaeError, not an internal error)."""
     from lamae.checkpoint import load_trainer_state
+    from lamae.errors import LamaeError
 
     class Payload:
         def __reduce__(self):
             return (print, ("pwned",))
 
     torch.save({"optimizer": Payload()}, tmp_path / "trainer.pt")
-    with pytest.raises(Exception, match="[Ww]eights only"):
+    with pytest.raises(LamaeError, match="trainer.pt: it holds Python objects that could run code"):
         load_trainer_state(tmp_path)
+    assert "pwned" not in capsys.readouterr().out
 
 
 def test_weights_are_safetensors(tiny_run):

@@ -84,6 +84,11 @@ def check_batch_size(batch_size) -> None:
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> "Pretrained":
     """Load a pretrained model (checkpoint folder, or run folder: its latest checkpoint)."""
+    from .train.common import pick_device
+
+    if path is None or not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise LamaeError(f"load needs the path of a checkpoint or run folder, got {path!r}")
+    device = pick_device(str(device))
     model, config = load_checkpoint(path)
     return Pretrained(model, Preprocessing.from_dict(config["preprocessing"]), config).to(device)
 
@@ -173,6 +178,9 @@ class Pretrained:
             raise ShapeError(f"{record_id}: an empty batch (shape {x.shape}): no ECG to embed")
         if x.shape[1] == 0:
             raise ShapeError(f"{record_id}: the signal has no leads (shape {x.shape})")
+        if isinstance(leads, (set, frozenset)):
+            raise LamaeError(f"{record_id}: leads given as a {type(leads).__name__}, which has no order, so the "
+                             "names could not be matched to the signal's rows; pass a list in row order")
         if leads is None or isinstance(leads, str):
             raise LamaeError(f"{record_id}: leads must be a list naming each row of the signal, "
                              f"e.g. ['I', 'II', 'V1'], got {leads!r}")
@@ -289,6 +297,12 @@ class Pretrained:
         if window not in ("start", "center"):
             raise ValueError(f"window must be 'start' or 'center', got {window!r}")
         w, usable = self._windows(x[0], fs, leads, window, record_id)
+        unusable = [lead for lead, ok in zip(leads, usable) if lead in hide and not ok]
+        if unusable:
+            raise LamaeError(f"{record_id}: cannot hide {', '.join(unusable)}: the record's own "
+                             f"{'lead is' if len(unusable) == 1 else 'leads are'} unusable (flat, saturated or "
+                             "mostly missing), so there is nothing to measure the reconstruction against; it is "
+                             "rebuilt as a missing lead without hiding it")
         inputs = [lead for lead, ok in zip(leads, usable) if ok and lead not in hide]
         if not inputs:
             raise LamaeError(f"{record_id}: no lead left as input after hiding {hide}")

@@ -61,12 +61,34 @@ def read_latest(run: str | os.PathLike) -> dict | None:
     try:
         data = json.loads(latest.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LamaeError(f"{latest}: not valid JSON ({exc}); delete it to let --resume pick the newest "
-                         "checkpoint folder, or point to a checkpoint folder directly") from None
+        raise LamaeError(f"{latest}: not valid JSON ({exc}); {_mend_hint(run)}") from None
     if (not isinstance(data, dict) or isinstance(data.get("step"), bool) or not isinstance(data.get("step"), int)
             or not isinstance(data.get("path"), str)):
         raise LamaeError(f"{latest}: expected {{\"step\": N, \"path\": \"checkpoints/step-N\"}}, got {str(data)[:80]}")
+    # the step must be the one the checkpoint it names was saved at: a latest.json claiming more
+    # would make a resumed run report itself finished without training
+    config = Path(run) / data["path"] / "config.json"
+    if config.is_file():
+        try:
+            saved = json.loads(config.read_text()).get("step")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, OSError):
+            saved = None  # load_checkpoint names a damaged config.json
+        if isinstance(saved, int) and not isinstance(saved, bool) and saved != data["step"]:
+            raise LamaeError(f"{latest}: says step {data['step']}, but {data['path']} was saved at step {saved}; "
+                             f"latest.json was edited or damaged: {_mend_hint(run)}")
     return data
+
+
+def _mend_hint(run) -> str:
+    """How to repair a run's latest.json: point it at the newest checkpoint folder there is."""
+    saved = sorted((Path(run) / "checkpoints").glob("step-*[0-9]"))
+    if not saved:
+        return "point to a checkpoint folder directly"
+    newest = saved[-1]
+    step = newest.name.split("-")[-1].lstrip("0") or "0"
+    return (f"the newest checkpoint is {newest.relative_to(run)}: write "
+            f"{{\"step\": {step}, \"path\": \"{newest.relative_to(run)}\"}} into it, or point to a checkpoint "
+            "folder directly")
 
 
 def steps_done(run: str | os.PathLike) -> int:
@@ -118,6 +140,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Lamae,
     weights = folder / "model.safetensors"
     if not weights.exists():
         raise LamaeError(f"{folder}: model.safetensors is missing")
+    if not weights.is_file():
+        raise LamaeError(f"{weights}: is not a file (a folder?); the checkpoint is damaged")
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "preprocessing" not in config:
         raise LamaeError(f"{cfg_path}: not a lamae checkpoint config (needs a 'model' mapping and 'preprocessing')")
     version = config.get("model_format", 1)  # lamae 0.1 wrote no format number
@@ -160,4 +184,22 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Lamae,
 
 
 def load_trainer_state(folder: Path) -> dict:
-    return torch.load(Path(folder) / "trainer.pt", map_location="cpu", weights_only=True)
+    """A checkpoint's optimizer state for resuming, read with ``weights_only=True`` (a pickle that
+    would run code is refused); a missing, damaged or foreign file is named, not a traceback."""
+    path = Path(folder) / "trainer.pt"
+    if not path.is_file():
+        raise LamaeError(f"{path}: missing; this checkpoint has no optimizer state to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, plain text, a pickle with code: torch's own error types
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            cause = "it holds Python objects that could run code when loaded, so it was not loaded"
+        else:
+            cause = f"cannot be read ({type(exc).__name__}: {text[:160]})"
+        raise LamaeError(f"{path}: {cause}; a damaged or foreign file: resume from an earlier checkpoint "
+                         "or start a new run") from None
+    if not isinstance(state, dict) or not isinstance(state.get("optimizer"), dict):
+        raise LamaeError(f"{path}: holds no optimizer state (expected a mapping with 'optimizer'); a damaged or "
+                         "foreign file: resume from an earlier checkpoint or start a new run")
+    return state

@@ -111,7 +111,9 @@ def cmd_verify(a):
     from .data.store import EcgStore
 
     store = EcgStore(a.store, verify=True)
-    print(f"{store.path}: {len(store)} records, index and every row match their checksums")
+    meta = ("meta.json, " if "meta_sha256" in store.meta
+            else "meta.json is consistent but has no checksum (written by an older lamae); ")
+    print(f"{store.path}: {len(store)} records, {meta}index and every row match their checksums")
 
 
 def _add_pretrain(sub):

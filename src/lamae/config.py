@@ -10,9 +10,39 @@ from typing import Any, get_type_hints
 import yaml
 
 
+# A settings file is small: YAML that expands past this many values (aliases of aliases, the
+# "billion laughs" bomb: 519 bytes that become 2.3 GB) is refused before anything copies it.
+MAX_YAML_NODES = 100_000
+
+
+def _count_nodes(value, budget: int) -> int:
+    """Values in ``value`` with aliases expanded, counted up to ``budget`` (then it stops)."""
+    stack, n = [value], 0
+    while stack:
+        v = stack.pop()
+        n += 1
+        if n > budget:
+            return n
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return n
+
+
+def safe_yaml(text: str, where: str):
+    """``yaml.safe_load`` that refuses a document expanding past ``MAX_YAML_NODES`` values."""
+    data = yaml.safe_load(text)
+    if _count_nodes(data, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise ValueError(f"{where}: expands to more than {MAX_YAML_NODES:,} values (YAML aliases nested in "
+                         "aliases?); refused")
+    return data
+
+
 def _coerce(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return safe_yaml(text, f"value {text[:40]!r}")
     except yaml.YAMLError:
         return text
 
@@ -26,8 +56,12 @@ def apply_overrides(d: dict, overrides: list[str] | None) -> dict:
         key, value = item.split("=", 1)
         target = d
         *path, last = key.strip().split(".")
-        for k in path:
+        for i, k in enumerate(path):
             target = target.setdefault(k, {})
+            if not isinstance(target, dict):
+                where = ".".join(path[:i + 1])
+                raise ValueError(f"override {item!r}: {where} is {target!r}, not a group of settings, so it "
+                                 f"has no {'.'.join(path[i + 1:] + [last])!r}")
         target[last] = _coerce(value)
     return d
 
@@ -38,7 +72,38 @@ def from_dict(cls, d: dict):
     unknown = set(d) - names
     if unknown:
         raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}; known: {sorted(names)}")
+    hints = get_type_hints(cls)
+    for key, value in d.items():
+        check_type(key, value, hints.get(key))
     return cls(**d)
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text", list: "a list",
+          dict: "a mapping of settings"}
+
+
+def check_type(name: str, value, hint) -> None:
+    """``value`` must be of the setting's declared type (``str | None``, ``float``, ...): YAML reads
+    ``compile: maybe`` as text and ``out: [1, 2]`` as a list, and either would otherwise be used
+    as whatever Python makes of it (a non-empty string is true)."""
+    if hint is None or hint is Any:
+        return
+    args = getattr(hint, "__args__", None)
+    allowed = tuple(a for a in args if a is not type(None)) if args else (hint,)
+    if args and value is None and type(None) in args:
+        return
+    allowed = tuple(getattr(a, "__origin__", a) for a in allowed)
+    ok = any(
+        (a is bool and isinstance(value, bool))
+        or (a is int and isinstance(value, int) and not isinstance(value, bool))
+        or (a is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (a not in (bool, int, float) and isinstance(a, type) and isinstance(value, a))
+        for a in allowed)
+    if not ok:
+        kinds = " or ".join(_KINDS.get(a, getattr(a, "__name__", str(a))) for a in allowed)
+        if args and type(None) in args:
+            kinds += " or null"
+        raise ValueError(f"setting {name!r} must be {kinds}, got {value!r}")
 
 
 def load_yaml(path: str | Path | None) -> dict:
@@ -48,7 +113,7 @@ def load_yaml(path: str | Path | None) -> dict:
     if not path.is_file():
         raise ValueError(f"{path}: config file does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_yaml(path.read_text(), str(path)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .api import Pretrained
 from .data.store import EcgStore
-from .files import ResumableChunks
+from .files import ResumableChunks, ensure_output_file
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
 from .embedding import embed_store
 from .leads import STANDARD_LEADS
@@ -76,7 +76,10 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "wfdb", pooling: str = "l
     from . import load
     from .data.sources import open_source
 
-    out = Path(out)
+    for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)) + ((("limit", limit),) if limit is not None else ()):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LamaeError(f"{name} must be a positive integer, got {value!r}")
+    out = ensure_output_file(out)
     if out.suffix not in (".parquet", ".npy"):
         raise LamaeError(f"{out}: output must end in .parquet or .npy")
     model = load(checkpoint, device)

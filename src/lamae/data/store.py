@@ -230,6 +230,7 @@ def _finish(out: Path, state: ResumableChunks, source, prep: Preprocessing, fing
         "n_table_problems": len(table_problems), "min_length_s": fingerprint["min_length_s"],
         "index_sha256": file_sha256(out / "index.parquet"),
     }
+    meta["meta_sha256"] = meta_digest(meta)
     _write_report(out, skipped, dropped_leads, meta, seconds, table_problems)
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
     shutil.rmtree(parts)
@@ -264,6 +265,15 @@ def _write_report(out: Path, skipped: list[dict], dropped: list[dict], meta: dic
                   "|---|---|---|"]
         lines += [f"| {d['record_id']} | {d['lead']} | {d['problem'].replace('|', '/')} |" for d in dropped]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+def meta_digest(meta: dict) -> str:
+    """sha256 of a store's meta.json fields (all but this checksum), in a canonical JSON form: a
+    meta.json edited by hand no longer matches it."""
+    import hashlib
+
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 class EcgStore:
@@ -309,9 +319,15 @@ class EcgStore:
         except (ValueError, OSError, EOFError) as exc:
             raise LamaeError(f"{sig_path}: cannot be read as the store's signal array ({exc}); a truncated or "
                              "damaged file: run prepare again with --overwrite") from None
-        if full.shape[1:] != expected[1:] or full.shape[0] < expected[0] or full.dtype != np.float16:
+        made = self.meta.get("n_source_records", full.shape[0])  # the file has a row per source record
+        if (full.shape[1:] != expected[1:] or full.shape[0] < expected[0] or full.dtype != np.float16
+                or full.shape[0] != made):
             raise LamaeError(f"{sig_path}: shape {full.shape} {full.dtype} does not match meta.json "
-                             f"{expected} float16")
+                             f"({expected} float16 in a file of {made} rows); the store is damaged or meta.json "
+                             "was edited")
+        if expected[2] != self.preprocessing.n_samples:
+            raise LamaeError(f"{meta_path}: shape says {expected[2]} samples per lead, its preprocessing makes "
+                             f"{self.preprocessing.n_samples}; meta.json was edited or damaged")
         self.signals = full[: self.meta["n_rows"]]
         if verify == "auto":
             if self.signals.nbytes <= self.FULL_VERIFY_BYTES:
@@ -333,6 +349,12 @@ class EcgStore:
             if key not in m:
                 raise LamaeError(f"{meta_path}: field {key!r} is missing; the store is damaged: run prepare "
                                  "again with --overwrite")
+        if m.get("leads", list(STANDARD_LEADS)) != list(STANDARD_LEADS) or m.get("dtype", "float16") != "float16":
+            raise LamaeError(f"{meta_path}: leads {m.get('leads')} / dtype {m.get('dtype')} are not the store's "
+                             f"{list(STANDARD_LEADS)} / float16; meta.json was edited or damaged")
+        if "meta_sha256" in m and m["meta_sha256"] != meta_digest(m):
+            raise LamaeError(f"{meta_path}: does not match its own checksum (meta_sha256); it was edited or "
+                             "damaged after prepare wrote it: run prepare again with --overwrite")
         n = m["n_rows"]
         shape = m["shape"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:

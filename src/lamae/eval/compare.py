@@ -68,6 +68,22 @@ class CompareConfig:
     device: str = "auto"
     tracker: str = "csv"      # csv | tensorboard | wandb: every pretraining run, and the results (lamae/tracking.py)
 
+    def __post_init__(self):
+        for name in ("models", "seeds", "label_fractions"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not value:
+                raise ValueError(f"{name} must be a non-empty list, got {value!r}")
+        if not all(isinstance(m, str) for m in self.models) or len(set(self.models)) != len(self.models):
+            raise ValueError(f"models must name each model once, got {self.models!r}")
+        if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in self.seeds)
+                or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds!r}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in self.label_fractions):
+            raise ValueError(f"label_fractions must be fractions in (0, 1], got {self.label_fractions!r}")
+        for name in ("model", "pretrain"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping of settings, got {getattr(self, name)!r}")
+
 
 def _targets(store: EcgStore, rows, train_mask, cfg: CompareConfig):
     t = build_label_targets(store.meta.get("label_kind", "icd10"), store.codes(rows), train_mask,

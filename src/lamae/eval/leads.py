@@ -31,6 +31,9 @@ def reduced_lead_eval(checkpoints: dict[str, str], store_path, out_dir, *, lead_
                       min_test_positives: int = 5, pooling: str = "latent", device: str = "cpu",
                       progress: bool = True) -> dict:
     """``checkpoints``: display name -> checkpoint or run folder. Writes leads.md/json/png."""
+    from ..train.common import pick_device
+
+    device = pick_device(str(device))
     store = EcgStore(store_path)
     sets = {k: LEAD_SETS[k] for k in (lead_sets or LEAD_SETS)}
     all_rows = store.rows(labeled=True)

@@ -107,6 +107,9 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
               min_test_positives: int = 5, pooling: str = "latent", random_baseline: bool = True, batch_size: int = 256,
               device: str = "cpu", progress: bool = True) -> dict:
     """Embed the store's labelled records, probe every ICD-10 node, write Markdown/JSON/ROC plot."""
+    from ..train.common import pick_device
+
+    device = pick_device(str(device))
     model, config = load_checkpoint(checkpoint)
     store = EcgStore(store_path)
     store.require_preprocessing(config["preprocessing"], str(checkpoint))

@@ -15,7 +15,7 @@ from ..api import lead_error
 from ..data.store import EcgStore
 from ..errors import LamaeError
 from ..files import atomic_write_text, output_dir
-from ..leads import STANDARD_LEADS, lead_indices
+from ..leads import STANDARD_LEADS, canonical_leads, lead_indices
 
 
 def _summary(v: dict) -> dict:
@@ -43,6 +43,10 @@ def reconstruction_errors(model, store: EcgStore, hide, *, split: str | None = "
     The hidden leads are withheld together; every other present lead is an input.
     ``intervene`` ("zero" / "shuffle") ablates the model's latents (see ``Lamae.forward``).
     """
+    hide = list(canonical_leads(hide, source="--hide"))
+    if len(hide) >= len(STANDARD_LEADS):
+        raise LamaeError(f"cannot hide all {len(STANDARD_LEADS)} leads: none would be left for the model to "
+                         "rebuild them from; hide fewer")
     rows = _rows(model, store, split)
     idx = lead_indices(hide)
     net = model.model.eval()
@@ -65,6 +69,9 @@ def reconstruction_errors(model, store: EcgStore, hide, *, split: str | None = "
             for o, r in zip(xs[d[:, j], j], pred[d[:, j], j]):
                 for k, v in lead_error(o, r).items():
                     stats[lead][k].append(v)
+    if not any(v["mse"] for v in stats.values()):
+        raise LamaeError(f"{store.path}: no record of split {split!r} has {', '.join(hide)} and another lead "
+                         "left as input; nothing to measure")
     return {lead: _summary(v) for lead, v in stats.items()}
 
 

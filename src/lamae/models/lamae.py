@@ -46,7 +46,7 @@ MODEL_FORMAT = 2  # 1: lamae 0.1 (token_mixing / private_leads); 2: encoder + ag
 # Upper bounds on the sizes a configuration may ask for (ViT-H is 1280 wide, 32 deep).
 SIZE_LIMITS = {"patch_size": 100_000, "dim": 8192, "depth": 128, "heads": 128, "decoder_dim": 8192,
                "decoder_depth": 128, "decoder_heads": 128, "latent_heads": 128, "router_latents": 256,
-               "n_latents": 1024}
+               "n_latents": 1024, "latent_depth": 128, "router_every": 128}
 MAX_PARAMETERS = 5e9
 
 
@@ -112,6 +112,10 @@ class LamaeConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
             if value > SIZE_LIMITS[name]:
                 raise ValueError(f"{name} is {value}, above the largest lamae builds ({SIZE_LIMITS[name]})")
+        for name in ("latent_depth", "router_every"):  # 0 allowed: none / one router after the encoder
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SIZE_LIMITS[name]:
+                raise ValueError(f"{name} must be an integer from 0 to {SIZE_LIMITS[name]}, got {value!r}")
         for name in ("fs", "window_s", "mlp_ratio", "align_weight", "align_temperature", "mask_ratio"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -129,8 +133,10 @@ class LamaeConfig:
                 raise ValueError(f"{width} {getattr(self, width)} is not divisible by {heads} {getattr(self, heads)}")
         # Bounded before anything is allocated: a config.json asking for a model of billions of
         # parameters (a typo, or a hostile file) is refused rather than exhausting memory.
-        blocks = self.depth * (12 if self.encoder == "private" else 1)
-        estimate = 12 * (blocks * self.dim ** 2 + self.decoder_depth * self.decoder_dim ** 2)
+        # A transformer block holds (4 + 2 * mlp_ratio) * width^2 weights (attention and MLP).
+        per_block = 4 + 2 * self.mlp_ratio
+        blocks = self.depth * (12 if self.encoder == "private" else 1) + self.latent_depth
+        estimate = per_block * (blocks * self.dim ** 2 + self.decoder_depth * self.decoder_dim ** 2)
         if estimate > MAX_PARAMETERS:
             raise ValueError(f"this configuration would build about {estimate / 1e9:.1f}e9 parameters, "
                              f"above lamae's limit of {MAX_PARAMETERS / 1e9:g}e9")
@@ -140,8 +146,6 @@ class LamaeConfig:
             raise ValueError("lead_field feeds the router latents: use it with encoder 'router'")
         if self.lead_field and self.norm_target:
             raise ValueError("lead_field predicts patches in the input's units: it cannot be used with norm_target")
-        if not isinstance(self.router_every, int) or self.router_every < 0:
-            raise ValueError(f"router_every must be an integer >= 0, got {self.router_every!r}")
         if self.n_samples % self.patch_size:
             raise ValueError(
                 f"window of {self.n_samples} samples is not a multiple of patch_size {self.patch_size}"

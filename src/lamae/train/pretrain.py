@@ -204,7 +204,11 @@ def _resume(out: Path, resume: bool, model: Lamae, opt, prep) -> tuple[int, dict
     if saved["model"] != model.cfg.to_dict() or saved["preprocessing"] != prep.to_dict():
         raise LamaeError(f"{folder}: checkpoint configuration differs from this run's; cannot resume")
     model.load_state_dict(loaded.state_dict())
-    opt.load_state_dict(load_trainer_state(folder)["optimizer"])
+    try:
+        opt.load_state_dict(load_trainer_state(folder)["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # torch's checks of a foreign state
+        raise LamaeError(f"{folder / 'trainer.pt'}: its optimizer state does not fit this model ({exc}); resume "
+                         "from an earlier checkpoint or start a new run") from None
     t = saved.get("training", {})
     return start, {"first_loss": t.get("first_loss"), "last_loss": t.get("last_loss", float("nan")),
                    "seconds": float(t.get("seconds", 0.0)),
