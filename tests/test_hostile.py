@@ -247,6 +247,15 @@ CONFIG_CASES = {
     "model not a mapping": (_set("model", [1, 2]), "model"),
     "preprocessing rate disagrees with the model": (_set("preprocessing", "fs", 250.0), "contradicts"),
     "preprocessing window disagrees with the model": (_set("preprocessing", "window_s", 4.0), "contradicts"),
+    # round 3
+    "latent_depth as text": (_set("model", "latent_depth", "2"), "latent_depth"),
+    "latent_depth 1.5": (_set("model", "latent_depth", 1.5), "latent_depth"),
+    "latent_depth 20000": (_set("model", "latent_depth", 20000), "latent_depth"),
+    "max_invalid_fraction -1": (_set("preprocessing", "max_invalid_fraction", -1), "max_invalid_fraction"),
+    # 24 private ViT blocks of width 1024 with mlp_ratio 16: 1.1e10 parameters, which the bound
+    # missed while it ignored mlp_ratio
+    "a private encoder past 5e9 parameters": (lambda cfg: cfg["model"].update(
+        encoder="private", aggregator="latent", lead_field=0, dim=1024, depth=24, mlp_ratio=16.0), "parameters"),
 }
 
 

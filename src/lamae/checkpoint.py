@@ -47,8 +47,11 @@ def save_checkpoint(folder: Path, model: Lamae, prep: Preprocessing, *, extra: d
             shutil.rmtree(folder)
         os.replace(tmp, folder)
     except Exception as exc:  # OSError; torch's zip writer (RuntimeError) and safetensors have their own types
+        # the cause is read while the partial files still take their space: removing them first
+        # would free the disk and hide that it was full
+        error = write_error(folder, exc, "write the checkpoint")
         shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(folder, exc, "write the checkpoint") from None
+        raise error from None
     return folder
 
 

@@ -79,6 +79,12 @@ if ModelHubMixin is not None:
                 raise LamaeError(f"{pretrained_model_name_or_path}: not a local folder, and the Hub could not "
                                  f"provide it ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 
+        def save_pretrained(self, save_directory, *args, **kwargs):
+            """The Hub's ``save_pretrained``, after checking the folder: an existing file, a store, or
+            a place that cannot be written is named before the Hub's code touches it."""
+            output_dir(save_directory, allow="checkpoint")
+            return super().save_pretrained(save_directory, *args, **kwargs)
+
         def _save_pretrained(self, save_directory: Path) -> None:
             if self.pretrained is None:
                 raise LamaeError("nothing to save: this LamaeHub holds no model")
