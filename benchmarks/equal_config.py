@@ -16,6 +16,8 @@ in the same run (float32 on CPU; bf16 under autocast on GPU).
     python benchmarks/equal_config.py --members IndS IndP --batch-size 16
     python benchmarks/equal_config.py --profile Joint          # + where that member's time goes
     python benchmarks/equal_config.py --previous               # + lamae 0.2's code paths, interleaved
+    python benchmarks/equal_config.py --input mimic500         # MIMIC-IV-ECG's native 12 x 5000 at 500 Hz
+    python benchmarks/equal_config.py --breakdown --members LAMAE IndS   # parameters and FLOPs by component
 """
 
 from __future__ import annotations
@@ -36,11 +38,47 @@ from throughput import WARMUP  # benchmarks/throughput.py: the steps every bench
 STMEM = dict(fs=250.0, window_s=9.0, patch_size=75, dim=384, depth=12, heads=6, mlp_ratio=4.0,
              decoder_dim=256, decoder_depth=4, decoder_heads=4, mask_ratio=0.75,
              latent_heads=6, router_every=3, router_latents=2, n_latents=8)
+# The two inputs of issue 27: ST-MEM's (12 x 2250 at 250 Hz, patch 75) and MIMIC-IV-ECG's native
+# one (12 x 5000 at 500 Hz, patch 50), each with the same ViT-S encoder and decoder.
+INPUTS = {"stmem": {}, "mimic500": dict(fs=500.0, window_s=10.0, patch_size=50)}
 MEMBERS = ["LAMAE", "Joint", "IndS", "IndP", "MVMAE"]
+_INPUT = {}  # the --input chosen for this run
 
 
 def config(name: str, **over) -> LamaeConfig:
-    return LamaeConfig(**{**STMEM, **FAMILY[name]["model"], **over})
+    return LamaeConfig(**{**STMEM, **_INPUT, **FAMILY[name]["model"], **over})
+
+
+def component_table(cfg: LamaeConfig, batch: int = 2) -> list[tuple[str, int, int]]:
+    """(component, parameters, forward FLOPs for ``batch`` ECGs): where a member's size and
+    arithmetic go, by module. Forward only: torch's counter files the backward's operations under
+    whichever module ran last, so per-module backward figures would mislead (the backward costs
+    about twice the forward, module by module)."""
+    from lamae.utils.flops import flops_by_module
+
+    model = Lamae(cfg)
+    x, leads = torch.randn(batch, 12, cfg.n_samples), torch.arange(12)
+    with torch.no_grad():
+        flops = flops_by_module(lambda: model(x, leads), depth=4)
+
+    def under(prefix: str) -> int:  # a module's FLOPs, or its items' (a ModuleList is never called)
+        if prefix in flops:
+            return flops[prefix]
+        depth = prefix.count(".") + 1
+        return sum(f for k, f in flops.items() if k.startswith(prefix + ".") and k.count(".") == depth)
+    rows = []
+    for name, child in model.named_children():
+        n = sum(p.numel() for p in child.parameters())
+        rows.append((name, n, under(f"Lamae.{name}")))
+        if name in ("encoder", "decoder"):
+            for sub, grand in child.named_children():
+                rows.append((f"  {name}.{sub}", sum(p.numel() for p in grand.parameters()),
+                             under(f"Lamae.{name}.{sub}")))
+    own = sum(p.numel() for p in model.parameters(recurse=False))
+    rows.append(("(top-level parameters, loss and glue)", own,
+                 flops.get("Global", 0) - sum(under(f"Lamae.{n}") for n, _ in model.named_children())))
+    rows.append(("total", model.num_parameters(), flops.get("Global", 0)))
+    return rows
 
 
 class Stepper:
@@ -92,6 +130,11 @@ def variants(members, with_previous: bool) -> list[tuple[str, LamaeConfig, dict]
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", nargs="+", default=MEMBERS, choices=sorted(FAMILY))
+    ap.add_argument("--input", default="stmem", choices=sorted(INPUTS),
+                    help="stmem: 12 x 2250 at 250 Hz, patch 75 (ST-MEM's); mimic500: 12 x 5000 at 500 Hz, patch 50")
+    ap.add_argument("--router-every", type=int, help="LAMAE: a router after every k-th block (default 3)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only print each member's parameters and step FLOPs by component, then exit")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=5, help="timed steps per member (interleaved)")
     ap.add_argument("--device", default="cpu")
@@ -103,14 +146,29 @@ def main(argv=None):
     ap.add_argument("--previous", action="store_true",
                     help="also time the code paths lamae 0.2 ran (IndP lead by lead, per-tensor AdamW)")
     args = ap.parse_args(argv)
+    _INPUT.clear()
+    _INPUT.update(INPUTS[args.input])
+    if args.router_every is not None:
+        _INPUT["router_every"] = args.router_every
+    if args.breakdown:
+        for name in args.members:
+            cfg = config(name)
+            print(f"\n{name} ({args.input}): parameters and forward FLOPs per ECG by component\n")
+            print("| component | parameters | forward GFLOP per ECG |")
+            print("|---|---|---|")
+            for comp, n, f in component_table(cfg):
+                print(f"| {comp} | {n / 1e6:.2f}M | {f / 2 / 1e9:.2f} |")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if not args.fresh_memory:
         keep_freed_memory(device)  # as lamae's training does
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; ST-MEM's configuration, "
-          f"batch {args.batch_size}")
+    cfg0 = config("IndS")
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; ST-MEM's model "
+          f"configuration on input {args.input} (12 x {cfg0.n_samples} at {cfg0.fs:g} Hz, patch {cfg0.patch_size}), "
+          f"LAMAE's router every {config('LAMAE').router_every} blocks, batch {args.batch_size}")
     todo = variants(args.members, args.previous)
     flops = {}
     for label, cfg, _ in todo:  # counted on the CPU with a batch of 2, scaled (FLOPs are linear in it)
@@ -142,6 +200,22 @@ def main(argv=None):
         rate = flops[repr(s.cfg)] / t
         print(f"| {s.name} | {s.model.num_parameters() / 1e6:.1f}M | {t:.2f} | {args.batch_size / t:.2f} | "
               f"{flops[repr(s.cfg)] / 1e9:.0f} | {rate / 1e9:.0f} | {rate / peak:.0%} |")
+    # the issue's ratios: each member's step, parameters and FLOPs against IndS's and Joint's
+    med = {s.name: statistics.median(times[s.name]) for s in steppers}
+    ref = {s.name: s for s in steppers}
+    if {"IndS", "Joint"} & set(ref):
+        print("\n| member | step / IndS | step / Joint | parameters / IndS | FLOPs / IndS |")
+        print("|---|---|---|---|---|")
+        for s in steppers:
+            cells = []
+            for other in ("IndS", "Joint"):
+                cells.append(f"{med[s.name] / med[other]:.2f}x" if other in ref else "-")
+            if "IndS" in ref:
+                cells.append(f"{s.model.num_parameters() / ref['IndS'].model.num_parameters():.2f}x")
+                cells.append(f"{flops[repr(s.cfg)] / flops[repr(ref['IndS'].cfg)]:.2f}x")
+            else:
+                cells += ["-", "-"]
+            print(f"| {s.name} | " + " | ".join(cells) + " |")
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 

@@ -36,6 +36,14 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
+def flops_by_module(fn, depth: int = 3) -> dict[str, int]:
+    """FLOPs of everything ``fn()`` runs, per module (names as torch's counter gives them,
+    ``Lamae.encoder.blocks``, down to ``depth`` levels; ``Global`` is the total)."""
+    with fc.FlopCounterMode(display=False, depth=depth, custom_mapping=_custom_mapping()) as counter:
+        fn()
+    return {name: int(sum(ops.values())) for name, ops in counter.get_flop_counts().items()}
+
+
 def training_step_flops(model, batch_size: int, n_leads: int = 12, **forward_kwargs) -> int:
     """FLOPs of one pretraining step (forward + backward) on a random batch."""
     x = torch.randn(batch_size, n_leads, model.cfg.n_samples)
