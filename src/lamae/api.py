@@ -253,11 +253,23 @@ class Pretrained:
         return embed_arrays(self.model, windows, present, batch_size=batch_size, pooling=pooling, device=self.device)
 
     # ------------------------------------------------------------------ embeddings
-    def embed(self, signal, fs: float, leads, *, windows: str = "tile", pooling: str = "latent",
+    def embed(self, signal, fs: float | None = None, leads=None, *, windows: str = "tile", pooling: str = "latent",
               batch_size: int = 64, return_weights: bool = False, record_id: str = "input"):
         """Embeddings (D,) for one ECG or (N, D) for several; with ``return_weights`` also the
-        lead weights, (L,) or (N, L) in the order of ``leads`` (0 for leads treated as absent)."""
+        lead weights, (L,) or (N, L) in the order of ``leads`` (0 for leads treated as absent).
+
+        ``signal`` may also be the path of an ECG file of any format :func:`lamae.read` reads:
+        its own rate and leads are used (``fs`` and ``leads`` are then left out)."""
         check_batch_size(batch_size)
+        if isinstance(signal, (str, os.PathLike)):
+            from .data.ecgfiles import read
+
+            if fs is not None or leads is not None:
+                raise LamaeError(f"{signal}: a file brings its own rate and leads; pass fs and leads only with an array")
+            path = str(signal)
+            rec = read(path)
+            signal, fs, leads = rec.signal, rec.fs, list(rec.leads)
+            record_id = path if record_id == "input" else record_id
         x, fs, names, single = self._check_input(signal, fs, leads, record_id)
         wins, present, owner = [], [], []
         for i, ecg in enumerate(x):

@@ -11,7 +11,21 @@ from .tracking import TRACKERS
 
 # the dataset layouts --format takes: data.sources.READERS's names (kept here so that building
 # the parser imports no data code; a test checks the two agree)
-FORMATS = ["wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb", "edf", "dicom"]
+FORMATS = ["auto", "wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb", "edf", "dicom",
+           "muse", "philips", "aecg", "scp", "ishne", "mfer", "mortara"]
+FORMAT_HELP = ("auto: each file by its content (WFDB, EDF, DICOM and every format below; a folder may mix "
+               "them); mimic: MIMIC-IV-ECG (v1.0 and the demo's layout) + Ext-ICD labels; ptbxl: PTB-XL with "
+               "a task's labels and the strat_fold split; challenge: PhysioNet/CinC or CPSC .mat+.hea with "
+               "SNOMED labels; code15: CODE-15%% .mat + meta.csv; ptb: PTB Diagnostic (12 of 15 channels); "
+               "wfdb: any WFDB folder; edf: EDF/EDF+/BDF; dicom: DICOM ECG waveforms; muse: GE MUSE XML; "
+               "philips: Philips Sierra XML; aecg: HL7 aECG; scp: SCP-ECG; ishne: ISHNE Holter; mfer: MFER; "
+               "mortara: Mortara ELI XML (edf, dicom and the hospital formats need pip install 'lamae[formats]')")
+
+
+def _add_derive(p):
+    p.add_argument("--derive-limb-leads", action="store_true",
+                   help="files that store 8 leads (MUSE: I, II, V1-V6): add III, aVR, aVL and aVF computed from "
+                        "I and II (Einthoven, Goldberger); the store and tables record which leads were derived")
 # the members `lamae pretrain --model` trains: models.family.PRETRAINABLE (same reason, same test)
 PRETRAINABLE = ["LAMAE", "LAMAE-attn", "LAMAE-summary", "LAMAE-global", "LAMAE-mean", "IndS", "IndP", "MVMAE", "Joint"]
 
@@ -28,13 +42,16 @@ def _add_synth(sub):
     p.add_argument("--records", type=int, default=1000, help="number of ECGs (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes writing records")
+    p.add_argument("--layout", default="v1", choices=["v1", "demo"],
+                   help="MIMIC-IV-ECG v1.0's folders (files/p1000/p10000032/s40689238/40689238) or the open "
+                        "demo v0.1's (files/p10000032/s107143276/107143276)")
     p.set_defaults(func=cmd_synth)
 
 
 def cmd_synth(a):
     from .data.synth import synthesize_mimic
 
-    out = synthesize_mimic(a.out, a.records, seed=a.seed, workers=a.workers)
+    out = synthesize_mimic(a.out, a.records, seed=a.seed, workers=a.workers, layout=a.layout)
     print(f"wrote {a.records} records to {out}")
 
 
@@ -61,11 +78,8 @@ def _add_prepare(sub):
     p.add_argument("data", help="dataset folder")
     p.add_argument("--out", required=True, help="store folder")
     p.add_argument("--format", default="mimic", choices=FORMATS,
-                   help="mimic: MIMIC-IV-ECG layout (+ Ext-ICD labels); ptbxl: PTB-XL with a task's labels "
-                        "and the strat_fold split; challenge: PhysioNet/CinC or CPSC .mat+.hea with SNOMED "
-                        "labels; code15: CODE-15%% .mat + meta.csv; ptb: PTB Diagnostic (12 of 15 channels); "
-                        "wfdb: any WFDB folder (no labels); edf: EDF/EDF+/BDF files; dicom: DICOM ECG waveforms "
-                        "(edf and dicom need pip install 'lamae[formats]')")
+                   help="dataset layout (default mimic, whose labels come from its tables). " + FORMAT_HELP)
+    _add_derive(p)
     p.add_argument("--task", default="superdiagnostic",
                    help="PTB-XL task: all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm")
     p.add_argument("--source-rate", type=int, default=500, choices=[100, 500],
@@ -92,7 +106,7 @@ def cmd_prepare(a):
 
     kwargs = {"mimic": {"labels": a.labels, "label_column": a.label_column},
               "ptbxl": {"task": a.task, "rate": a.source_rate}}.get(a.format, {})
-    source = open_source(a.format, a.data, **kwargs)
+    source = open_source(a.format, a.data, derive_limb_leads=a.derive_limb_leads, **kwargs)
     store = prepare(source, a.out, _preprocessing(a), split_seed=a.split_seed, chunk_size=a.chunk_size,
                     workers=a.workers, overwrite=a.overwrite, limit=a.limit, min_length_s=a.min_length)
     m = store.meta
@@ -269,7 +283,9 @@ def _add_embed(sub):
     p.add_argument("data", help="dataset folder (any leads and rates) or a store made by `lamae prepare`")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or run folder (latest)")
     p.add_argument("--out", required=True, help="output file: .parquet (table) or .npy (+ .records.csv)")
-    p.add_argument("--format", default="wfdb", choices=FORMATS, help="dataset layout (default: any WFDB folder)")
+    p.add_argument("--format", default="auto", choices=FORMATS,
+                   help="dataset layout (default auto: each file by its content). " + FORMAT_HELP)
+    _add_derive(p)
     p.add_argument("--pooling", default="latent", choices=["latent", "leads"])
     p.add_argument("--windows", default="tile", choices=["tile", "start", "center"],
                    help="records longer than the model's window: average over consecutive windows (tile) "
@@ -285,20 +301,22 @@ def cmd_embed(a):
     from .embed import embed_dataset
 
     r = embed_dataset(a.checkpoint, a.data, a.out, fmt=a.format, pooling=a.pooling, windows=a.windows,
-                      batch_size=a.batch_size, chunk_size=a.chunk_size, limit=a.limit, device=a.device)
+                      batch_size=a.batch_size, chunk_size=a.chunk_size, limit=a.limit, device=a.device,
+                      derive_limb_leads=a.derive_limb_leads)
     print(f"{r['n_records']} embeddings of dimension {r['dim']} -> {r['out']}; "
           f"{r['n_skipped']} records skipped (listed in {r['skipped']})")
 
 
 def _add_finetune(sub):
     p = sub.add_parser("finetune", help="probe or fine-tune a checkpoint on your own labels (CSV + WFDB folder)")
-    p.add_argument("data", help="dataset folder (WFDB records by default)")
+    p.add_argument("data", help="dataset folder (any format lamae reads, detected per file by default)")
     p.add_argument("--labels", required=True, help="CSV: record id column + a `labels` list column, or 0/1 columns")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="folder for the store, report.md/json, roc.png and the model")
     p.add_argument("--mode", default="probe", choices=["probe", "finetune"],
                    help="probe: linear probe on frozen embeddings; finetune: train encoder + head")
-    p.add_argument("--format", default="wfdb", choices=FORMATS)
+    p.add_argument("--format", default="auto", choices=FORMATS, help="dataset layout (default auto). " + FORMAT_HELP)
+    _add_derive(p)
     p.add_argument("--id-column", default="record_id")
     p.add_argument("--label-column", default="labels")
     p.add_argument("--patient-column", help="split by this column (default: by record)")
@@ -319,14 +337,15 @@ def cmd_finetune(a):
     finetune(a.checkpoint, a.data, a.labels, a.out, fmt=a.format, mode=a.mode, id_column=a.id_column,
              label_column=a.label_column, patient_column=a.patient_column, min_count=a.min_count,
              steps=a.steps, batch_size=a.batch_size, base_lr=a.base_lr, seed=a.seed, device=a.device,
-             workers=a.workers, tracker=a.tracker)
+             workers=a.workers, tracker=a.tracker, derive_limb_leads=a.derive_limb_leads)
     print((Path(a.out) / "report.md").read_text())
 
 
 def _add_reconstruct(sub):
     p = sub.add_parser("reconstruct", help="fill in hidden or missing leads from the others; plot and per-lead error")
-    p.add_argument("record", help="WFDB record (path with or without .hea), or a store: then the hidden "
-                                  "leads are reconstructed for every record of --split and errors averaged")
+    p.add_argument("record", help="an ECG file of any format lamae reads (a WFDB record with or without .hea, "
+                                  "EDF, DICOM, MUSE, HL7 aECG, ...), or a store: then the hidden leads are "
+                                  "reconstructed for every record of --split and errors averaged")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--split", default="test", help="store mode: which split (default test)")
     p.add_argument("--hide", nargs="*", default=[], metavar="LEAD",
@@ -338,7 +357,7 @@ def _add_reconstruct(sub):
 
 def cmd_reconstruct(a):
     from . import load
-    from .data.wfdb_io import read_wfdb
+    from .data.ecgfiles import read as read_ecg
 
     model = load(a.checkpoint)
     out = Path(a.out)
@@ -351,7 +370,7 @@ def cmd_reconstruct(a):
         for lead, e in errs.items():
             print(f"{lead:<5}{e['n']:>6}{e['mse']:>8.3f}{e['mse_zeros']:>8.3f}{e['nmse']:>7.3f}{e['corr']:>7.2f}")
         return
-    rec = read_wfdb(a.record)
+    rec = read_ecg(a.record)
     r = model.reconstruct(rec.signal, rec.fs, rec.leads, hide=a.hide, window=a.window, record_id=rec.record_id)
     paths = r.save(out)
     print(f"inputs: {', '.join(r.inputs)}; reconstructed: {', '.join(r.hidden + r.missing) or 'none'}")
@@ -364,7 +383,7 @@ def cmd_reconstruct(a):
 
 def _add_explain(sub):
     p = sub.add_parser("explain", help="one ECG's lead weights (the adaptive weighting) as plots")
-    p.add_argument("record", help="WFDB record (path with or without .hea)")
+    p.add_argument("record", help="an ECG file of any format lamae reads (WFDB record, EDF, DICOM, MUSE, ...)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="folder for lead_weights.png and ecg.png")
     p.add_argument("--windows", default="tile", choices=["tile", "start", "center"])
@@ -373,10 +392,10 @@ def _add_explain(sub):
 
 def cmd_explain(a):
     from . import load
-    from .data.wfdb_io import read_wfdb
+    from .data.ecgfiles import read as read_ecg
 
     model = load(a.checkpoint)  # a damaged checkpoint is named before the record is read
-    rec = read_wfdb(a.record)
+    rec = read_ecg(a.record)
     weights = model.explain(rec.signal, rec.fs, rec.leads, a.out, windows=a.windows,
                                          record_id=rec.record_id)
     for lead, v in sorted(weights.items(), key=lambda kv: -kv[1]):

@@ -3,8 +3,10 @@
 Input is a dataset folder read by one of the readers (any leads and rates: each record is
 preprocessed with the checkpoint's own settings, long records tiled into windows) or a
 store made by ``prepare`` with the checkpoint's preprocessing. Output is Parquet (one row
-per record: ``record_id``, ``patient_id``, ``n_windows``, ``embedding`` as a list, and a
-``weight_<lead>`` column per standard lead, NaN where the record lacks the lead) or NPY
+per record: ``record_id``, ``patient_id``, ``n_windows``, ``embedding`` as a list, a
+``weight_<lead>`` column per standard lead, NaN where the record lacks the lead, and what the
+file says of the ECG: ``age``, ``sex``, ``acquired``, ``device``, the machine's ``statements``
+and the ``derived`` leads) or NPY
 (an (N, D) float32 array, with the same table minus the embedding in ``<name>.records.csv``).
 
 Work is done in chunks written to ``<out>.parts/``; a run that stops (crash, kill, bad
@@ -23,7 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .api import Pretrained
-from .data.store import EcgStore
+from .data.store import INFO_COLUMNS, EcgStore, record_info
 from .files import ResumableChunks, ensure_output_file
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
 from .embedding import embed_store
@@ -37,13 +39,14 @@ def _rows_from_store(model: Pretrained, store: EcgStore, rows, pooling, batch_si
                                  device=model.device, progress=False)
     present = store.lead_mask(rows)
     index = store.index.iloc[rows]
+    info = [{c: index[c].iat[i] if c in index else record_info({})[c] for c in INFO_COLUMNS} for i in range(len(index))]
     return [{"record_id": rid, "patient_id": pid, "n_windows": 1, "embedding": f,
-             **dict(zip(WEIGHT_COLUMNS, np.where(p, w, np.nan)))}
-            for rid, pid, f, w, p in zip(index["record_id"], index["patient_id"], feats, weights, present)], []
+             **dict(zip(WEIGHT_COLUMNS, np.where(p, w, np.nan))), **extra}
+            for rid, pid, f, w, p, extra in zip(index["record_id"], index["patient_id"], feats, weights, present, info)], []
 
 
 def _rows_from_source(model: Pretrained, source, items, pooling, batch_size, windows):
-    wins, pres, owner, kept, skipped = [], [], [], [], []
+    wins, pres, owner, kept, infos, skipped = [], [], [], [], [], []
     for item in items:
         try:
             rec = source.read(item)
@@ -55,6 +58,7 @@ def _rows_from_source(model: Pretrained, source, items, pooling, batch_size, win
         wins.append(w)
         pres.append(p)
         kept.append(item)
+        infos.append(record_info({**item.extra, **rec.meta}))
     if not kept:
         return [], skipped
     feats, weights = model.embed_windows(np.concatenate(wins), np.concatenate(pres), pooling=pooling,
@@ -65,11 +69,11 @@ def _rows_from_source(model: Pretrained, source, items, pooling, batch_size, win
         sel = owner == i
         w = np.where(present[sel][0], weights[sel].mean(0), np.nan)
         out.append({"record_id": item.record_id, "patient_id": item.patient_id, "n_windows": int(sel.sum()),
-                    "embedding": feats[sel].mean(0), **dict(zip(WEIGHT_COLUMNS, w))})
+                    "embedding": feats[sel].mean(0), **dict(zip(WEIGHT_COLUMNS, w)), **infos[i]})
     return out, skipped
 
 
-def embed_dataset(checkpoint, data, out, *, fmt: str = "wfdb", pooling: str = "latent", windows: str = "tile",
+def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "latent", windows: str = "tile",
                   batch_size: int = 64, chunk_size: int = 512, limit: int | None = None, device: str = "cpu",
                   progress: bool = True, **reader_kwargs) -> dict:
     """Embed every record of ``data`` with ``checkpoint`` into ``out`` (.parquet or .npy)."""
@@ -114,7 +118,10 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "wfdb", pooling: str = "l
             rows, skipped = _rows_from_store(model, store, chunk, pooling, batch_size)
         else:
             rows, skipped = _rows_from_source(model, source, chunk, pooling, batch_size, windows)
-        frame = pd.DataFrame(rows, columns=["record_id", "patient_id", "n_windows", "embedding", *WEIGHT_COLUMNS])
+        frame = pd.DataFrame(rows, columns=["record_id", "patient_id", "n_windows", "embedding", *WEIGHT_COLUMNS,
+                                            *INFO_COLUMNS])
+        for c in ("statements", "derived"):  # lists of text, also where a chunk has none
+            frame[c] = [list(map(str, v)) for v in frame[c]]
         frame["embedding"] = [np.asarray(e, np.float32) for e in frame["embedding"]]
         frame.to_parquet(parts / f"part-{k:06d}.parquet.tmp")
         os.replace(parts / f"part-{k:06d}.parquet.tmp", parts / f"part-{k:06d}.parquet")

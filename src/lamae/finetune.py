@@ -132,10 +132,11 @@ class LabeledSource:
         return self.source.read(item)
 
 
-def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "probe", id_column="record_id",
+def finetune(checkpoint, data, labels, out, *, fmt: str = "auto", mode: str = "probe", id_column="record_id",
              label_column="labels", patient_column=None, min_count: int = 5, steps: int = 500,
              batch_size: int = 32, base_lr: float = 1e-3, seed: int = 0, device: str = "cpu",
-             workers: int = 1, progress: bool = True, tracker: str = "csv") -> dict:
+             workers: int = 1, progress: bool = True, tracker: str = "csv",
+             derive_limb_leads: bool = False) -> dict:
     from . import load
     from .data.store import prepare
     from .embedding import embed_store
@@ -149,7 +150,7 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "wfdb", mode: str = "p
     out = output_dir(out)
     model = load(checkpoint)
     table = read_label_csv(labels, id_column=id_column, label_column=label_column, patient_column=patient_column)
-    source = LabeledSource(open_source(fmt, data), table, labels)
+    source = LabeledSource(open_source(fmt, data, derive_limb_leads=derive_limb_leads), table, labels)
     store = prepare(source, out / "store", model.preprocessing, workers=workers, progress=progress)
     rows = store.rows()
     splits = store.index["split"].to_numpy()[rows]

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import LabelError, RecordError
+from ..errors import LabelError, LamaeError, RecordError
 from ..labels.icd10 import parse_cells, parse_code_list
 from .hospital import DicomEcgReader, EdfReader  # their parsing libraries are imported when used
+from .ecgfiles import ECGDATAKIT_FORMATS, EcgFileReader
 from .record import EcgRecord
 from .wfdb_io import read_wfdb
 
@@ -105,7 +107,8 @@ def repeated_rows(keys, labels, *, file, column: str, lines=None) -> tuple[set, 
 
 
 class MimicEcgReader:
-    """MIMIC-IV-ECG (``files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN``), optionally with Ext-ICD labels.
+    """MIMIC-IV-ECG, optionally with Ext-ICD labels: v1.0 (``files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN``)
+    and the open demo v0.1 (``files/pNNNNNNNN/sNNNNNNNNN/NNNNNNNNN``, no group folder).
 
     Records are listed from ``record_list.csv`` when present, else by walking ``files/``.
     Labels default to ``records_w_diag_icd10.csv`` in the dataset root when it exists.
@@ -159,14 +162,16 @@ class MimicEcgReader:
         rows = []
         for hea in sorted((self.root / "files").rglob("*.hea")):
             rel = hea.relative_to(self.root).with_suffix("")
-            parts = rel.parts  # files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN
-            if (len(parts) < 5 or not parts[2].startswith("p") or not parts[3].startswith("s")
-                    or not parts[2][1:].isdigit() or not parts[3][1:].isdigit()):
+            # v1.0: files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN; the demo v0.1: files/pNNNNNNNN/sNNNNNNNNN/NNNNNNNNN
+            parts = rel.parts
+            if (len(parts) not in (4, 5) or not parts[-3].startswith("p") or not parts[-2].startswith("s")
+                    or not parts[-3][1:].isdigit() or not parts[-2][1:].isdigit()):
                 self.problems.append({"file": str(hea), "row": None, "column": "path", "cell": str(rel),
-                                      "problem": "path does not follow files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN",
+                                      "problem": "path follows neither files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN "
+                                                 "(v1.0) nor files/pNNNNNNNN/sNNNNNNNNN/NNNNNNNNN (the demo)",
                                       "action": "record skipped"})
                 continue
-            rows.append({"subject_id": int(parts[2][1:]), "study_id": int(parts[3][1:]), "path": str(rel)})
+            rows.append({"subject_id": int(parts[-3][1:]), "study_id": int(parts[-2][1:]), "path": str(rel)})
         if not rows:
             raise RecordError(str(self.root), "no record_list.csv and no usable .hea files under files/")
         return pd.DataFrame(rows)
@@ -412,10 +417,20 @@ class PtbReader(WfdbFolderReader):
 
 READERS = {"mimic": MimicEcgReader, "wfdb": WfdbFolderReader, "ptbxl": PtbXlReader,
            "challenge": ChallengeReader, "code15": Code15Reader, "ptb": PtbReader,
-           "edf": EdfReader, "dicom": DicomEcgReader}
+           "edf": EdfReader, "dicom": DicomEcgReader,
+           # every file by its content, and the hospital exports read through ecgdatakit
+           **{name: partial(EcgFileReader, fmt=name) for name in ("auto", *ECGDATAKIT_FORMATS)}}
+# Formats whose readers take derive_limb_leads (8-lead exports completed from I and II)
+FILE_FORMATS = ("auto", *ECGDATAKIT_FORMATS)
 
 
-def open_source(kind: str, root, **kwargs):
+def open_source(kind: str, root, *, derive_limb_leads: bool = False, **kwargs):
+    """The reader of dataset folder ``root`` in format ``kind``. ``derive_limb_leads`` (file
+    formats only) completes 8-lead exports with III, aVR, aVL and aVF."""
     if kind not in READERS:
         raise ValueError(f"unknown dataset format {kind!r}; choose from {sorted(READERS)}")
+    if derive_limb_leads:
+        if kind not in FILE_FORMATS:
+            raise LamaeError(f"--derive-limb-leads applies to --format {', '.join(FILE_FORMATS)}, not {kind!r}")
+        kwargs["derive_limb_leads"] = True
     return READERS[kind](root, **kwargs)

@@ -62,8 +62,9 @@ def check_precision(x: np.ndarray, leads, record_id: str) -> None:
 def _load_one(source, prep: Preprocessing, item, min_seconds: float = 0.0):
     """Read and preprocess one record.
 
-    Returns (signal12, lead_bits, problem, dropped): problem is None unless the record is
-    skipped; dropped maps leads left out of the record (flat, saturated, mostly NaN) to why.
+    Returns (signal12, lead_bits, problem, dropped, info): problem is None unless the record is
+    skipped; dropped maps leads left out of the record (flat, saturated, mostly NaN) to why;
+    info is what the file says of the ECG (``INFO_COLUMNS``).
     """
     try:
         rec = source.read(item)
@@ -81,22 +82,40 @@ def _load_one(source, prep: Preprocessing, item, min_seconds: float = 0.0):
         x = preprocess(rec.signal[keep], rec.fs, prep, leads=leads, record_id=rec.record_id)
         check_precision(x, leads, rec.record_id)
     except (RecordError, LeadNameError, ShapeError) as exc:
-        return None, 0, str(exc), {}
+        return None, 0, str(exc), {}, {}
     except Exception as exc:  # a reader bug must not cost the user the whole conversion
-        return None, 0, f"{item.record_id}: unexpected {type(exc).__name__}: {exc}", {}
+        return None, 0, f"{item.record_id}: unexpected {type(exc).__name__}: {exc}", {}, {}
     out = np.zeros((len(STANDARD_LEADS), prep.n_samples), np.float16)
     bits = 0
     for row, lead in zip(x, leads):
         out[LEAD_INDEX[lead]] = row
         bits |= 1 << LEAD_INDEX[lead]
-    return out, bits, None, dropped
+    return out, bits, None, dropped, record_info(rec.meta)
+
+
+# What a file says of its ECG, kept in the index beside each row (empty where the format has
+# no such field): usable as labels or covariates, and ``derived`` names leads computed by
+# ``--derive-limb-leads`` rather than recorded.
+INFO_COLUMNS = ("age", "sex", "acquired", "device", "statements", "derived")
+
+
+def record_info(meta: dict) -> dict:
+    """A record's ``meta`` as the index's ``INFO_COLUMNS`` (one type per column)."""
+    age = meta.get("age")
+    try:
+        age = float(age) if age not in (None, "") else float("nan")
+    except (TypeError, ValueError):
+        age = float("nan")
+    return {"age": age, "sex": str(meta.get("sex") or ""), "acquired": str(meta.get("acquired") or ""),
+            "device": str(meta.get("device") or ""), "statements": [str(v) for v in meta.get("statements") or []],
+            "derived": [str(v) for v in meta.get("derived_leads") or []]}
 
 
 def _write_chunk(signals: Path, offset: int, row_bytes: int, first_row: int, chunk, results):
     """Write one chunk's usable records as rows ``first_row``... of ``signals`` (on disk before
     returning); returns their index rows and the records or leads left out, with the reason."""
     rows, skipped, kept = [], [], []
-    for item, (x, bits, problem, dropped) in zip(chunk, results):
+    for item, (x, bits, problem, dropped, info) in zip(chunk, results):
         if problem is not None:
             skipped.append({"record_id": item.record_id, "path": item.path, "problem": problem})
             continue
@@ -107,7 +126,9 @@ def _write_chunk(signals: Path, offset: int, row_bytes: int, first_row: int, chu
         rows.append({"row": first_row + len(rows), "record_id": item.record_id, "patient_id": item.patient_id,
                      "path": item.path, "lead_bits": bits, "has_labels": item.codes is not None,
                      "codes": list(item.codes or []), "fold": item.extra.get("fold", -1),
-                     "source_split": item.extra.get("split", ""), "crc32": zlib.crc32(x.tobytes())})
+                     "source_split": item.extra.get("split", ""), "crc32": zlib.crc32(x.tobytes()),
+                     **{**record_info(item.extra), **{k: v for k, v in info.items() if v not in ("", [])
+                                                      and not (isinstance(v, float) and np.isnan(v))}}})
     if kept:
         with open(signals, "r+b") as f:
             f.seek(offset + first_row * row_bytes)
@@ -188,7 +209,8 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
             row = state["next_row"] + len(rows)
             k = state["next_part"]
             pd.DataFrame(rows, columns=["row", "record_id", "patient_id", "path", "lead_bits", "has_labels",
-                                        "codes", "fold", "source_split", "crc32"]).to_parquet(parts / f"index-{k:06d}.parquet")
+                                        "codes", "fold", "source_split", "crc32", *INFO_COLUMNS]).to_parquet(
+                parts / f"index-{k:06d}.parquet")
             state.commit(k, skipped, next_item=state["next_item"] + len(chunk), next_row=row, next_part=k + 1)
             bar.update(len(chunk))
     finally:

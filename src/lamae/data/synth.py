@@ -247,11 +247,16 @@ def _record_job(args):
 def synthesize_mimic(out_dir: str | os.PathLike, n_records: int = 1000, *, seed: int = 0,
                      ecgs_per_patient: float = 3.0, nan_fraction: float = 0.03,
                      unlabeled_fraction: float = 0.15, workers: int = 1,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, layout: str = "v1") -> Path:
     """Write ``n_records`` ECGs + record_list.csv + records_w_diag_icd10.csv into ``out_dir``.
 
-    Records already on disk (same seed) are not written again, so an interrupted run resumes.
+    ``layout``: ``v1``, MIMIC-IV-ECG v1.0's ``files/p1000/p10000032/s40689238/40689238``, or
+    ``demo``, the open demo v0.1's ``files/p10000032/s107143276/107143276`` (no group folder,
+    9-digit study ids). Records already on disk (same seed) are not written again, so an
+    interrupted run resumes.
     """
+    if layout not in ("v1", "demo"):
+        raise ValueError(f"layout must be 'v1' or 'demo', got {layout!r}")
     if isinstance(n_records, bool) or not isinstance(n_records, int) or n_records < 1:
         raise ValueError(f"the number of records must be a positive integer, got {n_records!r}")
     out = Path(out_dir)
@@ -272,7 +277,11 @@ def synthesize_mimic(out_dir: str | os.PathLike, n_records: int = 1000, *, seed:
         seen_count[owner[i]] = k + 1
         cond = _ecg_conditions(p, rng, is_first=(k == 0))
         sid, study = p.subject_id, int(study_ids[i])
-        rel = f"files/p{str(sid)[:4]}/p{sid}/s{study}/{study}"
+        if layout == "demo":
+            study += 60_000_000  # the demo's study ids have 9 digits
+            rel = f"files/p{sid}/s{study}/{study}"
+        else:
+            rel = f"files/p{str(sid)[:4]}/p{sid}/s{study}/{study}"
         ecg_time = dt.datetime(2180, 1, 1) + dt.timedelta(days=int(rng.integers(0, 3650)),
                                                            seconds=int(rng.integers(0, 86400)))
         nan_run = None

@@ -1,0 +1,253 @@
+"""ECG files as hospitals export them (GE MUSE, Philips, HL7 aECG, SCP-ECG, ...), read through
+ecgdatakit, and ``--format auto``, which picks a reader for each file by its content.
+
+ecgdatakit (Apache-2.0, ``pip install 'lamae[formats]'``) parses 13 formats into one record
+model, detects a file's format from its bytes and parses XML through defusedxml, so an XML
+bomb or an external entity is refused rather than expanded. lamae keeps its own readers where a
+dedicated library reads more: WFDB (wfdb, and a checked fast path for format 16), EDF/EDF+/BDF
+(pyedflib; ecgdatakit reads EDF only) and DICOM (pydicom). On the same files the two agree to
+float32 rounding (``tests/data/test_ecgfiles.py`` compares them), so the choice is about reach,
+not values.
+
+Each file gives an :class:`EcgRecord` in canonical leads and millivolts at the file's own rate:
+the rhythm strip, never the median or representative beat (ecgdatakit keeps those apart), and
+in ``meta`` what the file says of the ECG: age, sex, acquisition time, device and the machine's
+diagnosis statements. Exports that store 8 leads (MUSE: I, II, V1-V6) keep their 8; with
+``derive_limb_leads`` the other four limb leads are computed by Einthoven's and Goldberger's
+relations and ``meta["derived_leads"]`` names them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LamaeError, RecordError
+from ..optional import require
+from .hospital import lead_from_label
+from .record import EcgRecord
+from .units import mv_factor
+
+# lamae's --format names for the formats read through ecgdatakit -> ecgdatakit's FORMAT_NAME
+ECGDATAKIT_FORMATS = {
+    "muse": "GE MUSE XML",
+    "philips": "Philips Sierra XML",
+    "aecg": "HL7 aECG",
+    "scp": "SCP-ECG",
+    "ishne": "ISHNE Holter",
+    "mfer": "MFER",
+    "mortara": "Mortara ELI (EL250/ELI280)",
+}
+_SUFFIXES = {"muse": (".xml",), "philips": (".xml",), "aecg": (".xml",), "mortara": (".xml",),
+             "scp": (".scp", ".bin"), "ishne": (".ecg",), "mfer": (".mwf", ".mfer", ".mfr")}
+# Files a dataset folder holds beside its ECGs, which --format auto passes over without a word
+_SIDE_SUFFIXES = {".csv", ".tsv", ".md", ".txt", ".json", ".parquet", ".npy", ".npz", ".py", ".yaml", ".yml",
+                  ".png", ".pdf", ".html", ".zip", ".gz", ".sha256", ".atr", ".qrs"}
+_SIDE_NAMES = {"COPYING", "LICENSE", "LICENCE", "README", "RECORDS", "SHA256SUMS"}
+
+
+def derive_limb_leads(signal: np.ndarray, leads: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...], list[str]]:
+    """Add III, aVR, aVL and aVF from I and II where the record lacks them (Einthoven:
+    III = II - I; Goldberger: aVR = -(I + II) / 2, aVL = I - II / 2, aVF = II - I / 2).
+    Returns the signal, its lead names and the leads derived."""
+    if "I" not in leads or "II" not in leads:
+        return signal, leads, []
+    i, ii = signal[leads.index("I")].astype(np.float64), signal[leads.index("II")].astype(np.float64)
+    formulas = {"III": ii - i, "aVR": -(i + ii) / 2, "aVL": i - ii / 2, "aVF": ii - i / 2}
+    derived = [name for name in formulas if name not in leads]
+    if not derived:
+        return signal, leads, []
+    rows = np.concatenate([signal, np.stack([formulas[d] for d in derived]).astype(signal.dtype)])
+    return rows, tuple(leads) + tuple(derived), derived
+
+
+def _library():
+    require("ecgdatakit", "formats", "reading hospital ECG exports (MUSE, Philips, HL7 aECG, SCP-ECG, ...)")
+    import ecgdatakit
+
+    return ecgdatakit
+
+
+def detect(path: Path) -> str | None:
+    """The reader for one file, by its content: ``wfdb`` (a header), ``edf``, ``dicom``, or one of
+    :data:`ECGDATAKIT_FORMATS` (or another format ecgdatakit reads, by its name); None if none."""
+    if path.suffix.lower() == ".hea":
+        return "wfdb"
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    if head[:8] == b"0       " or head[:8] == b"\xffBIOSEMI":
+        return "edf"
+    found = _library().FileParser.detect_format(path)
+    if found is None:
+        return None
+    name = found["name"]
+    return next((k for k, v in ECGDATAKIT_FORMATS.items() if v == name), name)
+
+
+def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, derive: bool = False,
+                           source: str = "") -> EcgRecord:
+    """An ecgdatakit ``ECGRecord`` (parsed with ``units="mV"``) as lamae's :class:`EcgRecord`."""
+    picked, dropped = [], []
+    for lead in rec.leads:
+        name = lead_from_label(lead.label)
+        if name is None or any(name == p[0] for p in picked):
+            dropped.append(lead.label)
+            continue
+        if lead.is_raw:
+            raise RecordError(record_id, f"{source}lead {lead.label}: the file gives no scale for its samples "
+                                         "(raw ADC counts), so they cannot be read as millivolts")
+        factor = mv_factor(lead.units)
+        if factor is None:
+            raise RecordError(record_id, f"{source}lead {lead.label} is in {lead.units!r}, not a voltage unit")
+        picked.append((name, np.asarray(lead.samples, np.float64) * factor, float(lead.sampling_rate)))
+    if not picked:
+        beats = f" (it holds {len(rec.median_beats)} median-beat leads, which lamae does not read)" if rec.median_beats else ""
+        raise RecordError(record_id, f"{source}no rhythm-strip ECG lead in the file{beats}; labels: "
+                                     f"{', '.join(lead.label for lead in rec.leads) or 'none'}")
+    fs = Counter(p[2] for p in picked).most_common(1)[0][0]
+    if not fs > 0:
+        raise RecordError(record_id, f"{source}sampling rate {fs} is not positive")
+    dropped += [p[0] for p in picked if p[2] != fs]
+    picked = [p for p in picked if p[2] == fs]
+    lengths = {p[0]: len(p[1]) for p in picked}
+    if len(set(lengths.values())) > 1:
+        raise RecordError(record_id, f"{source}leads disagree on their number of samples: "
+                                     + ", ".join(f"{k} {v}" for k, v in lengths.items()))
+    signal = np.stack([p[1] for p in picked])
+    leads = tuple(p[0] for p in picked)
+    derived: list[str] = []
+    if derive:
+        signal, leads, derived = derive_limb_leads(signal, leads)
+    meta = {"format": rec.source_format or source.strip(": "), "dropped_channels": dropped,
+            "derived_leads": derived, **record_metadata(rec)}
+    return EcgRecord(record_id, signal, leads, fs, patient_id=rec.patient.patient_id or patient_id, meta=meta)
+
+
+def record_metadata(rec) -> dict:
+    """What the file says of the ECG, for the store's index and the embed table: age, sex,
+    acquisition time, device and the machine's diagnosis statements."""
+    device = rec.recording.device
+    statements = [" ".join(str(part) for part in s if part).strip() if isinstance(s, (tuple, list)) else str(s)
+                  for s in (rec.interpretation.statements or [])]
+    sex = (rec.patient.sex or "").strip().upper()[:1]
+    return {
+        "age": float(rec.patient.age) if isinstance(rec.patient.age, (int, float)) else None,
+        "sex": sex if sex in ("M", "F") else None,
+        "acquired": rec.recording.date.isoformat() if rec.recording.date else None,
+        "device": " ".join(v for v in (device.manufacturer, device.model) if v).strip() or None,
+        "statements": [s for s in statements if s],
+    }
+
+
+class EcgFileReader:
+    """A folder of ECG files: one format through ecgdatakit (``muse``, ``philips``, ``aecg``,
+    ``scp``, ``ishne``, ``mfer``, ``mortara``), or ``auto``: every file, each read by the reader its
+    content calls for (WFDB, EDF, DICOM, or ecgdatakit's), so one folder may mix formats.
+
+    A file that is not what its format needs (truncated or garbage XML, an XML bomb, base64 that
+    does not decode, an empty waveform) is skipped and named, as for WFDB records."""
+
+    label_kind = "none"
+
+    def __init__(self, root: str | os.PathLike, *, fmt: str = "auto", derive_limb_leads: bool = False):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: dataset folder does not exist")
+        if fmt != "auto" and fmt not in ECGDATAKIT_FORMATS:
+            raise LamaeError(f"unknown format {fmt!r}; choose auto or one of {sorted(ECGDATAKIT_FORMATS)}")
+        if fmt != "auto":  # auto needs ecgdatakit only for the files that need it
+            _library()
+        self.name, self.fmt, self.derive = fmt, fmt, derive_limb_leads
+        self._others = {}
+
+    def _candidates(self) -> list[Path]:
+        files = sorted(p for p in self.root.rglob("*") if p.is_file() or p.is_fifo())
+        if self.fmt != "auto":
+            return [p for p in files if p.suffix.lower() in _SUFFIXES[self.fmt]]
+        heads = {p.with_suffix("") for p in files if p.suffix.lower() == ".hea"}
+        out = []
+        for p in files:
+            if p.name.startswith(".") or p.suffix.lower() in _SIDE_SUFFIXES or p.stem.upper() in _SIDE_NAMES:
+                continue
+            if p.suffix.lower() != ".hea" and p.with_suffix("") in heads:
+                continue  # a WFDB record's data file: read through its header
+            out.append(p)
+        return out
+
+    def items(self):
+        from .sources import SourceItem
+
+        out = []
+        for f in self._candidates():
+            rel = f.relative_to(self.root)
+            rid = str(rel.with_suffix(""))
+            out.append(SourceItem(record_id=rid, patient_id=rid, path=str(rel)))
+        return out
+
+    def _reader(self, kind: str):
+        """lamae's own folder reader for ``wfdb``, ``edf`` and ``dicom`` (made once)."""
+        if kind not in self._others:
+            from .hospital import DicomEcgReader, EdfReader
+            from .sources import WfdbFolderReader
+
+            self._others[kind] = {"wfdb": WfdbFolderReader, "edf": EdfReader, "dicom": DicomEcgReader}[kind](self.root)
+        return self._others[kind]
+
+    def read(self, item) -> EcgRecord:
+        path = self.root / item.path
+        if not path.is_file():
+            raise RecordError(item.record_id, f"{item.path}: is not a regular file (a pipe, device or folder)")
+        try:
+            kind = detect(path)
+        except OSError as exc:
+            raise RecordError(item.record_id, f"{item.path}: cannot be read ({exc.strerror or exc})") from None
+        if kind is None:
+            raise RecordError(item.record_id, f"{item.path}: not an ECG format lamae reads (by its content: none "
+                                              f"of WFDB, EDF, DICOM, {', '.join(ECGDATAKIT_FORMATS.values())})")
+        if self.fmt != "auto" and kind != self.fmt:
+            raise RecordError(item.record_id, f"{item.path}: not a {ECGDATAKIT_FORMATS[self.fmt]} file "
+                                              f"(by its content: {kind}); --format auto reads each file as it is")
+        if kind in ("wfdb", "edf", "dicom"):
+            rec = self._reader(kind).read(item if kind != "wfdb" else type(item)(
+                item.record_id, item.patient_id, str(Path(item.path).with_suffix(""))))
+            if self.derive:
+                signal, leads, derived = derive_limb_leads(rec.signal, rec.leads)
+                rec = EcgRecord(rec.record_id, signal, leads, rec.fs, rec.patient_id,
+                                {**rec.meta, "derived_leads": derived})
+            return rec
+        ekd = _library()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parsed = ekd.FileParser.parse(path, units="mV")
+        except ImportError as exc:
+            raise LamaeError(f"{item.path}: reading {kind} needs {exc.name or exc}") from None
+        except Exception as exc:  # ecgdatakit's errors and whatever a damaged file raises inside a parser
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise RecordError(item.record_id, f"{item.path}: cannot be read as {kind} "
+                                              f"({type(exc).__name__}{': ' + text[:200] if text else ''})") from None
+        return record_from_ecgdatakit(parsed, item.record_id, item.patient_id, derive=self.derive,
+                                      source=f"{item.path}: ")
+
+
+def read(path: str | os.PathLike, *, derive_limb_leads: bool = False) -> EcgRecord:
+    """One ECG file of any format lamae reads (WFDB record, EDF, DICOM, MUSE, Philips, HL7 aECG,
+    SCP-ECG, ...), detected by content: an :class:`EcgRecord` in canonical leads and millivolts."""
+    path = Path(path)
+    if path.suffix.lower() in ("", ".dat") and path.with_suffix(".hea").exists():
+        path = path.with_suffix(".hea")
+    if not path.exists():
+        raise LamaeError(f"{path}: no such file")
+    if path.is_dir():
+        raise LamaeError(f"{path}: is a folder; lamae.read takes one ECG file (lamae prepare reads folders)")
+    from .sources import SourceItem
+
+    reader = EcgFileReader(path.parent, fmt="auto", derive_limb_leads=derive_limb_leads)
+    rid = path.stem
+    return reader.read(SourceItem(record_id=rid, patient_id=rid, path=path.name))
