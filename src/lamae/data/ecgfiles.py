@@ -183,10 +183,13 @@ class EcgFileReader:
     def items(self):
         from .sources import SourceItem
 
+        files = [f.relative_to(self.root) for f in self._candidates()]
+        stems = Counter(str(rel.with_suffix("")) for rel in files)
         out = []
-        for f in self._candidates():
-            rel = f.relative_to(self.root)
-            rid = str(rel.with_suffix(""))
+        for rel in files:
+            # a record is named by its path without the extension, unless two files share it
+            # (ecg.xml beside ecg.scp): then each keeps its extension
+            rid = str(rel.with_suffix("")) if stems[str(rel.with_suffix(""))] == 1 else str(rel)
             out.append(SourceItem(record_id=rid, patient_id=rid, path=str(rel)))
         return out
 
@@ -230,7 +233,7 @@ class EcgFileReader:
             raise LamaeError(f"{item.path}: reading {kind} needs {exc.name or exc}") from None
         except Exception as exc:  # ecgdatakit's errors and whatever a damaged file raises inside a parser
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise RecordError(item.record_id, f"{item.path}: cannot be read as {kind} "
+            raise RecordError(item.record_id, f"{item.path}: cannot be read as {ECGDATAKIT_FORMATS.get(kind, kind)} "
                                               f"({type(exc).__name__}{': ' + text[:200] if text else ''})") from None
         return record_from_ecgdatakit(parsed, item.record_id, item.patient_id, derive=self.derive,
                                       source=f"{item.path}: ")
