@@ -5,6 +5,7 @@ damaged files of each kind, which are named and skipped while the folder run goe
 
 import base64
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,6 +66,55 @@ def muse_xml(x_mv: np.ndarray, leads, fs=500, uv_per_bit=4.88, *, median=True, a
             + "".join(waves) + "</RestingECG>\n")
 
 
+def mortara_xml(x_mv: np.ndarray, leads, fs=500, units_per_mv=200) -> str:
+    """A Mortara ELI XML export (the layout ELI electrocardiographs write: an ``ECG`` root with the
+    acquisition time and age, ``SUBJECT``, ``SOURCE``, and one ``CHANNEL`` per lead holding Base64
+    int16 little-endian samples, ``UNITS_PER_MV`` counts per millivolt)."""
+    channels = "".join(
+        f'<CHANNEL NAME="{lead}" OFFSET="0" BITS="16" FORMAT="SIGNED" UNITS_PER_MV="{units_per_mv}" '
+        f'DURATION="{x_mv.shape[1]}" SAMPLE_FREQ="{fs}" ENCODING="BASE64" DATA="'
+        + base64.b64encode(np.round(row * units_per_mv).astype("<i2").tobytes()).decode() + '"/>'
+        for row, lead in zip(x_mv, leads))
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<ECG ACQUISITION_TIME="20200314101500" AGE="71" '
+            'AGE_UNITS="YEARS"><SUBJECT ID="S7" GENDER="MALE"/><SOURCE MANUFACTURER="Mortara Instrument" '
+            f'MODEL="ELI 250"/>{channels}</ECG>\n')
+
+
+def ishne_file(path, x_mv: np.ndarray, leads, fs=200, nv_per_bit=2500) -> None:
+    """An ISHNE Holter file (Badilini 1998): magic, CRC-CCITT of the header, a 512-byte fixed header
+    (little-endian), then int16 samples interleaved across leads, ``nv_per_bit`` nanovolts each."""
+    import binascii
+    import struct
+
+    codes = {"I": 5, "II": 6, "III": 7, "aVR": 8, "aVL": 9, "aVF": 10,
+             **{f"V{k}": 10 + k for k in range(1, 7)}}
+    n_leads, n = x_mv.shape
+    date = struct.pack("<3h", 14, 3, 2020)
+    fixed = (struct.pack("<4i", 0, n, 522, 522) + struct.pack("<h", 1) + b"Ada".ljust(40, b"\0")
+             + b"Lovelace".ljust(40, b"\0") + b"ID1".ljust(20, b"\0") + struct.pack("<2h", 2, 1)
+             + date * 3 + struct.pack("<3h", 10, 15, 0) + struct.pack("<h", n_leads)
+             + struct.pack("<12h", *([codes[lead] for lead in leads] + [-9] * (12 - n_leads)))
+             + struct.pack("<12h", *([1] * n_leads + [-9] * (12 - n_leads)))
+             + struct.pack("<12h", *([nv_per_bit] * n_leads + [-9] * (12 - n_leads)))
+             + struct.pack("<h", 0) + b"lamae test".ljust(40, b"\0") + struct.pack("<h", fs) + b"\0" * 248)
+    assert len(fixed) == 512
+    samples = np.round(x_mv * 1e6 / nv_per_bit).astype("<i2").T.tobytes()
+    Path(path).write_bytes(b"ISHNE1.0" + struct.pack("<H", binascii.crc_hqx(fixed, 0xFFFF)) + fixed + samples)
+
+
+def test_mortara_and_ishne_files_read_to_millivolts(tmp_path):
+    x = signal(TWELVE, fs=500)
+    (tmp_path / "eli.xml").write_text(mortara_xml(x, TWELVE))
+    rec = lamae.read(tmp_path / "eli.xml")
+    assert rec.leads == tuple(TWELVE) and rec.fs == 500 and rec.meta["sex"] == "M" and rec.meta["age"] == 71
+    np.testing.assert_allclose(rec.signal, x, atol=1 / 200 / 2 + 1e-6)
+    y = signal(["I", "II", "V1"], seconds=12, fs=200)
+    ishne_file(tmp_path / "holter.ecg", y, ["I", "II", "V1"])
+    rec = lamae.read(tmp_path / "holter.ecg")
+    assert rec.leads == ("I", "II", "V1") and rec.fs == 200 and rec.signal.shape == (3, 2400)
+    np.testing.assert_allclose(rec.signal, y, atol=2.5e-3 / 2 + 1e-6)
+
+
 def test_a_muse_export_reads_its_rhythm_strip_in_millivolts_with_its_metadata(tmp_path):
     x = signal(EIGHT)
     (tmp_path / "ecg.xml").write_text(muse_xml(x, EIGHT))
@@ -120,6 +170,8 @@ def _mixed_folder(tmp_path):
     write_wfdb("wfdb_rec", folder, signal(TWELVE), TWELVE, 500)
     _write_edf(folder / "edf_rec.edf", seconds=10, extra=())
     (folder / "muse_rec.xml").write_text(muse_xml(signal(EIGHT, seed=1), EIGHT))
+    (folder / "mortara_rec.xml").write_text(mortara_xml(signal(TWELVE, seed=2), TWELVE))
+    ishne_file(folder / "ishne_rec.ecg", signal(["I", "II", "V1"], seed=3, fs=200), ["I", "II", "V1"])
     (folder / "notes.txt").write_text("a dataset's readme is passed over")
     try:
         shutil.copy(shared("fixtures", "hl7aecg", "subject1_0.xml"), folder / "aecg_rec.xml")
@@ -134,7 +186,8 @@ def test_prepare_over_a_folder_that_mixes_formats_builds_one_store(tmp_path, cap
     assert rc == 0, err
     st = EcgStore(tmp_path / "st")
     ids = set(st.index["record_id"])
-    assert {"wfdb_rec", "edf_rec", "muse_rec"} <= ids and ids <= {"wfdb_rec", "edf_rec", "muse_rec", "aecg_rec"}
+    formats = {"wfdb_rec", "edf_rec", "muse_rec", "mortara_rec", "ishne_rec"}
+    assert formats <= ids and ids <= formats | {"aecg_rec"}
     row = st.index.set_index("record_id").loc["muse_rec"]
     assert row["sex"] == "F" and row["age"] == 63 and list(row["statements"]) == ["Sinus rhythm", "Normal ECG"]
     assert st.lead_mask([int(row["row"])])[0].sum() == 8  # MUSE's 8 leads as they are
@@ -157,7 +210,7 @@ def test_a_files_embedding_equals_the_arrays_for_every_format(tiny_run, tmp_path
 
     embed_dataset(tiny_run, folder, tmp_path / "all.parquet", fmt="auto", progress=False)
     table = pd.read_parquet(tmp_path / "all.parquet").set_index("record_id")
-    for path in sorted(p for p in folder.iterdir() if p.suffix in (".hea", ".edf", ".xml", ".dcm")):
+    for path in sorted(p for p in folder.iterdir() if p.suffix in (".hea", ".edf", ".xml", ".dcm", ".ecg")):
         rec = lamae.read(path)
         from_file = model.embed(path)
         from_array = model.embed(rec.signal, rec.fs, list(rec.leads))
