@@ -11,4 +11,4 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet "torch==2.13.0"
 fi
-.venv/bin/pip install --quiet -e ".[dev,tracking,hub,formats]"
+.venv/bin/pip install --quiet -e ".[dev,tracking,hub,formats,docs]"

@@ -114,6 +114,7 @@ class Reconstruction:
     record_id: str = "input"
 
     def plot(self, path: str | os.PathLike, title: str = "") -> None:
+        """Draw the 12-lead grid with the rebuilt leads over the originals into ``path`` (PNG)."""
         from .plots import plot_ecg_grid
 
         plot_ecg_grid(self.original, self.fs, path, reconstruction=self.reconstruction,
@@ -146,6 +147,7 @@ class Pretrained:
         self.device = torch.device("cpu")
 
     def to(self, device) -> "Pretrained":
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ...); returns the model."""
         self.device = torch.device(device)
         self.model.to(self.device)
         return self

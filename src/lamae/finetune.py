@@ -137,6 +137,11 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "auto", mode: str = "p
              batch_size: int = 32, base_lr: float = 1e-3, seed: int = 0, device: str = "cpu",
              workers: int = 1, progress: bool = True, tracker: str = "csv",
              derive_limb_leads: bool = False) -> dict:
+    """Probe (``mode="probe"``: a linear head on frozen embeddings) or fine-tune (``"finetune"``:
+    encoder and head) ``checkpoint`` on a user's labels: ``data`` is a dataset folder read with
+    ``fmt``, ``labels`` a CSV (see :func:`read_label_csv`). Writes into ``out`` the store, a
+    held-out report (``report.md``/``report.json``, macro AUROC), ``roc.png`` and the model, and
+    returns the report."""
     from . import load
     from .data.store import prepare
     from .embedding import embed_store

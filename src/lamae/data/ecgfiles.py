@@ -181,6 +181,7 @@ class EcgFileReader:
         return out
 
     def items(self):
+        """The folder's files to read (for ``auto``, all but a dataset's side files)."""
         from .sources import SourceItem
 
         files = [f.relative_to(self.root) for f in self._candidates()]
@@ -203,6 +204,7 @@ class EcgFileReader:
         return self._others[kind]
 
     def read(self, item) -> EcgRecord:
+        """One file as an :class:`EcgRecord`, or a RecordError naming the file and the problem."""
         path = self.root / item.path
         if not path.is_file():
             raise RecordError(item.record_id, f"{item.path}: is not a regular file (a pipe, device or folder)")

@@ -70,6 +70,7 @@ class Preprocessing:
         return 2 * self.bandpass[1] if self.bandpass is not None else self.fs / 2
 
     def to_dict(self) -> dict:
+        """The parameters as stored in a store's meta.json and a checkpoint's config.json."""
         d = asdict(self)
         d["bandpass"] = list(self.bandpass) if self.bandpass else None
         return d

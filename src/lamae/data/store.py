@@ -447,6 +447,7 @@ class EcgStore:
         self.__init__(state["path"], verify=False)
 
     def rows(self, split: str | None = None, *, labeled: bool = False) -> np.ndarray:
+        """Row numbers of the store's records, of one ``split`` and/or only those with labels."""
         mask = np.ones(len(self.index), bool)
         if split is not None:
             mask &= (self.index["split"] == split).to_numpy()
@@ -455,6 +456,7 @@ class EcgStore:
         return self.index["row"].to_numpy()[mask]
 
     def lead_mask(self, rows) -> np.ndarray:
+        """(len(rows), 12) bool: which standard leads each row holds."""
         bits = self.index["lead_bits"].to_numpy()[np.asarray(rows)]
         return (bits[:, None] >> np.arange(len(STANDARD_LEADS))[None, :]) & 1 == 1
 
@@ -472,5 +474,6 @@ class EcgStore:
         return x, torch.from_numpy(self.lead_mask(rows)).to(device)
 
     def codes(self, rows) -> list[list[str]]:
+        """The label codes of each row."""
         col = self.index["codes"].to_numpy()
         return [list(col[r]) for r in np.asarray(rows)]

@@ -563,6 +563,8 @@ def plot_compare(r: dict, out: Path) -> None:
 
 
 def run_compare(cfg: CompareConfig, progress: bool = True) -> dict:
+    """Pretrain every model of ``cfg`` for every seed (reusing runs already done), probe each,
+    and write ``compare.md`` / ``compare.json`` and the plots into ``cfg.out``; returns the report."""
     t0 = time.time()
     report = Comparison(cfg, progress=progress).run()
     report["seconds"] = time.time() - t0

@@ -79,6 +79,8 @@ def ablation_markdown(results: dict[str, dict], title: str = "Cross-lead ablatio
 
 def run_ablation(checkpoints: dict[str, str], store_path, out_dir, *, hide=DEFAULT_HIDE,
                  split: str | None = "test") -> dict:
+    """:func:`crosslead_ablation` for each named checkpoint on ``store_path``, written to
+    ``ablation.md`` / ``ablation.json`` in ``out_dir``."""
     from ..api import load
 
     store = EcgStore(store_path)
