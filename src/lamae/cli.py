@@ -470,8 +470,9 @@ def cmd_models(a):
 def _add_demo(sub):
     p = sub.add_parser("demo", help="synth -> prepare -> pretrain (tiny) -> probe, on built-in data")
     p.add_argument("--out", default="lamae-demo", help="working folder (default ./lamae-demo)")
-    p.add_argument("--records", type=int, default=2000, help="synthetic ECGs (default 2000)")
-    p.add_argument("--steps", type=int, default=1000, help="pretraining steps (default 1000)")
+    p.add_argument("--records", type=int, help="synthetic ECGs (default 2000)")
+    p.add_argument("--steps", type=int, help="pretraining steps (default 300: the whole demo in about 4 minutes on 2 cores)")
+    p.add_argument("--full", action="store_true", help="the longer run: 1000 pretraining steps")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_demo)
 
@@ -479,7 +480,10 @@ def _add_demo(sub):
 def cmd_demo(a):
     from .demo import run_demo
 
-    run_demo(a.out, records=a.records, steps=a.steps, workers=a.workers)
+    from .demo import FULL, QUICK
+
+    base = FULL if a.full else QUICK
+    run_demo(a.out, records=a.records or base["records"], steps=a.steps or base["steps"], workers=a.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
