@@ -1,0 +1,118 @@
+"""Draw the results page's figures from its own tables: ``python docs/figures.py``.
+
+The numbers are read from docs/results.md (the tables `lamae compare` and `lamae leads` wrote,
+pasted there with their commands), so a figure can never disagree with its table. Error bars
+are 95% confidence intervals: for means over seeds, mean ± t(0.975, n-1) · std / sqrt(n); for
+the reduced-lead table, the bootstrap intervals it reports.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent
+T_975 = {4: 2.776}  # Student's t, 97.5th percentile, by degrees of freedom (5 seeds)
+
+
+def table_after(text: str, heading: str) -> list[list[str]]:
+    """The first Markdown table after ``heading``: its rows as lists of cell strings."""
+    start = text.index(heading)
+    lines = text[start:].splitlines()
+    rows = []
+    for line in (lines if heading.startswith("|") else lines[1:]):
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):
+                rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif rows:
+            break
+    return rows
+
+
+def mean_std(cell: str) -> tuple[float, float]:
+    m, s = re.match(r"([\d.]+) ± ([\d.]+)", cell).groups()
+    return float(m), float(s)
+
+
+def ci(std: float, n: int = 5) -> float:
+    return T_975[n - 1] * std / n ** 0.5
+
+
+def compare_bars(text: str, out: Path) -> None:
+    rows = table_after(text, "### (b) Macro AUROC per label level")
+    header, values = rows[0], next(r for r in rows if r[0] == "all")
+    names, stats = header[1:], [mean_std(v) for v in values[1:]]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    colours = ["#c0392b" if n == "LAMAE" else "#7f8c8d" if n == "Random" else "#2980b9" for n in names]
+    ax.bar(names, [m for m, _ in stats], yerr=[ci(s) for _, s in stats], color=colours, capsize=3)
+    ax.set_ylim(0.5, 0.9)
+    ax.set_ylabel("macro AUROC")
+    ax.set_title("PTB-XL-500 superdiagnostic, linear probe, 5 seeds (95% CI of the mean)")
+    ax.tick_params(axis="x", rotation=35)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def label_efficiency(text: str, out: Path) -> None:
+    rows = table_after(text, "### (d) Label efficiency")
+    fractions = [float(c.rstrip("%")) for c in rows[0][1:]]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for row in rows[1:]:
+        if row[0] not in ("LAMAE", "LAMAE-attn", "IndS", "Joint", "MVMAE", "Random"):
+            continue
+        stats = [mean_std(c) for c in row[1:]]
+        m = [s[0] for s in stats]
+        e = [ci(s[1]) for s in stats]
+        ax.errorbar(fractions, m, yerr=e, marker="o", capsize=3, label=row[0],
+                    lw=2.5 if row[0] == "LAMAE" else 1.2)
+    ax.set_xscale("log")
+    ax.set_xticks(fractions, [f"{f:g}%" for f in fractions])
+    ax.set_xlabel("training patients with labels")
+    ax.set_ylabel("macro AUROC")
+    ax.set_title("Label efficiency (5 seeds, 95% CI of the mean)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def reduced_leads(text: str, out: Path) -> None:
+    rows = table_after(text, "| leads | which | LAMAE seed 0")
+    header = rows[0]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    x = [int(r[0]) for r in rows[1:]]
+    for j, name in enumerate(header[2:], start=2):
+        cells = [re.match(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", r[j]).groups() for r in rows[1:]]
+        m = [float(c[0]) for c in cells]
+        lo = [float(c[0]) - float(c[1]) for c in cells]
+        hi = [float(c[2]) - float(c[0]) for c in cells]
+        ax.errorbar([v + (j - 3.5) * 0.08 for v in x], m, yerr=[lo, hi], marker="o", capsize=2, label=name,
+                    color="#c0392b" if "LAMAE" in name else "#2980b9", alpha=1.0 if "seed 0" in name else 0.6)
+    ax.set_xticks(x, [str(v) for v in x])
+    ax.set_xlabel("leads given to the model")
+    ax.set_ylabel("macro AUROC")
+    ax.set_title("Reduced lead sets, PTB-XL-500 (bootstrap 95% CI)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    text = (DOCS / "results.md").read_text()
+    img = DOCS / "img"
+    img.mkdir(exist_ok=True)
+    compare_bars(text, img / "compare.png")
+    label_efficiency(text, img / "label_efficiency.png")
+    reduced_leads(text, img / "reduced_leads.png")
+    print(f"wrote {', '.join(p.name for p in sorted(img.glob('*.png')))} in {img}")
+
+
+if __name__ == "__main__":
+    main()
