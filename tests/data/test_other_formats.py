@@ -75,3 +75,14 @@ def test_ptb_picks_the_12_standard_leads_from_15_channels():
         np.testing.assert_allclose(rec.signal[STANDARD_LEADS.index(rec.leads[j])][:1000], ref.p_signal[:1000, j],
                                    atol=1e-5)
     assert 0.2 < np.abs(rec.signal).max() < 10  # millivolts
+
+
+def test_challenge_age_and_sex_reach_the_store_index(tmp_path):
+    from lamae.data.store import EcgStore, prepare
+
+    root = shared("fixtures", "cinc2021")
+    store = prepare(ChallengeReader(root), tmp_path / "st", Preprocessing(fs=100, window_s=2.0), progress=False,
+                    limit=6)
+    row = store.index.set_index("record_id").loc["E07500"]
+    assert row["age"] == 78 and row["sex"] == "M"  # the header's "# Age: 78" and "# Sex: Male"
+    assert EcgStore(tmp_path / "st").index["sex"].isin(["M", "F", ""]).all()

@@ -106,7 +106,9 @@ def record_info(meta: dict) -> dict:
         age = float(age) if age not in (None, "") else float("nan")
     except (TypeError, ValueError):
         age = float("nan")
-    return {"age": age, "sex": str(meta.get("sex") or ""), "acquired": str(meta.get("acquired") or ""),
+    sex = str(meta.get("sex") or "").strip()
+    sex = sex[:1].upper() if sex[:1].upper() in ("M", "F") and sex.lower() in ("m", "f", "male", "female") else sex
+    return {"age": age, "sex": sex, "acquired": str(meta.get("acquired") or ""),
             "device": str(meta.get("device") or ""), "statements": [str(v) for v in meta.get("statements") or []],
             "derived": [str(v) for v in meta.get("derived_leads") or []]}
 
