@@ -396,7 +396,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     if main:
         plot_loss(out / "loss.csv", out / "loss.png")
     return {"out": str(out), "steps": cfg.steps, "final_loss": record.last_loss,
-            "seconds": record.elapsed(), "parameters": model.num_parameters(), "rank": rank}
+            "seconds": record.elapsed(), "parameters": model.num_parameters(), "rank": rank,
+            "ecgs_per_s": record.ecgs() / max(record.elapsed(), 1e-9)}
 
 
 def ensure_pretrained(cfg: PretrainConfig, *, progress: bool = True) -> bool:
