@@ -58,3 +58,12 @@ def test_every_public_function_of_the_documented_api_has_a_docstring():
                 if not attr.startswith("_") and inspect.isfunction(member) and not member.__doc__:
                     missing.append(f"{name}.{attr}")
     assert not missing, f"public functions without a docstring: {missing}"
+
+
+def test_the_command_reference_is_the_parsers_own_help():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "docs" / "cli_reference.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (ROOT / "docs" / "cli.md").read_text() == mod.render(), "run python docs/cli_reference.py"
