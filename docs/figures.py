@@ -43,6 +43,17 @@ def ci(std: float, n: int = 5) -> float:
     return T_975[n - 1] * std / n ** 0.5
 
 
+def finish(fig, ax, xlabel: str, title: str, out: Path) -> None:
+    """Label a line chart of macro AUROC, add its legend, save it and close it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("macro AUROC")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def compare_bars(text: str, out: Path) -> None:
     rows = table_after(text, "### (b) Macro AUROC per label level")
     header, values = rows[0], next(r for r in rows if r[0] == "all")
@@ -73,13 +84,7 @@ def label_efficiency(text: str, out: Path) -> None:
                     lw=2.5 if row[0] == "LAMAE" else 1.2)
     ax.set_xscale("log")
     ax.set_xticks(fractions, [f"{f:g}%" for f in fractions])
-    ax.set_xlabel("training patients with labels")
-    ax.set_ylabel("macro AUROC")
-    ax.set_title("Label efficiency (5 seeds, 95% CI of the mean)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    finish(fig, ax, "training patients with labels", "Label efficiency (5 seeds, 95% CI of the mean)", out)
 
 
 def reduced_leads(text: str, out: Path) -> None:
@@ -95,13 +100,7 @@ def reduced_leads(text: str, out: Path) -> None:
         ax.errorbar([v + (j - 3.5) * 0.08 for v in x], m, yerr=[lo, hi], marker="o", capsize=2, label=name,
                     color="#c0392b" if "LAMAE" in name else "#2980b9", alpha=1.0 if "seed 0" in name else 0.6)
     ax.set_xticks(x, [str(v) for v in x])
-    ax.set_xlabel("leads given to the model")
-    ax.set_ylabel("macro AUROC")
-    ax.set_title("Reduced lead sets, PTB-XL-500 (bootstrap 95% CI)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    finish(fig, ax, "leads given to the model", "Reduced lead sets, PTB-XL-500 (bootstrap 95% CI)", out)
 
 
 def main() -> None:
