@@ -563,3 +563,13 @@ def test_embed_killed_after_its_first_saved_chunk_resumes_to_the_same_table(synt
     a, b = pd.read_parquet(tmp_path / "whole.parquet"), pd.read_parquet(tmp_path / "resumed.parquet")
     pd.testing.assert_frame_equal(a.drop(columns="embedding"), b.drop(columns="embedding"))
     np.testing.assert_array_equal(np.stack(a["embedding"]), np.stack(b["embedding"]))
+
+
+def test_a_labels_csv_that_lists_a_record_twice_costs_only_that_record(tmp_path):
+    from lamae.finetune import read_label_csv
+
+    (tmp_path / "labels.csv").write_text("record_id,labels\na,['AF']\nb,['LBBB']\na,['AF']\nc,['AF']\nc,[]\nd,[]\n")
+    t = read_label_csv(tmp_path / "labels.csv")
+    assert list(t["record_id"]) == ["a", "b", "d"] and list(t["labels"]) == [["AF"], ["LBBB"], []]
+    problems = [(b["row"], b["action"]) for b in t.attrs["bad_cells"]]
+    assert problems == [(4, "row ignored"), (6, "record left out")]  # c's rows disagree: c is left out

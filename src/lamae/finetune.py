@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.sources import SourceItem, open_source
+from .data.sources import SourceItem, open_source, repeated_rows
 from .errors import LabelError, LamaeError
 from .files import output_dir
 from .labels.icd10 import parse_cells
@@ -70,9 +70,6 @@ def read_label_csv(path, *, id_column: str = "record_id", label_column: str = "l
         raise LabelError(f"{path}: no {id_column!r} column (columns: {list(df.columns)}); pass --id-column")
     if patient_column and patient_column not in df.columns:
         raise LabelError(f"{path}: no patient column {patient_column!r}")
-    if df[id_column].duplicated().any():
-        dup = df[id_column][df[id_column].duplicated()].iloc[0]
-        raise LabelError(f"{path}: record {dup!r} appears more than once")
     if label_column in df.columns:
         labels, bad = parse_cells(df[label_column], _parse_list, path=path, column=label_column)
     else:
@@ -93,9 +90,18 @@ def read_label_csv(path, *, id_column: str = "record_id", label_column: str = "l
     out = pd.DataFrame({"record_id": df[id_column].str.strip(),
                         "patient_id": df[patient_column] if patient_column else df[id_column].str.strip(),
                         "labels": labels})
+    # A record listed twice: a repeat with the same labels is ignored; rows that disagree leave
+    # the record out (its labels are unknown), never the later row's labels. Each is reported.
+    keys = out["record_id"].tolist()
+    conflicting, repeats = repeated_rows(keys, [None if v is None else tuple(sorted(v)) for v in out["labels"]],
+                                         file=path, column=id_column)
+    first = ~out["record_id"].duplicated().to_numpy()
+    keep = np.array([v is not None for v in out["labels"]], dtype=bool) & first & ~out["record_id"].isin(conflicting).to_numpy()
     # A row with a cell that cannot be read is left out (its record is not used), not guessed at
-    out = out.loc[np.array([v is not None for v in out["labels"]], dtype=bool)].reset_index(drop=True)
-    out.attrs["bad_cells"] = [{**b, "file": str(path), "action": "row skipped"} for b in bad]
+    out = out.loc[keep].reset_index(drop=True)
+    out.attrs["bad_cells"] = [{**b, "file": str(path), "action": "row skipped"} for b in bad] + [
+        {**r, "action": "row ignored" if r["action"].startswith("row ignored") else "record left out"}
+        for r in repeats]
     if out.empty:
         raise LabelError(f"{path}: no label row could be read (first problem: row {bad[0]['row']} column "
                          f"{bad[0]['column']}: {bad[0]['problem']})" if bad else f"{path}: no label rows")
@@ -245,7 +251,7 @@ def finetune_markdown(r: dict) -> str:
              f"- checkpoint: `{r['checkpoint']}`", f"- data: `{r['data']}`",
              f"- records: train {n['train']}, val {n['val']}, test {n['test']}; label rows without a record: "
              f"{r['unmatched_label_rows']}; records skipped as unreadable: {r['skipped_records']} "
-             f"(see store/report.md); label rows skipped as unreadable: {len(r.get('skipped_label_rows', []))}",
+             f"(see store/report.md); label rows skipped (unreadable or repeated): {len(r.get('skipped_label_rows', []))}",
              "- macro AUROC on the held-out test split: "
              + ("n/a (no label has both classes in the test split)" if m is None else
                 f"**{m['auroc']:.4f}** [95% bootstrap CI {m['lo']:.4f}, {m['hi']:.4f}]"), "",
@@ -255,8 +261,8 @@ def finetune_markdown(r: dict) -> str:
         au = "n/a" if p["auroc"] is None else f"{p['auroc']:.4f}"
         lines.append(f"| {p['label']} | {p['train_positives']} | {p['test_positives']} | {au} | {ci} |")
     if r.get("skipped_label_rows"):
-        lines += ["", "## Label rows skipped (a cell could not be read)", "", "| row | column | cell | problem |",
-                  "|---|---|---|---|"]
-        lines += [f"| {b['row']} | {b['column']} | `{b['cell'].replace('|', '/')}` | {b['problem']} |"
-                  for b in r["skipped_label_rows"]]
+        lines += ["", "## Label rows skipped (a cell could not be read, or the record was listed again)", "",
+                  "| row | column | cell | problem | what lamae did |", "|---|---|---|---|---|"]
+        lines += [f"| {b['row']} | {b['column']} | `{b['cell'].replace('|', '/')}` | {b['problem']} | "
+                  f"{b.get('action', 'row skipped')} |" for b in r["skipped_label_rows"]]
     return "\n".join(lines) + "\n"
