@@ -380,6 +380,9 @@ def test_settings_that_were_misread_are_named(store, synth_dir, tiny_run, tmp_pa
           "--device", "nope"), "not a device name"),
         (("probe", "--checkpoint", tiny_run, "--store", store.path, "--out", tmp_path / "p", "--device", "nope"),
          "not a device name"),
+        # read as "not given" once, so the whole default demo ran instead
+        (("demo", "--out", tmp_path / "d", "--steps", "0"), "steps must be a positive integer"),
+        (("demo", "--out", tmp_path / "d", "--records", "0"), "records must be a positive integer"),
     ]
     for argv, words in cases:
         with deadline(60):

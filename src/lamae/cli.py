@@ -482,12 +482,11 @@ def _add_demo(sub):
 
 
 def cmd_demo(a):
-    from .demo import run_demo
+    from .demo import FULL, QUICK, run_demo
 
-    from .demo import FULL, QUICK
-
-    base = FULL if a.full else QUICK
-    run_demo(a.out, records=a.records or base["records"], steps=a.steps or base["steps"], workers=a.workers)
+    base = FULL if a.full else QUICK  # an explicit --records/--steps wins (and is checked, 0 included)
+    run_demo(a.out, records=base["records"] if a.records is None else a.records,
+             steps=base["steps"] if a.steps is None else a.steps, workers=a.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -247,6 +247,10 @@ class RunRecord:
     def ecgs(self) -> int:
         return self.before["ecgs"] + self.seen
 
+    def ecgs_per_s(self, elapsed: float | None = None) -> float:
+        """The whole run's ECGs per second (earlier processes included, start-up too)."""
+        return self.ecgs() / max(self.elapsed() if elapsed is None else elapsed, 1e-9)
+
     def step_done(self, loss: float, ecgs: int) -> None:
         self.seen += ecgs
         self.last_loss = loss
@@ -256,10 +260,10 @@ class RunRecord:
     def log_row(self, done: int, lr: float, gnorm: float) -> None:
         el = self.elapsed()
         self.writer.writerow([done, f"{self.last_loss:.6f}", f"{lr:.3e}", f"{gnorm:.4f}", f"{el:.2f}",
-                              f"{self.ecgs() / max(el, 1e-9):.1f}"])
+                              f"{self.ecgs_per_s(el):.1f}"])
         self.log.flush()
         self.tracker.log(done, {"train/loss": self.last_loss, "train/lr": lr, "train/grad_norm": gnorm,
-                                "train/ecgs_per_s": self.ecgs() / max(el, 1e-9)})
+                                "train/ecgs_per_s": self.ecgs_per_s(el)})
 
     def checkpoint(self, step: int) -> None:
         if self.world > 1:
@@ -269,7 +273,7 @@ class RunRecord:
         name = f"checkpoints/step-{step:07d}"
         el = self.elapsed()
         training = {"first_loss": self.first_loss, "last_loss": self.last_loss, "seconds": el, "ecgs": self.ecgs(),
-                    "ecgs_per_s": self.ecgs() / max(el, 1e-9), "device": str(self.device), "world": self.world}
+                    "ecgs_per_s": self.ecgs_per_s(el), "device": str(self.device), "world": self.world}
         save_checkpoint(self.out / name, self.model, self.prep, extra={**self.extra, "step": step, "training": training},
                         trainer_state={"optimizer": self.opt.state_dict(), "step": step})
         atomic_write_text(self.out / "latest.json", json.dumps({"step": step, "path": name}))
@@ -397,7 +401,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         plot_loss(out / "loss.csv", out / "loss.png")
     return {"out": str(out), "steps": cfg.steps, "final_loss": record.last_loss,
             "seconds": record.elapsed(), "parameters": model.num_parameters(), "rank": rank,
-            "ecgs_per_s": record.ecgs() / max(record.elapsed(), 1e-9)}
+            "ecgs_per_s": record.ecgs_per_s()}
 
 
 def ensure_pretrained(cfg: PretrainConfig, *, progress: bool = True) -> bool:
