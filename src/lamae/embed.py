@@ -39,7 +39,8 @@ def _rows_from_store(model: Pretrained, store: EcgStore, rows, pooling, batch_si
                                  device=model.device, progress=False)
     present = store.lead_mask(rows)
     index = store.index.iloc[rows]
-    info = [{c: index[c].iat[i] if c in index else record_info({})[c] for c in INFO_COLUMNS} for i in range(len(index))]
+    empty = record_info({})  # a store written before these columns existed
+    info = [{c: index[c].iat[i] if c in index else empty[c] for c in INFO_COLUMNS} for i in range(len(index))]
     return [{"record_id": rid, "patient_id": pid, "n_windows": 1, "embedding": f,
              **dict(zip(WEIGHT_COLUMNS, np.where(p, w, np.nan))), **extra}
             for rid, pid, f, w, p, extra in zip(index["record_id"], index["patient_id"], feats, weights, present, info)], []

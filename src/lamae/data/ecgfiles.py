@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import LamaeError, RecordError
 from ..optional import require
 from .hospital import lead_from_label
-from .record import EcgRecord
+from .record import EcgRecord, sex_code
 from .units import mv_factor
 
 # lamae's --format names for the formats read through ecgdatakit -> ecgdatakit's FORMAT_NAME
@@ -135,10 +135,9 @@ def record_metadata(rec) -> dict:
     device = rec.recording.device
     statements = [" ".join(str(part) for part in s if part).strip() if isinstance(s, (tuple, list)) else str(s)
                   for s in (rec.interpretation.statements or [])]
-    sex = (rec.patient.sex or "").strip().upper()[:1]
     return {
         "age": float(rec.patient.age) if isinstance(rec.patient.age, (int, float)) else None,
-        "sex": sex if sex in ("M", "F") else None,
+        "sex": sex_code(rec.patient.sex) or None,
         "acquired": rec.recording.date.isoformat() if rec.recording.date else None,
         "device": " ".join(v for v in (device.manufacturer, device.model) if v).strip() or None,
         "statements": [s for s in statements if s],

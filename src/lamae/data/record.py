@@ -10,6 +10,16 @@ from ..errors import RecordError, ShapeError
 from ..leads import canonical_leads
 
 
+_SEX = {"m": "M", "male": "M", "f": "F", "female": "F"}
+
+
+def sex_code(value) -> str:
+    """``M`` or ``F`` for the ways files spell a sex (``Male``, ``FEMALE``, ``m``); anything else as
+    given (``U``), and an empty string where there is none."""
+    text = str(value or "").strip()
+    return _SEX.get(text.lower(), text)
+
+
 @dataclass
 class EcgRecord:
     """One ECG. ``signal`` is (n_leads, n_samples) float32 in millivolts, rows named by ``leads``."""

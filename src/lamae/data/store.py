@@ -36,6 +36,7 @@ from ..files import (ResumableChunks, atomic_write_text, check_removable, file_s
 from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
 from .preprocess import Preprocessing, lead_problems, preprocess
+from .record import sex_code
 
 STORE_VERSION = 2  # 2: crc32 per row, index checksum
 
@@ -45,12 +46,13 @@ def _npy_offset(path: Path) -> int:
     return int(np.load(path, mmap_mode="r").offset)
 
 
-def check_precision(x: np.ndarray, leads, record_id: str) -> None:
+def check_precision(x: np.ndarray, stored: np.ndarray, leads, record_id: str) -> None:
     """Refuse a record the store's float16 cannot hold faithfully: a lead whose values are so
     large next to its variation (a huge baseline left in by ``--no-bandpass --normalize none``,
-    values beyond float16's range) that the rounding error (RMS) would exceed 1% of its spread."""
+    values beyond float16's range) that the rounding error (RMS) of ``stored``, the rows as
+    float16, would exceed 1% of its spread."""
     with np.errstate(over="ignore", invalid="ignore"):
-        err = np.sqrt(np.mean((x.astype(np.float16).astype(np.float64) - x) ** 2, axis=1))
+        err = np.sqrt(np.mean((stored.astype(np.float64) - x) ** 2, axis=1))
     spread = np.std(x, axis=1)
     for lead, e, sd, peak in zip(leads, err, spread, np.max(np.abs(x), axis=1)):
         if sd > 0 and not e <= 0.01 * sd:
@@ -80,17 +82,18 @@ def _load_one(source, prep: Preprocessing, item, min_seconds: float = 0.0):
         keep = [i for i, lead in enumerate(rec.leads) if lead not in dropped]
         leads = [rec.leads[i] for i in keep]
         x = preprocess(rec.signal[keep], rec.fs, prep, leads=leads, record_id=rec.record_id)
-        check_precision(x, leads, rec.record_id)
+        slots = [LEAD_INDEX[lead] for lead in leads]
+        out = np.zeros((len(STANDARD_LEADS), prep.n_samples), np.float16)
+        with np.errstate(over="ignore"):
+            out[slots] = x
+        check_precision(x, out[slots], leads, rec.record_id)
     except (RecordError, LeadNameError, ShapeError) as exc:
         return None, 0, str(exc), {}, {}
     except Exception as exc:  # a reader bug must not cost the user the whole conversion
         return None, 0, f"{item.record_id}: unexpected {type(exc).__name__}: {exc}", {}, {}
-    out = np.zeros((len(STANDARD_LEADS), prep.n_samples), np.float16)
-    bits = 0
-    for row, lead in zip(x, leads):
-        out[LEAD_INDEX[lead]] = row
-        bits |= 1 << LEAD_INDEX[lead]
-    return out, bits, None, dropped, record_info(rec.meta)
+    bits = sum(1 << s for s in slots)
+    # what the dataset's tables say of the ECG (Challenge's age and sex), then what its file says
+    return out, bits, None, dropped, record_info({**item.extra, **rec.meta})
 
 
 # What a file says of its ECG, kept in the index beside each row (empty where the format has
@@ -106,9 +109,7 @@ def record_info(meta: dict) -> dict:
         age = float(age) if age not in (None, "") else float("nan")
     except (TypeError, ValueError):
         age = float("nan")
-    sex = str(meta.get("sex") or "").strip()
-    sex = sex[:1].upper() if sex[:1].upper() in ("M", "F") and sex.lower() in ("m", "f", "male", "female") else sex
-    return {"age": age, "sex": sex, "acquired": str(meta.get("acquired") or ""),
+    return {"age": age, "sex": sex_code(meta.get("sex")), "acquired": str(meta.get("acquired") or ""),
             "device": str(meta.get("device") or ""), "statements": [str(v) for v in meta.get("statements") or []],
             "derived": [str(v) for v in meta.get("derived_leads") or []]}
 
@@ -128,9 +129,7 @@ def _write_chunk(signals: Path, offset: int, row_bytes: int, first_row: int, chu
         rows.append({"row": first_row + len(rows), "record_id": item.record_id, "patient_id": item.patient_id,
                      "path": item.path, "lead_bits": bits, "has_labels": item.codes is not None,
                      "codes": list(item.codes or []), "fold": item.extra.get("fold", -1),
-                     "source_split": item.extra.get("split", ""), "crc32": zlib.crc32(x.tobytes()),
-                     **{**record_info(item.extra), **{k: v for k, v in info.items() if v not in ("", [])
-                                                      and not (isinstance(v, float) and np.isnan(v))}}})
+                     "source_split": item.extra.get("split", ""), "crc32": zlib.crc32(x.tobytes()), **info})
     if kept:
         with open(signals, "r+b") as f:
             f.seek(offset + first_row * row_bytes)
