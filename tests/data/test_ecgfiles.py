@@ -129,6 +129,11 @@ def test_a_muse_export_reads_its_rhythm_strip_in_millivolts_with_its_metadata(tm
     want = signal(TWELVE)
     got = full.signal[[full.leads.index(lead) for lead in TWELVE]]
     np.testing.assert_allclose(got, want, atol=5e-3)  # Einthoven's and Goldberger's relations
+    # lamae's own readers are completed the same way (an 8-lead WFDB record here)
+    write_wfdb("eight", tmp_path, signal(EIGHT), EIGHT, 500)
+    wfdb_rec = lamae.read(tmp_path / "eight.hea", derive_limb_leads=True)
+    assert set(wfdb_rec.leads) == set(TWELVE) and wfdb_rec.meta["derived_leads"] == ["III", "aVR", "aVL", "aVF"]
+    assert lamae.read(tmp_path / "eight.hea").meta["derived_leads"] == []
 
 
 def test_derive_limb_leads_only_adds_what_is_missing():

@@ -90,8 +90,7 @@ def detect(path: Path) -> str | None:
     return next((k for k, v in ECGDATAKIT_FORMATS.items() if v == name), name)
 
 
-def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, derive: bool = False,
-                           source: str = "") -> EcgRecord:
+def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, source: str = "") -> EcgRecord:
     """An ecgdatakit ``ECGRecord`` (parsed with ``units="mV"``) as lamae's :class:`EcgRecord`."""
     picked, dropped = [], []
     for lead in rec.leads:
@@ -119,14 +118,9 @@ def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, deriv
     if len(set(lengths.values())) > 1:
         raise RecordError(record_id, f"{source}leads disagree on their number of samples: "
                                      + ", ".join(f"{k} {v}" for k, v in lengths.items()))
-    signal = np.stack([p[1] for p in picked])
-    leads = tuple(p[0] for p in picked)
-    derived: list[str] = []
-    if derive:
-        signal, leads, derived = derive_limb_leads(signal, leads)
-    meta = {"format": rec.source_format or source.strip(": "), "dropped_channels": dropped,
-            "derived_leads": derived, **record_metadata(rec)}
-    return EcgRecord(record_id, signal, leads, fs, patient_id=rec.patient.patient_id or patient_id, meta=meta)
+    meta = {"format": rec.source_format or source.strip(": "), "dropped_channels": dropped, **record_metadata(rec)}
+    return EcgRecord(record_id, np.stack([p[1] for p in picked]), tuple(p[0] for p in picked), fs,
+                     patient_id=rec.patient.patient_id or patient_id, meta=meta)
 
 
 def record_metadata(rec) -> dict:
@@ -203,7 +197,13 @@ class EcgFileReader:
         return self._others[kind]
 
     def read(self, item) -> EcgRecord:
-        """One file as an :class:`EcgRecord`, or a RecordError naming the file and the problem."""
+        """One file as an :class:`EcgRecord`, or a RecordError naming the file and the problem;
+        with ``derive_limb_leads``, completed from I and II whichever reader read it."""
+        rec = self._read(item)
+        signal, leads, derived = derive_limb_leads(rec.signal, rec.leads) if self.derive else (rec.signal, rec.leads, [])
+        return EcgRecord(rec.record_id, signal, leads, rec.fs, rec.patient_id, {**rec.meta, "derived_leads": derived})
+
+    def _read(self, item) -> EcgRecord:
         path = self.root / item.path
         if not path.is_file():
             raise RecordError(item.record_id, f"{item.path}: is not a regular file (a pipe, device or folder)")
@@ -218,13 +218,8 @@ class EcgFileReader:
             raise RecordError(item.record_id, f"{item.path}: not a {ECGDATAKIT_FORMATS[self.fmt]} file "
                                               f"(by its content: {kind}); --format auto reads each file as it is")
         if kind in ("wfdb", "edf", "dicom"):
-            rec = self._reader(kind).read(item if kind != "wfdb" else type(item)(
+            return self._reader(kind).read(item if kind != "wfdb" else type(item)(
                 item.record_id, item.patient_id, str(Path(item.path).with_suffix(""))))
-            if self.derive:
-                signal, leads, derived = derive_limb_leads(rec.signal, rec.leads)
-                rec = EcgRecord(rec.record_id, signal, leads, rec.fs, rec.patient_id,
-                                {**rec.meta, "derived_leads": derived})
-            return rec
         ekd = _library()
         try:
             with warnings.catch_warnings():
@@ -236,8 +231,7 @@ class EcgFileReader:
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise RecordError(item.record_id, f"{item.path}: cannot be read as {ECGDATAKIT_FORMATS.get(kind, kind)} "
                                               f"({type(exc).__name__}{': ' + text[:200] if text else ''})") from None
-        return record_from_ecgdatakit(parsed, item.record_id, item.patient_id, derive=self.derive,
-                                      source=f"{item.path}: ")
+        return record_from_ecgdatakit(parsed, item.record_id, item.patient_id, source=f"{item.path}: ")
 
 
 def read(path: str | os.PathLike, *, derive_limb_leads: bool = False) -> EcgRecord:
