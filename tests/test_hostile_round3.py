@@ -328,8 +328,7 @@ def test_a_five_second_run_of_nan_makes_the_lead_absent_with_a_word(tmp_path, ca
     rc, _, err = cli(capsys, "prepare", data, "--format", "wfdb", "--out", tmp_path / "st", "--window", "2")
     assert rc == 0, err
     dropped = _report(tmp_path / "st")["dropped_leads"]
-    assert [(d["lead"], "5 s run of NaN") for d in dropped] == [("aVR", "5 s run of NaN")]
-    assert "5 s run of NaN" in dropped[0]["problem"]
+    assert [d["lead"] for d in dropped] == ["aVR"] and "5 s run of NaN" in dropped[0]["problem"]
     assert EcgStore(tmp_path / "st").lead_mask([0])[0].tolist() == [lead not in ("aVR",) for lead in TWELVE]
     with pytest.warns(UserWarning, match="aVR a 5 s run of NaN"):
         lamae.load(tiny_run).embed(x, 100, TWELVE)
@@ -464,9 +463,11 @@ def test_a_100000_character_label_cell_costs_one_row(tmp_path, capsys):
 def test_a_damaged_trainer_state_is_named_on_resume(store, tiny_run, tmp_path, capsys):
     import torch
 
-    class Payload:
+    marker = tmp_path / "pwned"
+
+    class Payload:  # loading it would create a folder: a side effect no output capture can miss
         def __reduce__(self):
-            return (os.system, ("echo pwned",))
+            return (os.mkdir, (str(marker),))
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -485,7 +486,7 @@ def test_a_damaged_trainer_state_is_named_on_resume(store, tiny_run, tmp_path, c
         rc, out, err = cli(capsys, "pretrain", "--store", store.path, "--out", run, "--steps", "21", "--resume",
                            "--set", "model.n_latents=4", "--batch-size", "16")
         assert_named(rc, err, "trainer.pt")
-        assert "pwned" not in out, name
+        assert not marker.exists(), name
 
 
 def test_api_outputs_and_checkpoints_that_are_not_what_they_should_be(tiny_run, tmp_path):

@@ -285,7 +285,7 @@ def test_damaged_exports_are_named_and_the_folder_run_goes_on(tmp_path, capsys):
         assert expect <= set(skipped), skipped
         for name, problem in skipped.items():
             assert problem.startswith(name) and "unexpected" not in problem, problem
-        assert "passwd" not in str(skipped) or "root:" not in str(skipped)  # the entity was not resolved
+        assert "root:x:" not in str(skipped) and "entit" in skipped["external"].lower()  # refused, not resolved
     rc, _, err = cli(capsys, "prepare", folder, "--format", "scp", "--out", tmp_path / "st-scp", "--window", "10")
     assert_named(rc, err, "every record was skipped")
 
