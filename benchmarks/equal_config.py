@@ -42,11 +42,12 @@ STMEM = dict(fs=250.0, window_s=9.0, patch_size=75, dim=384, depth=12, heads=6, 
 # one (12 x 5000 at 500 Hz, patch 50), each with the same ViT-S encoder and decoder.
 INPUTS = {"stmem": {}, "mimic500": dict(fs=500.0, window_s=10.0, patch_size=50)}
 MEMBERS = ["LAMAE", "Joint", "IndS", "IndP", "MVMAE"]
-_INPUT = {}  # the --input chosen for this run
 
 
-def config(name: str, **over) -> LamaeConfig:
-    return LamaeConfig(**{**STMEM, **_INPUT, **FAMILY[name]["model"], **over})
+def config(name: str, setting: dict | None = None, **over) -> LamaeConfig:
+    """Member ``name`` at ST-MEM's configuration, changed by ``setting`` (an input of INPUTS, a
+    router spacing) and ``over``."""
+    return LamaeConfig(**{**STMEM, **(setting or {}), **FAMILY[name]["model"], **over})
 
 
 def component_table(cfg: LamaeConfig, batch: int = 2) -> list[tuple[str, int, int]]:
@@ -111,19 +112,19 @@ class Stepper:
         self.opt.step()
 
 
-def variants(members, with_previous: bool) -> list[tuple[str, LamaeConfig, dict]]:
+def variants(members, with_previous: bool, setting: dict | None = None) -> list[tuple[str, LamaeConfig, dict]]:
     """(label, config, Stepper options) to time: each member, IndP also at IndS's parameter count
     (the comparison's setting), and with ``with_previous`` the code paths lamae 0.2 ran."""
-    out = [(name, config(name), {}) for name in members]
+    out = [(name, config(name, setting), {}) for name in members]
     if "IndP" in members:
-        matched, _ = match_parameters(config("IndP"), count_parameters(config("IndS")))
+        matched, _ = match_parameters(config("IndP", setting), count_parameters(config("IndS", setting)))
         out.append((f"IndP at IndS's parameters (width {matched.dim}, MLP {matched.mlp_ratio:g})", matched, {}))
         if with_previous:
             out.append(("IndP at IndS's parameters, lead by lead (0.2)", matched, {"lead_by_lead": True}))
     if with_previous:
         for name in members:
             if name != "IndP":
-                out.append((f"{name}, per-tensor AdamW (0.2)", config(name), {"optimizer": "loop"}))
+                out.append((f"{name}, per-tensor AdamW (0.2)", config(name, setting), {"optimizer": "loop"}))
     return out
 
 
@@ -146,13 +147,10 @@ def main(argv=None):
     ap.add_argument("--previous", action="store_true",
                     help="also time the code paths lamae 0.2 ran (IndP lead by lead, per-tensor AdamW)")
     args = ap.parse_args(argv)
-    _INPUT.clear()
-    _INPUT.update(INPUTS[args.input])
-    if args.router_every is not None:
-        _INPUT["router_every"] = args.router_every
+    setting = {**INPUTS[args.input], **({} if args.router_every is None else {"router_every": args.router_every})}
     if args.breakdown:
         for name in args.members:
-            cfg = config(name)
+            cfg = config(name, setting)
             print(f"\n{name} ({args.input}): parameters and forward FLOPs per ECG by component\n")
             print("| component | parameters | forward GFLOP per ECG |")
             print("|---|---|---|")
@@ -165,11 +163,11 @@ def main(argv=None):
     if not args.fresh_memory:
         keep_freed_memory(device)  # as lamae's training does
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    cfg0 = config("IndS")
+    cfg0 = config("IndS", setting)
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; ST-MEM's model "
           f"configuration on input {args.input} (12 x {cfg0.n_samples} at {cfg0.fs:g} Hz, patch {cfg0.patch_size}), "
-          f"LAMAE's router every {config('LAMAE').router_every} blocks, batch {args.batch_size}")
-    todo = variants(args.members, args.previous)
+          f"LAMAE's router every {config('LAMAE', setting).router_every} blocks, batch {args.batch_size}")
+    todo = variants(args.members, args.previous, setting)
     flops = {}
     for label, cfg, _ in todo:  # counted on the CPU with a batch of 2, scaled (FLOPs are linear in it)
         if repr(cfg) not in flops:
