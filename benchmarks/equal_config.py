@@ -17,7 +17,10 @@ in the same run (float32 on CPU; bf16 under autocast on GPU).
     python benchmarks/equal_config.py --profile Joint          # + where that member's time goes
     python benchmarks/equal_config.py --previous               # + lamae 0.2's code paths, interleaved
     python benchmarks/equal_config.py --input mimic500         # MIMIC-IV-ECG's native 12 x 5000 at 500 Hz
+    python benchmarks/equal_config.py --size tiny --members LAMAE IndS Joint   # lamae's tiny size there
     python benchmarks/equal_config.py --breakdown --members LAMAE IndS   # parameters and FLOPs by component
+    python benchmarks/equal_config.py --members IndS Joint \
+        --variant LAMAE:router_width=1.0,latent_mlp=true           # + a member with settings changed
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import statistics
 import time
 
 import torch
+import yaml
 
 from lamae.models.family import FAMILY, count_parameters, match_parameters
-from lamae.models.lamae import Lamae, LamaeConfig
+from lamae.models.lamae import SIZES, Lamae, LamaeConfig
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
 from lamae.utils.flops import matmul_peak, training_step_flops
@@ -41,6 +45,9 @@ STMEM = dict(fs=250.0, window_s=9.0, patch_size=75, dim=384, depth=12, heads=6, 
 # The two inputs of issue 27: ST-MEM's (12 x 2250 at 250 Hz, patch 75) and MIMIC-IV-ECG's native
 # one (12 x 5000 at 500 Hz, patch 50), each with the same ViT-S encoder and decoder.
 INPUTS = {"stmem": {}, "mimic500": dict(fs=500.0, window_s=10.0, patch_size=50)}
+# The model: ST-MEM's ViT-S (above), or one of lamae's named sizes (its widths, depths and router
+# spacing) at the same input.
+MODEL_SIZES = {"vit-s": {}, **{k: v for k, v in SIZES.items() if k != "base"}}
 MEMBERS = ["LAMAE", "Joint", "IndS", "IndP", "MVMAE"]
 
 
@@ -112,10 +119,29 @@ class Stepper:
         self.opt.step()
 
 
-def variants(members, with_previous: bool, setting: dict | None = None) -> list[tuple[str, LamaeConfig, dict]]:
-    """(label, config, Stepper options) to time: each member, IndP also at IndS's parameter count
-    (the comparison's setting), and with ``with_previous`` the code paths lamae 0.2 ran."""
+def parse_variant(spec: str) -> tuple[str, dict]:
+    """``NAME:key=value,...`` -> (member, model settings); values read as YAML (``false``, ``0.25``)."""
+    name, _, rest = spec.partition(":")
+    if name not in FAMILY:
+        raise SystemExit(f"--variant {spec}: no family member {name!r} (choose from {', '.join(sorted(FAMILY))})")
+    over = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--variant {spec}: {item!r} is not key=value")
+        over[key] = yaml.safe_load(value)
+    return name, over
+
+
+def variants(members, with_previous: bool, setting: dict | None = None,
+             extra: list[str] = ()) -> list[tuple[str, LamaeConfig, dict]]:
+    """(label, config, Stepper options) to time: each member, each ``extra`` variant
+    (``NAME:key=value,...``), IndP also at IndS's parameter count (the comparison's setting), and
+    with ``with_previous`` the code paths lamae 0.2 ran."""
     out = [(name, config(name, setting), {}) for name in members]
+    for spec in extra:
+        name, over = parse_variant(spec)
+        out.append((spec, config(name, setting, **over), {}))
     if "IndP" in members:
         matched, _ = match_parameters(config("IndP", setting), count_parameters(config("IndS", setting)))
         out.append((f"IndP at IndS's parameters (width {matched.dim}, MLP {matched.mlp_ratio:g})", matched, {}))
@@ -133,7 +159,11 @@ def main(argv=None):
     ap.add_argument("--members", nargs="+", default=MEMBERS, choices=sorted(FAMILY))
     ap.add_argument("--input", default="stmem", choices=sorted(INPUTS),
                     help="stmem: 12 x 2250 at 250 Hz, patch 75 (ST-MEM's); mimic500: 12 x 5000 at 500 Hz, patch 50")
+    ap.add_argument("--size", default="vit-s", choices=sorted(MODEL_SIZES),
+                    help="vit-s: ST-MEM's encoder and decoder (default); tiny, small: lamae's sizes at the same input")
     ap.add_argument("--router-every", type=int, help="LAMAE: a router after every k-th block (default 3)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:key=value,...",
+                    help="also a member with model settings changed (repeatable), e.g. LAMAE:router_width=1.0")
     ap.add_argument("--breakdown", action="store_true",
                     help="only print each member's parameters and step FLOPs by component, then exit")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -147,10 +177,10 @@ def main(argv=None):
     ap.add_argument("--previous", action="store_true",
                     help="also time the code paths lamae 0.2 ran (IndP lead by lead, per-tensor AdamW)")
     args = ap.parse_args(argv)
-    setting = {**INPUTS[args.input], **({} if args.router_every is None else {"router_every": args.router_every})}
+    setting = {**INPUTS[args.input], **MODEL_SIZES[args.size],
+               **({} if args.router_every is None else {"router_every": args.router_every})}
     if args.breakdown:
-        for name in args.members:
-            cfg = config(name, setting)
+        for name, cfg, _ in variants(args.members, False, setting, args.variant):
             print(f"\n{name} ({args.input}): parameters and forward FLOPs per ECG by component\n")
             print("| component | parameters | forward GFLOP per ECG |")
             print("|---|---|---|")
@@ -164,10 +194,11 @@ def main(argv=None):
         keep_freed_memory(device)  # as lamae's training does
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     cfg0 = config("IndS", setting)
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; ST-MEM's model "
-          f"configuration on input {args.input} (12 x {cfg0.n_samples} at {cfg0.fs:g} Hz, patch {cfg0.patch_size}), "
+    model = "ST-MEM's model configuration" if args.size == "vit-s" else f"lamae's {args.size} size"
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; {model} "
+          f"on input {args.input} (12 x {cfg0.n_samples} at {cfg0.fs:g} Hz, patch {cfg0.patch_size}), "
           f"LAMAE's router every {config('LAMAE', setting).router_every} blocks, batch {args.batch_size}")
-    todo = variants(args.members, args.previous, setting)
+    todo = variants(args.members, args.previous, setting, args.variant)
     flops = {}
     for label, cfg, _ in todo:  # counted on the CPU with a batch of 2, scaled (FLOPs are linear in it)
         if repr(cfg) not in flops:

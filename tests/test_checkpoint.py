@@ -46,7 +46,7 @@ def test_a_checkpoint_from_a_newer_format_is_refused_naming_the_version(tmp_path
     config["model_format"] = MODEL_FORMAT + 1
     config["lamae_version"] = "9.0.0"
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(LamaeError, match=r"model format 3 .*upgrade lamae.*written by lamae 9\.0\.0"):
+    with pytest.raises(LamaeError, match=rf"model format {MODEL_FORMAT + 1} .*upgrade lamae.*written by lamae 9\.0\.0"):
         load_checkpoint(folder)
 
 
@@ -80,6 +80,8 @@ def test_router_checkpoints_from_before_the_token_level_read_give_the_same_outpu
         out = model.eval()(x, torch.arange(12), present, noise=noise, drop=drop)
         emb, weights = model.embed(x, torch.arange(12), present)
     assert float(out["loss"]) > 0.1  # a real reconstruction error, not a degenerate model
+    # format 2 had full-width routers with the latents' MLP; the settings it never wrote say so
+    assert (model.cfg.router_width, model.cfg.latent_mlp, _["model_format_written"]) == (1.0, True, 2)
     np.testing.assert_allclose(out["pred"].numpy(), ref[f"{name}_pred"], atol=1e-5)
     np.testing.assert_allclose(out["loss"].numpy(), ref[f"{name}_loss"], atol=1e-5)
     np.testing.assert_allclose(emb.numpy(), ref[f"{name}_embed"], atol=1e-5)

@@ -173,7 +173,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Lamae,
     model = Lamae(model_cfg)
     if version == 1:
         state = migrate_v1_state(model_cfg, state)
-        # from here on the checkpoint reads like one written today
+    if version != MODEL_FORMAT:
+        # from here on the checkpoint reads like one written today (its settings in full)
         config = {**config, "model": model_cfg.to_dict(), "model_format": MODEL_FORMAT,
                   "model_format_written": version}
     try:

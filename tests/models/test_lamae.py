@@ -25,7 +25,8 @@ VARIANTS = [{}, {"router_every": 0}, {"router_every": 2, "depth": 3}, {"router_l
             {"encoder": "per_lead", "latent_input": "tokens"}, {"encoder": "per_lead", "latent_mode": "nvembed"},
             {"encoder": "per_lead", "latent_depth": 1}, {"encoder": "per_lead", "aggregator": "mean"},
             {"encoder": "per_lead", "aggregator": "none"}, {"encoder": "private", "aggregator": "none"},
-            {"encoder": "joint", "aggregator": "none"}, {"input_scale": "rms"}, {"lead_gates": True}]
+            {"encoder": "joint", "aggregator": "none"}, {"input_scale": "rms"}, {"lead_gates": True},
+            {"router_width": 1.0, "latent_mlp": True}]  # model format 2's full-width routers
 
 
 @pytest.mark.parametrize("kw", VARIANTS)
@@ -262,7 +263,10 @@ def test_wrong_shapes_are_clear_errors():
 def test_named_sizes():
     assert set(SIZES) >= {"tiny", "small", "base"}
     base = Lamae(LamaeConfig(**SIZES["base"]))
-    assert 110e6 < base.num_parameters("encoder") < 116e6  # ViT-B blocks (85M) + 3 lead routers (28M)
+    # ViT-B blocks (85M) + 3 narrow lead routers (3.5M; at full width with the latents' MLP, 28M)
+    assert 87e6 < base.num_parameters("encoder") < 90e6
+    full = Lamae(LamaeConfig(**SIZES["base"], router_width=1.0, latent_mlp=True))
+    assert 110e6 < full.num_parameters("encoder") < 116e6
     assert base.encoder.after == [3, 7, 11]
     assert len(STANDARD_LEADS) == base.lead_embed.num_embeddings
     ind = Lamae(LamaeConfig(**SIZES["base"], encoder="per_lead", aggregator="none"))

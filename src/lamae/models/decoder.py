@@ -24,14 +24,15 @@ from .layers import Block, read_latents, sincos_1d, take_rows
 class LatentRead(nn.Module):
     """Decoder tokens (B, L, P, Dd) attend over the latents at their position (B, P, K, Dd)."""
 
-    def __init__(self, dim: int, heads: int, lead_gates: int = 0):
+    def __init__(self, dim: int, heads: int, lead_gates: int = 0, width: int | None = None):
         super().__init__()
+        inner = width or dim  # the attention's inner width (see LeadRouter)
         self.heads = heads
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim)
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.q = nn.Linear(dim, inner)
+        self.kv = nn.Linear(dim, 2 * inner)
+        self.proj = nn.Linear(inner, dim)
         self.receive = LeadGates(lead_gates, dim) if lead_gates else None
 
     def forward(self, x, z, leads=None):
@@ -53,7 +54,8 @@ class LeadDecoder(nn.Module):
         self.lead_embed = nn.Embedding(n_vocab, dd)
         self.blocks = nn.ModuleList(Block(dd, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth))
         gates = n_vocab if cfg.lead_gates else 0
-        self.reads = (nn.ModuleList(LatentRead(dd, cfg.decoder_heads, gates) for _ in range(cfg.decoder_depth))
+        self.reads = (nn.ModuleList(LatentRead(dd, cfg.decoder_heads, gates, cfg.inner_width(dd, cfg.decoder_heads))
+                                    for _ in range(cfg.decoder_depth))
                       if condition == "read" else None)
         self.norm = nn.LayerNorm(dd)
         self.pred = nn.Linear(dd, cfg.patch_size)

@@ -157,26 +157,34 @@ class LeadGates(nn.Module):
 
 
 class LeadRouter(nn.Module):
-    """Cross-lead exchange at every position: latents gather from the leads there, tokens read back."""
+    """Cross-lead exchange at every position: latents gather from the leads there, tokens read back.
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, lead_gates: int = 0):
+    ``width``: the attention's inner width (queries, keys and values; ``dim`` unless narrower).
+    The latents and tokens stay ``dim`` wide; only what crosses between them is projected down
+    and back up. A narrow router (a quarter of ``dim``, without the latents' MLP) holds 2 dim^2
+    weights against a full-width one's 16 dim^2 (of which the latents' MLP 8).
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, lead_gates: int = 0, width: int | None = None,
+                 latent_mlp: bool = True):
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"width {dim} is not divisible by {heads} latent heads")
+        inner = width or dim
+        if inner % heads:
+            raise ValueError(f"width {inner} is not divisible by {heads} latent heads")
         self.heads = heads
         self.norm_tok = nn.LayerNorm(dim)
         self.norm_lat = nn.LayerNorm(dim)
-        self.q_lat = nn.Linear(dim, dim)
-        self.kv_tok = nn.Linear(dim, 2 * dim)
-        self.proj_lat = nn.Linear(dim, dim)
-        self.norm_mlp = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, mlp_ratio)
+        self.q_lat = nn.Linear(dim, inner)
+        self.kv_tok = nn.Linear(dim, 2 * inner)
+        self.proj_lat = nn.Linear(inner, dim)
+        self.norm_mlp = nn.LayerNorm(dim) if latent_mlp else None
+        self.mlp = Mlp(dim, mlp_ratio) if latent_mlp else None
         self.norm_read = nn.LayerNorm(dim)
         self.norm_src = nn.LayerNorm(dim)
-        self.q_tok = nn.Linear(dim, dim)
-        self.kv_lat = nn.Linear(dim, 2 * dim)
-        self.proj_tok = nn.Linear(dim, dim)
-        self.send = LeadGates(lead_gates, dim) if lead_gates else None
+        self.q_tok = nn.Linear(dim, inner)
+        self.kv_lat = nn.Linear(dim, 2 * inner)
+        self.proj_tok = nn.Linear(inner, dim)
+        self.send = LeadGates(lead_gates, inner) if lead_gates else None
         self.receive = LeadGates(lead_gates, dim) if lead_gates else None
 
     def forward(self, x, z, pos, visible, intervene=None, leads=None):
@@ -188,7 +196,8 @@ class LeadRouter(nn.Module):
             v = self.send(v, leads)
         out, weights = gather_over_leads(self.q_lat(self.norm_lat(z)), k, v, pos, visible, self.heads)
         z = z + self.proj_lat(out)
-        z = z + self.mlp(self.norm_mlp(z))
+        if self.mlp is not None:
+            z = z + self.mlp(self.norm_mlp(z))
         # 2. broadcast: each token reads the latents at its position
         src = intervene_latents(z, intervene)
         kv = self.kv_lat(self.norm_src(src))
@@ -213,7 +222,9 @@ class RouterEncoder(nn.Module):
         after = {cfg.depth - 1} | ({i for i in range(cfg.depth) if (i + 1) % every == 0} if every > 0 else set())
         self.after = sorted(after)
         gates = n_vocab if cfg.lead_gates else 0
-        self.routers = nn.ModuleList(LeadRouter(cfg.dim, cfg.latent_heads, cfg.mlp_ratio, gates) for _ in self.after)
+        self.routers = nn.ModuleList(LeadRouter(cfg.dim, cfg.latent_heads, cfg.mlp_ratio, gates,
+                                                cfg.inner_width(cfg.dim, cfg.latent_heads), cfg.latent_mlp)
+                                     for _ in self.after)
         self.latents = nn.Parameter(torch.randn(cfg.router_latents, cfg.dim) * 0.02)
         self.cls_position = nn.Parameter(torch.zeros(1, cfg.dim))
         self.register_buffer("positions", sincos_1d(cfg.n_patches, cfg.dim), persistent=False)

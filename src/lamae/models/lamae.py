@@ -40,7 +40,10 @@ from .leadfield import LeadField
 
 ENCODERS = ("router", "per_lead", "private", "joint")
 AGGREGATORS = ("latent", "mean", "none")
-MODEL_FORMAT = 2  # 1: lamae 0.1 (token_mixing / private_leads); 2: encoder + aggregator components
+MODEL_FORMAT = 3  # 1: lamae 0.1 (token_mixing / private_leads); 2: encoder + aggregator components;
+                  # 3: narrow routers (router_width, latent_mlp; format 2's routers were full width)
+# Settings format 3 added, with the values that give the models earlier formats wrote.
+FORMAT_2_ROUTERS = {"router_width": 1.0, "latent_mlp": True}
 
 
 # Upper bounds on the sizes a configuration may ask for (ViT-H is 1280 wide, 32 deep).
@@ -74,6 +77,9 @@ class LamaeConfig:
     readout: str = "latents"          # router: pooled embedding = mean of all latents (see aggregators.py)
     lead_gates: bool = False          # router: per-lead gates on what leads send to / read from the latents
     lead_field: int = 0               # router: K linear sources per position (leadfield.py); 0 = none
+    router_width: float = 0.25        # router: width of the routers' and decoder reads' attention, as a
+                                      #   fraction of dim / decoder_dim (model format 2 had 1.0: full width)
+    latent_mlp: bool = False          # router: an MLP on the latents after each gather (format 2 had one)
     n_latents: int = 4                # global latent attention: K latents
     latent_heads: int = 4
     latent_depth: int = 0             # global latent attention: self-attention blocks over the latents
@@ -89,6 +95,11 @@ class LamaeConfig:
     mask_limb_together: bool = False  # the six limb leads share one patch mask per ECG
     norm_target: bool = False         # per-patch normalised reconstruction targets
     input_scale: str = "none"         # "rms": divide each ECG by the RMS of its input leads (ecg_zscore data)
+
+    def inner_width(self, width: int, heads: int) -> int:
+        """The width of a router's (or a decoder read's) attention with ``heads`` heads on a
+        stream ``width`` wide: ``router_width`` of it, rounded to a whole number per head."""
+        return heads * max(1, round(width * self.router_width / heads))
 
     def __post_init__(self):
         for name, value, allowed in (("encoder", self.encoder, ENCODERS),
@@ -120,7 +131,7 @@ class LamaeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
-        for name in ("lead_gates", "mask_limb_together", "norm_target"):
+        for name in ("lead_gates", "mask_limb_together", "norm_target", "latent_mlp"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not (0 < self.fs <= 50_000 and 0 < self.window_s <= 3600 and 0 < self.mlp_ratio <= 16):
@@ -131,6 +142,9 @@ class LamaeConfig:
         for width, heads in (("dim", "heads"), ("decoder_dim", "decoder_heads"), ("dim", "latent_heads")):
             if getattr(self, width) % getattr(self, heads):
                 raise ValueError(f"{width} {getattr(self, width)} is not divisible by {heads} {getattr(self, heads)}")
+        value = self.router_width
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"router_width must be a fraction in (0, 1], got {value!r}")
         # Bounded before anything is allocated: a config.json asking for a model of billions of
         # parameters (a typo, or a hostile file) is refused rather than exhausting memory.
         # A transformer block holds (4 + 2 * mlp_ratio) * width^2 weights (attention and MLP).
@@ -170,6 +184,8 @@ class LamaeConfig:
         d = dict(d)
         if version == 1:
             d = migrate_v1_config(d)
+        if version in (1, 2):
+            d = {**FORMAT_2_ROUTERS, **d}
         elif version != MODEL_FORMAT:
             raise ValueError(f"model format {version!r} is not one this lamae reads (1 to {MODEL_FORMAT}); "
                              "a newer lamae wrote it: upgrade lamae")
@@ -225,7 +241,8 @@ def migrate_v1_state(cfg: LamaeConfig, state: dict) -> dict:
     return out
 
 # Named sizes. "base" has ViT-B blocks (85M parameters, the paper's ~86M encoder); a lead router
-# costs 1.3 blocks' parameters, so the deeper sizes place one after every few blocks.
+# costs a sixth of a block's parameters (1.3 blocks' at full width with the latents' MLP, model
+# format 2, when the deeper sizes came to place one after every few blocks).
 SIZES: dict[str, dict] = {
     "tiny": dict(dim=64, depth=2, heads=4, n_latents=4, latent_heads=4, router_every=1,
                  decoder_dim=64, decoder_depth=1, decoder_heads=4),
