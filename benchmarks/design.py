@@ -66,6 +66,8 @@ def probe_cv(cmp: Comparison, feats: np.ndarray) -> float:
 
 def readouts(model) -> dict[str, tuple[str, str | None]]:
     """name -> (pooling, readout) to probe for this model."""
+    if model.model.cfg.objective == "cpc":
+        return {"pooled": ("latent", None)}  # the context's mean over time, its only readout
     if model.model.cfg.encoder == "router":
         return {"latents": ("latent", "latents"), "cls_latents": ("latent", "cls_latents"),
                 "patch_latents": ("latent", "patch_latents"), "lead_cls": ("leads", None)}
@@ -85,7 +87,8 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
                          folds=args.pretrain_folds, **train_over)
     ensure_pretrained(cfg, progress=False)
     model = load(folder / "pretrain")
-    res = {"variant": spec, "seed": seed, "probe": {}}
+    res = {"variant": spec, "seed": seed, "probe": {},
+           "pretrain_seconds": model.config.get("training", {}).get("seconds")}
     for label, (pooling, readout) in readouts(model).items():
         if readout is not None:
             model.model.aggregator.readout = readout
@@ -93,8 +96,9 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
         res["probe"][label] = probe_cv(cmp, feats)
     if model.model.cfg.encoder == "router":
         model.model.aggregator.readout = model.model.cfg.readout
-    rec = reconstruction_errors(model, store, HIDE, split=args.split)
-    res["recon"] = {h: {"nmse": v["nmse"], "corr": v["corr"]} for h, v in rec.items()}
+    if model.model.cfg.objective == "mae":  # CPC rebuilds no lead
+        rec = reconstruction_errors(model, store, HIDE, split=args.split)
+        res["recon"] = {h: {"nmse": v["nmse"], "corr": v["corr"]} for h, v in rec.items()}
     if has_latents(model.model):
         abl = crosslead_ablation(model, store, HIDE, split=args.split)
         res["ablation"] = {c: {"hidden_nmse": v["hidden_nmse"], "same_nmse": v["same_lead"]["nmse"]}
@@ -139,8 +143,8 @@ def main(argv=None):
     for v in args.variant:
         rs = [r for r in results if r["variant"] == v]
         for label in rs[0]["probe"]:
-            rec = " | ".join(f"{ms([r['recon'][h]['nmse'] for r in rs])} / {ms([r['recon'][h]['corr'] for r in rs])}"
-                             for h in HIDE)
+            rec = (" | ".join(f"{ms([r['recon'][h]['nmse'] for r in rs])} / {ms([r['recon'][h]['corr'] for r in rs])}"
+                              for h in HIDE) if "recon" in rs[0] else " | ".join("-" for _ in HIDE))
             if "ablation" in rs[0]:
                 hid = " / ".join(ms([r["ablation"][c]["hidden_nmse"] for r in rs]) for c in ("none", "zero", "shuffle"))
                 same = " / ".join(ms([r["ablation"][c]["same_nmse"] for r in rs]) for c in ("none", "zero", "shuffle"))

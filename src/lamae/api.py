@@ -301,6 +301,9 @@ class Pretrained:
                     record_id: str = "input") -> Reconstruction:
         """Fill in leads from the others: the leads in ``hide`` (withheld from the model, so
         their error can be measured) and every standard lead the record lacks."""
+        from .eval.reconstruction import require_decoder
+
+        require_decoder(self, "reconstruct")
         x, fs, leads, single = self._check_input(signal, fs, leads, record_id)
         if not single:
             raise ShapeError(f"{record_id}: reconstruct takes one ECG (leads, samples)")

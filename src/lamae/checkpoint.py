@@ -20,7 +20,7 @@ from .data.preprocess import Preprocessing
 from .errors import LamaeError
 from .files import file_sha256, write_error
 from .modelcard import write_model_card
-from .models.lamae import MODEL_FORMAT, Lamae, LamaeConfig, migrate_v1_state
+from .models.lamae import MODEL_FORMAT, Lamae, LamaeConfig, make_model, migrate_v1_state
 
 
 def save_checkpoint(folder: Path, model: Lamae, prep: Preprocessing, *, extra: dict | None = None,
@@ -170,7 +170,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Lamae,
     except Exception as exc:  # safetensors raises its own error types on damaged files
         raise LamaeError(f"{weights}: cannot be read ({exc})") from None
     _check_weights(weights, state)
-    model = Lamae(model_cfg)
+    model = make_model(model_cfg)
     if version == 1:
         state = migrate_v1_state(model_cfg, state)
     if version != MODEL_FORMAT:

@@ -77,6 +77,11 @@ def test_results_stored_before_a_setting_existed_are_reused_only_at_its_default(
     assert _first_difference(_as_current(stored, with_field), with_field) == "model.lead_field was 0, now 8"
     assert _as_current({**stored, "model": {"dim": 72}}, now) != now
     assert _as_current({**stored, "removed_setting": 1}, now) != now
+    # a LAMAE result stored before the narrow routers ran full-width ones: not reused for today's
+    narrow = {**now, "model": {"dim": 64, "lead_field": 0, "router_width": 0.25, "latent_mlp": False}}
+    assert _first_difference(_as_current(stored, narrow), narrow) == "model.latent_mlp was True, now False"
+    ind = {**narrow, "model": {**narrow["model"], "encoder": "per_lead"}}
+    assert _as_current({**stored, "model": {"dim": 64, "encoder": "per_lead"}}, ind) == ind  # no routers: reused
 
 
 def test_compare_rejects_unknown_models_and_orphan_readouts(store, tmp_path):
@@ -84,3 +89,18 @@ def test_compare_rejects_unknown_models_and_orphan_readouts(store, tmp_path):
         run_compare(CompareConfig(store=str(store.path), out=str(tmp_path), models=["GPT"]), progress=False)
     with pytest.raises(ValueError, match="LAMAE_E reads LAMAE"):
         run_compare(CompareConfig(store=str(store.path), out=str(tmp_path), models=["LAMAE_E"]), progress=False)
+
+
+def test_cpc_enters_every_table_but_the_reconstruction(store, tmp_path):
+    cfg = CompareConfig(store=str(store.path), out=str(tmp_path / "cmp"), models=["LAMAE", "CPC"], seeds=[0],
+                        pretrain={"steps": 3, "batch_size": 16, "warmup_steps": 1, "base_lr": 0.01},
+                        min_prevalence=0.02, min_count=2, min_test_positives=1, label_fractions=[1.0])
+    report = run_compare(cfg, progress=False)
+    controls = {c["model"]: c for c in report["controls"]}
+    # the same budget: parameters matched within 10%, the same steps, batch and recipe
+    assert controls["CPC"]["matched"] and abs(controls["CPC"]["parameter_ratio"] - 1) <= 0.10
+    assert controls["CPC"]["flops_per_step"] > 0 and controls["CPC"]["steps"] == controls["LAMAE"]["steps"] == 3
+    assert report["hierarchy"]["CPC"]["all"]["n"] == 1
+    assert report["label_efficiency"]["CPC"]["1.0"]["mean"] is not None
+    assert "CPC" in report["paired_tests"] and "CPC" not in report["crosslead"]
+    assert "| CPC |" in (tmp_path / "cmp" / "compare.md").read_text()

@@ -30,7 +30,7 @@ from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, target_levels
 from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
-from ..models.lamae import Lamae
+from ..models.lamae import Lamae, make_model
 from ..train.pretrain import PretrainConfig, ensure_pretrained, with_member_defaults
 from ..train.supervised import SupervisedConfig, predict_supervised, train_supervised
 from ..utils.flops import supervised_step_flops, training_step_flops
@@ -247,7 +247,8 @@ class Comparison:
 
     def _wants_crosslead(self, name: str) -> bool:
         spec = FAMILY[name]
-        return self.cfg.crosslead and spec["kind"] == "mae" and "reuse" not in spec
+        return (self.cfg.crosslead and spec["kind"] == "mae" and "reuse" not in spec
+                and spec["model"].get("objective", "mae") == "mae")  # CPC rebuilds no lead
 
     def crosslead(self, name: str, seed: int) -> dict:
         """Hidden-lead reconstruction of a pretrained model on the held-out split; for models with
@@ -271,7 +272,7 @@ class Comparison:
         spec = FAMILY[name]
         if spec["kind"] == "random":
             torch.manual_seed(seed)
-            return Lamae(self.model_cfgs[name][0])
+            return make_model(self.model_cfgs[name][0])
         source = spec.get("reuse", name)
         run = self.out / "runs" / source / f"seed-{seed}" / "pretrain"
         cfg = self.pretrain_config(source, seed, run)
@@ -298,7 +299,7 @@ class Comparison:
             mc, matched = self.model_cfgs[name]
             pcfg = with_member_defaults(self.pretrain_config(name, 0, self.out))
             torch.manual_seed(0)
-            model = Lamae(mc)
+            model = make_model(mc)
             kind = FAMILY[name]["kind"]
             if kind == "mae":
                 flops = training_step_flops(model, pcfg.batch_size)
@@ -400,13 +401,15 @@ _NOT_SETTINGS = ("out", "device", "num_workers", "store", "tracker")
 
 
 def _setting_defaults() -> dict:
-    """Each model and training setting's default, by name."""
+    """Each model and training setting's value in a result stored before the setting existed, by
+    name: its default, except where the default changed when it was added (the narrow routers
+    of model format 3: results stored before them ran full-width routers)."""
     from dataclasses import fields
 
-    from ..models.lamae import LamaeConfig
+    from ..models.lamae import FORMAT_2_ROUTERS, LamaeConfig
 
-    return {f.name: f.default for cls in (LamaeConfig, PretrainConfig) for f in fields(cls)
-            if not callable(f.default_factory)}
+    return {**{f.name: f.default for cls in (LamaeConfig, PretrainConfig) for f in fields(cls)
+               if not callable(f.default_factory)}, **FORMAT_2_ROUTERS}
 
 
 def _as_current(stored: dict, now: dict) -> dict:
@@ -414,6 +417,8 @@ def _as_current(stored: dict, now: dict) -> dict:
     stored (absent from it, present in ``now``) takes its default, which is what that run used,
     and the entries that change no result and are no longer recorded (``tracker``) are dropped.
     Compare the outcome with ``now``."""
+    from ..models.lamae import FORMAT_2_ROUTERS
+
     defaults = _setting_defaults()
 
     def upgrade(a, b):
@@ -421,6 +426,8 @@ def _as_current(stored: dict, now: dict) -> dict:
             return a
         out = {k: upgrade(v, b.get(k)) for k, v in a.items() if k in b or k not in _NOT_SETTINGS}
         out.update({k: defaults[k] for k in b if k not in a and k in defaults})
+        if "encoder" in out and out["encoder"] != "router":  # router settings change no other model
+            out.update({k: b[k] for k in FORMAT_2_ROUTERS if k in b and k not in a})
         return out
 
     return upgrade(stored, now)

@@ -27,7 +27,7 @@ DEFAULT_HIDE = ("III", "aVF", "V2", "V5")
 
 
 def has_latents(net) -> bool:
-    return net.cfg.aggregator != "none"
+    return net.cfg.aggregator != "none" and net.cfg.objective == "mae"
 
 
 def crosslead_ablation(model, store: EcgStore, hide=DEFAULT_HIDE, *, split: str | None = "test",

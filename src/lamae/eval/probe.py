@@ -23,7 +23,7 @@ from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, describe, target_levels
 from ..leads import STANDARD_LEADS
 from ..modelcard import record_evaluation
-from ..models.lamae import Lamae
+from ..models.lamae import Lamae, make_model
 from ..plots import save_figure
 from .metrics import auroc, macro_auroc, node_aurocs, scorable
 
@@ -128,7 +128,7 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
                                          device=device, progress=progress, desc="embed (pretrained)")
     if random_baseline:
         torch.manual_seed(0)
-        random_model = Lamae(model.cfg)
+        random_model = make_model(model.cfg)
         feats["random init"], _ = embed_store(random_model, store, rows, batch_size=batch_size,
                                               pooling=pooling, device=device, progress=progress,
                                               desc="embed (random init)")

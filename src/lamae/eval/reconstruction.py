@@ -25,7 +25,15 @@ def _summary(v: dict) -> dict:
             "corr": float(np.mean(v["corr"])) if v["corr"] else float("nan")}
 
 
+def require_decoder(model, what: str = "reconstruction") -> None:
+    """Refuse, naming the model, a model that rebuilds no signal (CPC learns by contrast)."""
+    if model.model.cfg.objective != "mae":
+        raise LamaeError(f"{model.config.get('path', 'this model')}: a {model.model.cfg.objective.upper()} model has "
+                         f"no decoder, so {what} does not apply to it (it needs a masked autoencoder)")
+
+
 def _rows(model, store: EcgStore, split):
+    require_decoder(model)
     store.require_preprocessing(model.preprocessing, str(model.config.get("path", "the model")))
     rows = store.rows(split)
     if len(rows) == 0:

@@ -15,7 +15,7 @@ import dataclasses
 
 import torch
 
-from .lamae import SIZES, Lamae, LamaeConfig
+from .lamae import SIZES, Lamae, LamaeConfig, make_model
 
 # LAMAE: router latents at every patch position, fed by an 8-source lead field (leadfield.py).
 # Chosen by design.py runs on two normalisations x 2 seeds of PTB-XL and the synthetic set: the
@@ -47,6 +47,10 @@ FAMILY: dict[str, dict] = {
               "pooling": "latent", "about": "IndS + an annealed alignment loss between lead embeddings"},
     "Joint": {"kind": "mae", "model": {"encoder": "joint", "aggregator": "none"}, "pooling": "latent",
               "about": "all leads' tokens in one sequence (ST-MEM's design)"},
+    "CPC": {"kind": "mae", "model": {"encoder": "s4", "aggregator": "none", "objective": "cpc"}, "pooling": "latent",
+            "about": "contrastive predictive coding: a strided front end over all leads (absent ones zero-filled, "
+                     "with presence channels), causal S4D context layers, InfoNCE over future frames with "
+                     "batch negatives (ECG-CPC's recipe)"},
     "Scratch": {"kind": "scratch", "model": _LAMAE, "pooling": "latent",
                 "about": "LAMAE's architecture trained supervised from random initialisation"},
     "Random": {"kind": "random", "model": _LAMAE, "pooling": "latent",
@@ -59,7 +63,7 @@ PRETRAINABLE = [name for name, spec in FAMILY.items() if spec["kind"] == "mae" a
 def count_parameters(cfg: LamaeConfig) -> int:
     """Parameter count without allocating weights (built on the meta device)."""
     with torch.device("meta"):
-        return sum(p.numel() for p in Lamae(cfg).parameters())
+        return sum(p.numel() for p in make_model(cfg).parameters())
 
 
 def model_config(name: str, size: str, shared: dict | None = None, **fixed) -> LamaeConfig:

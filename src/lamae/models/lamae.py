@@ -38,7 +38,8 @@ from .encoders import build_encoder, intervene_latents
 from .layers import sincos_1d, take_rows
 from .leadfield import LeadField
 
-ENCODERS = ("router", "per_lead", "private", "joint")
+ENCODERS = ("router", "per_lead", "private", "joint", "s4")
+OBJECTIVES = ("mae", "cpc")
 AGGREGATORS = ("latent", "mean", "none")
 MODEL_FORMAT = 3  # 1: lamae 0.1 (token_mixing / private_leads); 2: encoder + aggregator components;
                   # 3: narrow routers (router_width, latent_mlp; format 2's routers were full width)
@@ -49,7 +50,8 @@ FORMAT_2_ROUTERS = {"router_width": 1.0, "latent_mlp": True}
 # Upper bounds on the sizes a configuration may ask for (ViT-H is 1280 wide, 32 deep).
 SIZE_LIMITS = {"patch_size": 100_000, "dim": 8192, "depth": 128, "heads": 128, "decoder_dim": 8192,
                "decoder_depth": 128, "decoder_heads": 128, "latent_heads": 128, "router_latents": 256,
-               "n_latents": 1024, "latent_depth": 128, "router_every": 128}
+               "n_latents": 1024, "latent_depth": 128, "router_every": 128, "cpc_steps": 1024,
+               "cpc_stride": 100_000, "s4_state": 1024}
 MAX_PARAMETERS = 5e9
 
 
@@ -70,8 +72,13 @@ class LamaeConfig:
     #   aggregator  "latent":   the router latents (router) or K global latents over leads (per_lead)
     #               "mean":     mean of the lead CLS tokens, prepended in the decoder (ablation)
     #               "none":     nothing crosses between leads outside a joint encoder
+    #   encoder "s4" with objective "cpc": contrastive predictive coding, no decoder (cpc.py)
     encoder: str = "router"
     aggregator: str = "latent"
+    objective: str = "mae"            # "mae": masked reconstruction; "cpc": contrastive predictive coding
+    cpc_steps: int = 12               # cpc: future frames predicted (InfoNCE per step)
+    cpc_stride: int = 5               # cpc: samples per frame of the strided front end
+    s4_state: int = 32                # cpc: state size of each S4D channel (conjugate pairs: even)
     router_latents: int = 2           # router: latents per position
     router_every: int = 1             # router: after every k-th block (0: one router after the encoder)
     readout: str = "latents"          # router: pooled embedding = mean of all latents (see aggregators.py)
@@ -108,16 +115,22 @@ class LamaeConfig:
                                      ("latent_mode", self.latent_mode, ("pma", "nvembed")),
                                      ("latent_input", self.latent_input, ("cls", "tokens")),
                                      ("align", self.align, ("none", "mse", "cosine", "infonce")),
+                                     ("objective", self.objective, OBJECTIVES),
                                      ("input_scale", self.input_scale, ("none", "rms"))):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if (self.encoder == "s4") != (self.objective == "cpc"):
+            raise ValueError("the s4 encoder and the cpc objective go together (encoder 's4', objective 'cpc', "
+                             "aggregator 'none')")
+        if self.encoder == "s4" and self.aggregator != "none":
+            raise ValueError("the s4 encoder's representation is its context's mean: use aggregator 'none' with it")
         if self.encoder == "joint" and self.aggregator != "none":
             raise ValueError("the joint encoder already mixes all leads: use aggregator 'none' with it")
         if self.encoder == "router" and self.aggregator != "latent":
             raise ValueError("the router encoder's latents are its aggregator: use aggregator 'latent' with it "
                              "(for the mean or no aggregator, use encoder 'per_lead')")
         for name in ("patch_size", "dim", "depth", "heads", "decoder_dim", "decoder_depth", "decoder_heads",
-                     "latent_heads", "router_latents", "n_latents"):
+                     "latent_heads", "router_latents", "n_latents", "cpc_steps", "cpc_stride", "s4_state"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -137,6 +150,12 @@ class LamaeConfig:
         if not (0 < self.fs <= 50_000 and 0 < self.window_s <= 3600 and 0 < self.mlp_ratio <= 16):
             raise ValueError(f"fs {self.fs}, window_s {self.window_s} or mlp_ratio {self.mlp_ratio} out of range "
                              "(0 < fs <= 50000 Hz, 0 < window_s <= 3600 s, 0 < mlp_ratio <= 16)")
+        if self.objective == "cpc":
+            if self.s4_state % 2:
+                raise ValueError(f"s4_state must be even (complex conjugate pairs), got {self.s4_state}")
+            if self.n_samples // self.cpc_stride <= self.cpc_steps:
+                raise ValueError(f"cpc_stride {self.cpc_stride} leaves {self.n_samples // self.cpc_stride} frames in "
+                                 f"the window, not more than cpc_steps {self.cpc_steps}")
         if self.patch_size > self.n_samples:
             raise ValueError(f"patch_size {self.patch_size} is longer than the window ({self.n_samples} samples)")
         for width, heads in (("dim", "heads"), ("decoder_dim", "decoder_heads"), ("dim", "latent_heads")):
@@ -256,7 +275,17 @@ SIZES: dict[str, dict] = {
 def build_model(size: str = "tiny", **overrides) -> "Lamae":
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose from {sorted(SIZES)}")
-    return Lamae(LamaeConfig(**{**SIZES[size], **overrides}))
+    return make_model(LamaeConfig(**{**SIZES[size], **overrides}))
+
+
+def make_model(cfg: LamaeConfig) -> nn.Module:
+    """The model a configuration describes: a ``Lamae`` (masked autoencoder), or for the cpc
+    objective a ``Cpc`` (models/cpc.py), which has the same interface without a decoder."""
+    if cfg.objective == "cpc":
+        from .cpc import Cpc
+
+        return Cpc(cfg)
+    return Lamae(cfg)
 
 
 def n_visible(n: int, ratio: float) -> int:

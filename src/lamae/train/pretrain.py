@@ -35,7 +35,7 @@ from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..leads import LIMB_LEADS
 from ..models.family import FAMILY, PRETRAINABLE
-from ..models.lamae import MODEL_FORMAT, SIZES, Lamae, LamaeConfig
+from ..models.lamae import MODEL_FORMAT, SIZES, Lamae, LamaeConfig, make_model
 from ..plots import save_figure
 from ..tracking import TRACKERS, open_tracker
 from ..utils.memory import keep_freed_memory
@@ -338,7 +338,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     main, progress = rank == 0, progress and rank == 0
     keep_freed_memory(device)
     torch.manual_seed(cfg.seed)
-    model = Lamae(model_cfg).to(device)
+    model = make_model(model_cfg).to(device)
     opt = make_optimizer(param_groups(model, cfg.weight_decay), cfg.lr, device)
     start, before = _resume(out, resume, model, opt, prep)
     if start >= cfg.steps:

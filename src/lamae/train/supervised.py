@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.store import EcgStore
-from ..models.lamae import Lamae, LamaeConfig
+from ..models.lamae import Lamae, LamaeConfig, make_model
 from ..utils.memory import keep_freed_memory
 from .common import StoreBatches, lr_at, make_optimizer, param_groups, pick_device
 
@@ -64,7 +64,7 @@ def train_supervised(model_cfg: LamaeConfig, store: EcgStore, rows: np.ndarray, 
     device = pick_device(cfg.device)
     keep_freed_memory(device)
     torch.manual_seed(cfg.seed)
-    model = (copy.deepcopy(init) if init is not None else Lamae(model_cfg)).to(device)
+    model = (copy.deepcopy(init) if init is not None else make_model(model_cfg)).to(device)
     head = torch.nn.Linear(model_cfg.dim, y.shape[1]).to(device)
     params = param_groups(model, cfg.weight_decay)
     params[0]["params"].append(head.weight)

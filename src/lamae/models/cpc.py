@@ -1,0 +1,221 @@
+"""CPC: contrastive predictive coding with a state-space encoder, the ECG-CPC recipe in the family.
+
+The recipe (documented, with its sources and the choices made where they leave it open, in
+docs/method.md, "CPC"):
+
+    z = frames(x)          # a strided convolution over all leads (leads as channels, plus a
+                           #   presence channel per lead), then per-frame pointwise layers
+    c = context(z)         # causal S4D layers (diagonal state-space kernels, FFT convolution)
+    loss = InfoNCE(W_k c_t, z_{t+k}),  k = 1..cpc_steps, the other ECGs of the batch as negatives
+
+The pooled representation is the mean over time of the context network's final layer. Absent
+leads are zero-filled and their presence channel is 0, so ``embed`` takes any subset of leads,
+in any order, as for the other members.
+
+``Cpc`` has the interface the trainer, the embedder and the comparison use for ``Lamae``
+(``forward`` returning ``loss``/``reconstruction``/``pooled``, ``n_targets``, ``features``,
+``embed``, ``num_parameters``); it has no decoder, so it reconstructs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ShapeError
+from ..leads import STANDARD_LEADS
+
+
+class S4D(nn.Module):
+    """A diagonal state-space model per channel (S4D: Gu, Gupta, Goel and Re, NeurIPS 2022).
+
+    Each of the ``d`` channels runs x'(t) = A x(t) + B u(t), y(t) = C x(t) + D u(t) with a
+    diagonal complex A of ``n_state / 2`` modes (conjugate pairs make y real), discretised with
+    step dt by zero-order hold: x_k = exp(dt A) x_{k-1} + (exp(dt A) - 1) / A u_k. Unrolled, the
+    layer is a causal convolution with the kernel K_j = 2 Re(C exp(dt A)^j (exp(dt A) - 1) / A),
+    applied by FFT in O(L log L). Initialisation S4D-Lin: A_n = -1/2 + i pi n, dt log-uniform
+    in [1e-3, 1e-1], C standard complex normal, B = 1 (absorbed into C).
+    """
+
+    def __init__(self, d: int, n_state: int = 32, dt_min: float = 1e-3, dt_max: float = 1e-1):
+        super().__init__()
+        if n_state < 2 or n_state % 2:
+            raise ValueError(f"s4_state must be an even number >= 2, got {n_state}")
+        modes = n_state // 2
+        self.log_dt = nn.Parameter(torch.rand(d) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        self.log_a_real = nn.Parameter(torch.full((d, modes), math.log(0.5)))
+        self.a_imag = nn.Parameter(math.pi * torch.arange(modes, dtype=torch.float32).expand(d, modes).clone())
+        self.c = nn.Parameter(torch.randn(d, modes, 2) * math.sqrt(0.5))   # real and imaginary parts
+        self.d = nn.Parameter(torch.randn(d))
+
+    def discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(A_bar, B_bar, C) of the discretised system, each (d, modes) complex."""
+        a = torch.complex(-self.log_a_real.exp(), self.a_imag)
+        dt_a = a * self.log_dt.exp()[:, None]
+        a_bar = dt_a.exp()
+        return a_bar, (a_bar - 1) / a, torch.view_as_complex(self.c)
+
+    def kernel(self, length: int) -> torch.Tensor:
+        """The convolution kernel (d, length)."""
+        a_bar, b_bar, c = self.discrete()
+        steps = torch.arange(length, device=a_bar.device, dtype=torch.float32)
+        # exp(j log A_bar) = A_bar^j, computed for all j at once (|A_bar| < 1: no overflow)
+        powers = torch.exp(a_bar.log()[..., None] * steps)                       # (d, modes, L)
+        return 2 * torch.einsum("dn,dnl->dl", c * b_bar, powers).real
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """u (B, d, L) -> (B, d, L), causal: y_t depends on u_0..u_t only."""
+        length = u.shape[-1]
+        with _float32(u):
+            u = u.float()
+            k = self.kernel(length)
+            n = 2 * length  # zero-padded: a linear, not circular, convolution
+            y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)[..., :length]
+            return y + u * self.d[:, None]
+
+    @torch.no_grad()
+    def recurrence(self, u: torch.Tensor) -> torch.Tensor:
+        """The same layer run step by step as the recurrence (slow; for tests)."""
+        a_bar, b_bar, c = self.discrete()
+        state = torch.zeros(u.shape[0], *a_bar.shape, dtype=a_bar.dtype)
+        out = []
+        for t in range(u.shape[-1]):
+            state = a_bar * state + b_bar * u[:, :, t, None]
+            out.append(2 * (c * state).sum(-1).real + self.d * u[:, :, t])
+        return torch.stack(out, dim=-1)
+
+
+def _float32(t: torch.Tensor):
+    """FFTs and complex kernels in float32, also under bf16 autocast."""
+    kind = t.device.type
+    return torch.autocast(kind, enabled=False) if kind in ("cuda", "cpu") else contextlib.nullcontext()
+
+
+def info_nce_loss(preds: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """CPC's InfoNCE with the batch as negatives.
+
+    preds (B, n, K, d): at each frame t, the predictions W_k c_t of frames t + 1 .. t + K;
+    z (B, n, d) the frames. For each step k and frame t, the score of ECG b's prediction
+    against ECG b''s frame t + k is their dot product, and the loss is the cross-entropy of
+    picking b' = b among the batch; the mean over k and t (k up to n - 1)."""
+    b, n, steps, _ = preds.shape
+    steps = min(steps, n - 1)
+    target = torch.arange(b, device=z.device)
+    total = z.new_zeros((), dtype=torch.float32)
+    for k in range(1, steps + 1):
+        logits = torch.einsum("btd,ctd->tbc", preds[:, : n - k, k - 1].float(), z[:, k:].float())  # (n-k, B, B)
+        total = total + F.cross_entropy(logits.reshape(-1, b), target.repeat(n - k))
+    return total / steps
+
+
+class S4Block(nn.Module):
+    """Pre-norm residual block: S4D -> GELU -> linear gated (GLU), then an MLP of ``mlp_ratio``."""
+
+    def __init__(self, d: int, n_state: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d)
+        self.ssm = S4D(d, n_state)
+        self.out = nn.Linear(d, 2 * d)
+        self.norm2 = nn.LayerNorm(d)
+        hidden = int(d * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, d)."""
+        y = self.ssm(self.norm1(x).transpose(1, 2)).transpose(1, 2).to(x.dtype)
+        x = x + F.glu(self.out(F.gelu(y)), dim=-1)
+        return x + self.mlp(self.norm2(x))
+
+
+class Cpc(nn.Module):
+    """Contrastive predictive coding over all leads at once, with a causal S4D context network."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        d, n_vocab, stride = cfg.dim, len(STANDARD_LEADS), cfg.cpc_stride
+        # frames: one strided convolution (a frame's samples of every lead and its presence
+        # channel), then two pointwise layers; frames do not overlap, so z_t sees frame t only
+        self.frames = nn.Sequential(nn.Conv1d(2 * n_vocab, d, kernel_size=stride, stride=stride), nn.GELU(),
+                                    nn.Conv1d(d, d, 1), nn.GELU(), nn.Conv1d(d, d, 1))
+        self.context = nn.ModuleList(S4Block(d, cfg.s4_state, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d)
+        self.predict = nn.Linear(d, d * cfg.cpc_steps)   # W_1 .. W_K side by side
+
+    # the input checks and the RMS scale are Lamae's, so both read the same inputs the same way
+    from .lamae import Lamae as _Lamae
+    _check = _Lamae._check
+    input_scale = _Lamae.input_scale
+    del _Lamae
+
+    @property
+    def n_frames(self) -> int:
+        return self.cfg.n_samples // self.cfg.cpc_stride
+
+    def n_targets(self, present, drop=None, mask_ratio: float | None = None):
+        """The trainer weighs each part of a batch by its share of this count: ECGs, for CPC."""
+        return torch.tensor(float(present.shape[0]), device=present.device)
+
+    def channels(self, x: torch.Tensor, leads: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """(B, L, T) in any lead order -> (B, 24, T'): the twelve standard leads (zero where
+        absent) and their presence, trimmed to whole frames."""
+        b, _, t = x.shape
+        n_vocab = len(STANDARD_LEADS)
+        t = self.n_frames * self.cfg.cpc_stride
+        grid = x.new_zeros(b, n_vocab, t)
+        here = x.new_zeros(b, n_vocab, 1)
+        keep = present[..., None].to(x.dtype)
+        grid = grid.scatter_add(1, leads[..., None].expand(-1, -1, t), x[..., :t] * keep)
+        here = here.scatter_add(1, leads[..., None], keep).clamp_max(1.0)
+        return torch.cat([grid, here.expand(-1, -1, t)], dim=1)
+
+    def encode(self, x, leads, present) -> tuple[torch.Tensor, torch.Tensor]:
+        """(frames z (B, T', d), context c (B, T', d))."""
+        z = self.frames(self.channels(x, leads, present)).transpose(1, 2)
+        c = z
+        for blk in self.context:
+            c = blk(c)
+        return z, self.norm(c)
+
+    def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None,
+                align_scale: float = 1.0, noise=None, drop=None, intervene: str | None = None):
+        """Pretraining step (the arguments of ``Lamae.forward``; ``drop`` (B, L) hides leads,
+        as lead dropout; the masking arguments do not apply)."""
+        if intervene is not None:
+            raise ValueError("CPC has no latents to intervene on")
+        leads, present = self._check(x, leads, present)
+        if drop is not None:
+            present = present & ~drop.bool()
+            if not bool(present.any(dim=1).all()):
+                raise ShapeError("lead dropout left an ECG without any input lead")
+        if x.shape[0] < 2:
+            raise ShapeError("CPC's loss needs at least 2 ECGs in a batch (the others are its negatives)")
+        x = x / self.input_scale(x, present)
+        z, c = self.encode(x, leads, present)
+        b, n, d = z.shape
+        loss = info_nce_loss(self.predict(c).view(b, n, self.cfg.cpc_steps, d), z)
+        return {"loss": loss, "reconstruction": loss, "pooled": c.mean(dim=1), "lead_weights": None}
+
+    def features(self, x, leads, present=None, pooling: str = "latent"):
+        """The mean over time of the context network's final layer, and uniform weights over the
+        leads given (CPC has no attention over leads)."""
+        if pooling != "latent":
+            raise ValueError(f"CPC has one readout, pooling 'latent' (the mean over time of its context); "
+                             f"got {pooling!r}")
+        leads, present = self._check(x, leads, present)
+        x = x / self.input_scale(x, present)
+        _, c = self.encode(x, leads, present)
+        weights = present.float() / present.sum(dim=1, keepdim=True).float()
+        return c.mean(dim=1), weights
+
+    @torch.no_grad()
+    def embed(self, x, leads, present=None, pooling: str = "latent"):
+        return self.features(x, leads, present, pooling)
+
+    def num_parameters(self, part: str = "all") -> int:
+        mods = [self.frames, self.context, self.norm] if part == "encoder" else [self]
+        return sum(p.numel() for m in mods for p in m.parameters())

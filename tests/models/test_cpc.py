@@ -1,0 +1,120 @@
+"""CPC with an S4D encoder: the state-space layer, causality, the InfoNCE loss and its training."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lamae.models.cpc import S4D, info_nce_loss
+from lamae.models.family import FAMILY, model_config
+from lamae.models.lamae import LamaeConfig, make_model
+
+T = 200  # 2 s at 100 Hz: 40 frames of 5 samples
+
+
+def cpc(**kw):
+    torch.manual_seed(0)
+    return make_model(model_config("CPC", "tiny", kw, fs=100.0, window_s=2.0)).eval()
+
+
+def test_the_fft_convolution_equals_the_recurrence():
+    torch.manual_seed(0)
+    layer = S4D(6, n_state=8)
+    with torch.no_grad():  # dt spread wide, so slow and fast modes are both checked
+        layer.log_dt.copy_(torch.linspace(math.log(1e-3), math.log(0.5), 6))
+    u = torch.randn(3, 6, 50)
+    torch.testing.assert_close(layer(u), layer.recurrence(u), atol=1e-4, rtol=1e-4)
+
+
+def test_the_context_is_causal():
+    """The context at frame t depends on the samples of frames 0..t only."""
+    m = cpc()
+    x = torch.randn(2, 12, T)
+    leads, present = torch.arange(12), torch.ones(2, 12, dtype=torch.bool)
+    _, c1 = m.encode(x, leads.expand(2, -1), present)
+    x2 = x.clone()
+    x2[..., 100:] += torch.randn_like(x2[..., 100:])    # frame 20 onwards
+    z2, c2 = m.encode(x2, leads.expand(2, -1), present)
+    torch.testing.assert_close(c2[:, :20], c1[:, :20])
+    assert not torch.allclose(c2[:, 20:], c1[:, 20:])
+
+
+def test_info_nce_on_cases_with_a_known_answer():
+    b, n, k, d = 4, 6, 2, 8
+    z = torch.randn(b, n, d)
+    # predictions that score every candidate alike: the loss is log(batch)
+    assert float(info_nce_loss(torch.zeros(b, n, k, d), z)) == pytest.approx(math.log(b), abs=1e-6)
+    # predictions pointing at the right ECG's frame among orthogonal ones: the loss vanishes
+    eye = torch.eye(d)[:b]                                  # ECG i's frames all along axis i
+    z = eye[:, None, :].expand(b, n, d)
+    preds = 50 * z[:, :, None, :].expand(b, n, k, d)
+    assert float(info_nce_loss(preds, z)) < 1e-6
+    # two ECGs, one frame ahead, worked by hand: scores [[2, 0], [1, 1]] -> mean cross-entropy
+    z = torch.tensor([[[0.0, 0.0], [1.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]]])
+    preds = torch.tensor([[[[2.0, 0.0]], [[0.0, 0.0]]], [[[1.0, 1.0]], [[0.0, 0.0]]]])
+    want = (F.cross_entropy(torch.tensor([[2.0, 0.0]]), torch.tensor([0]))
+            + F.cross_entropy(torch.tensor([[1.0, 1.0]]), torch.tensor([1]))) / 2
+    assert float(info_nce_loss(preds, z)) == pytest.approx(float(want), abs=1e-6)
+
+
+def test_any_lead_subset_in_any_order():
+    m = cpc()
+    x = torch.randn(3, 12, T)
+    full, _ = m.embed(x, torch.arange(12))
+    perm = torch.randperm(12)
+    shuffled, _ = m.embed(x[:, perm], perm)
+    torch.testing.assert_close(shuffled, full, atol=1e-5, rtol=1e-4)
+    # three leads given, or all twelve with the others marked absent: the same ECG
+    some = torch.tensor([7, 0, 1])
+    subset, w = m.embed(x[:, some], some)
+    present = torch.zeros(3, 12, dtype=torch.bool)
+    present[:, some] = True
+    masked, _ = m.embed(x, torch.arange(12), present)
+    torch.testing.assert_close(subset, masked, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(subset, full)
+    torch.testing.assert_close(w, torch.full((3, 3), 1 / 3))
+
+
+def test_cpc_settings_are_checked_and_it_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="s4 encoder and the cpc objective go together"):
+        LamaeConfig(window_s=2.0, encoder="s4", aggregator="none")
+    with pytest.raises(ValueError, match="leaves 2 frames"):
+        model_config("CPC", "tiny", {"cpc_stride": 100}, fs=100.0, window_s=2.0)
+    m = cpc()
+    with pytest.raises(ValueError, match="one readout"):
+        m.embed(torch.randn(2, 12, T), torch.arange(12), pooling="leads")
+    with pytest.raises(Exception, match="at least 2 ECGs"):
+        m(torch.randn(1, 12, T), torch.arange(12))
+    assert FAMILY["CPC"]["model"]["objective"] == "cpc"
+
+
+def test_every_cpc_weight_learns_and_short_pretraining_lowers_the_loss(store, tmp_path):
+    from lamae.checkpoint import load_checkpoint
+    from lamae.train.pretrain import PretrainConfig, pretrain
+
+    m = cpc().train()
+    m(torch.randn(4, 12, T), torch.arange(12))["loss"].backward()
+    idle = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not idle, idle
+    out = tmp_path / "run"
+    pretrain(PretrainConfig(store=str(store.path), out=str(out), architecture="CPC", steps=60, batch_size=16,
+                            base_lr=0.024, warmup_steps=5, checkpoint_every=1000, log_every=5), progress=False)
+    loss = pd.read_csv(out / "loss.csv")["loss"].to_numpy()
+    assert loss[0] == pytest.approx(math.log(16), rel=0.15)   # chance among 16 candidates
+    assert loss[-3:].mean() < 0.9 * math.log(16), loss   # ~2.35 after 60 steps, chance 2.77
+    model, config = load_checkpoint(out)
+    assert type(model).__name__ == "Cpc" and config["model"]["objective"] == "cpc"
+    # lamae leads probes it with lead subsets like any member; lamae reconstruct refuses it by name
+    from lamae.api import load
+    from lamae.cli import main
+    from lamae.errors import LamaeError
+
+    assert main(["leads", "--store", str(store.path), "--checkpoint", f"CPC={out}", "--sets", "1", "3", "12",
+                 "--out", str(tmp_path / "leads")]) == 0
+    report = json.loads((tmp_path / "leads" / "leads.json").read_text())
+    assert list(report["results"]["CPC"]) == ["1", "3", "12"]
+    with pytest.raises(LamaeError, match="CPC model has no decoder"):
+        load(out).reconstruct(torch.randn(12, T).numpy(), 100.0, "standard", hide=["III"])
