@@ -33,7 +33,7 @@ import torch
 import yaml
 
 from lamae.models.family import FAMILY, count_parameters, match_parameters
-from lamae.models.lamae import SIZES, Lamae, LamaeConfig
+from lamae.models.lamae import SIZES, LamaeConfig, make_model
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
 from lamae.utils.flops import matmul_peak, training_step_flops
@@ -64,7 +64,7 @@ def component_table(cfg: LamaeConfig, batch: int = 2) -> list[tuple[str, int, in
     about twice the forward, module by module)."""
     from lamae.utils.flops import flops_by_module
 
-    model = Lamae(cfg)
+    model = make_model(cfg)
     x, leads = torch.randn(batch, 12, cfg.n_samples), torch.arange(12)
     with torch.no_grad():
         flops = flops_by_module(lambda: model(x, leads), depth=4)
@@ -74,17 +74,18 @@ def component_table(cfg: LamaeConfig, batch: int = 2) -> list[tuple[str, int, in
             return flops[prefix]
         depth = prefix.count(".") + 1
         return sum(f for k, f in flops.items() if k.startswith(prefix + ".") and k.count(".") == depth)
+    top = type(model).__name__
     rows = []
     for name, child in model.named_children():
         n = sum(p.numel() for p in child.parameters())
-        rows.append((name, n, under(f"Lamae.{name}")))
-        if name in ("encoder", "decoder"):
+        rows.append((name, n, under(f"{top}.{name}")))
+        if name in ("encoder", "decoder", "context"):
             for sub, grand in child.named_children():
                 rows.append((f"  {name}.{sub}", sum(p.numel() for p in grand.parameters()),
-                             under(f"Lamae.{name}.{sub}")))
+                             under(f"{top}.{name}.{sub}")))
     own = sum(p.numel() for p in model.parameters(recurse=False))
     rows.append(("(top-level parameters, loss and glue)", own,
-                 flops.get("Global", 0) - sum(under(f"Lamae.{n}") for n, _ in model.named_children())))
+                 flops.get("Global", 0) - sum(under(f"{top}.{n}") for n, _ in model.named_children())))
     rows.append(("total", model.num_parameters(), flops.get("Global", 0)))
     return rows
 
@@ -100,7 +101,7 @@ class Stepper:
                  lead_by_lead=False, optimizer="fused"):
         torch.manual_seed(0)
         self.name, self.device, self.cfg, self.batch = label, device, cfg, batch
-        self.model = Lamae(cfg).to(device)
+        self.model = make_model(cfg).to(device)
         groups = param_groups(self.model, 0.05)
         self.opt = (make_optimizer(groups, 1e-4, device) if optimizer == "fused" else
                     torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), foreach=False))
@@ -147,6 +148,9 @@ def variants(members, with_previous: bool, setting: dict | None = None,
         out.append((f"IndP at IndS's parameters (width {matched.dim}, MLP {matched.mlp_ratio:g})", matched, {}))
         if with_previous:
             out.append(("IndP at IndS's parameters, lead by lead (0.2)", matched, {"lead_by_lead": True}))
+    if "CPC" in members:  # as lamae compare runs it: matched to LAMAE's parameter count
+        matched, _ = match_parameters(config("CPC", setting), count_parameters(config("LAMAE", setting)))
+        out.append((f"CPC at LAMAE's parameters (width {matched.dim}, MLP {matched.mlp_ratio:g})", matched, {}))
     if with_previous:
         for name in members:
             if name != "IndP":
@@ -202,7 +206,7 @@ def main(argv=None):
     flops = {}
     for label, cfg, _ in todo:  # counted on the CPU with a batch of 2, scaled (FLOPs are linear in it)
         if repr(cfg) not in flops:
-            flops[repr(cfg)] = training_step_flops(Lamae(cfg), 2) * args.batch_size / 2
+            flops[repr(cfg)] = training_step_flops(make_model(cfg), 2) * args.batch_size / 2
     steppers = [Stepper(label, cfg, args.batch_size, device, compile_=args.compile, **opts) for label, cfg, opts in todo]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for s in steppers:  # warm-up (and compilation)

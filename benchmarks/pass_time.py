@@ -17,15 +17,15 @@ import argparse
 import torch
 
 from lamae.models.family import FAMILY, model_config
-from lamae.models.lamae import Lamae
+from lamae.models.lamae import make_model
 from lamae.utils.flops import training_step_flops
 
 
 def flops_per_ecg(name: str, size: str, fs: float) -> tuple[int, int]:
     """(parameters, FLOPs of a training step on one 10 s ECG) of member ``name``."""
     torch.manual_seed(0)
-    model = Lamae(model_config(name, size, fs=fs, window_s=10.0))
-    return model.num_parameters(), training_step_flops(model, 1)
+    model = make_model(model_config(name, size, fs=fs, window_s=10.0))
+    return model.num_parameters(), training_step_flops(model, 2) // 2  # CPC needs 2 ECGs (negatives)
 
 
 def main(argv=None) -> None:

@@ -86,3 +86,18 @@ def test_router_checkpoints_from_before_the_token_level_read_give_the_same_outpu
     np.testing.assert_allclose(out["loss"].numpy(), ref[f"{name}_loss"], atol=1e-5)
     np.testing.assert_allclose(emb.numpy(), ref[f"{name}_embed"], atol=1e-5)
     np.testing.assert_allclose(weights.numpy(), ref[f"{name}_weights"], atol=1e-5)
+
+
+def test_a_run_resumes_across_a_setting_added_since_its_checkpoint(store, tmp_path):
+    """A setting added to the model after a checkpoint was written (same model format) takes its
+    default, which is what the run used: the run resumes instead of 'configuration differs'."""
+    from lamae.train.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(store=str(store.path), out=str(tmp_path / "run"), steps=4, batch_size=8,
+                         warmup_steps=1, checkpoint_every=2, model={"n_latents": 4})
+    pretrain(PretrainConfig(**{**cfg.__dict__, "steps": 2}), progress=False)
+    written = tmp_path / "run" / "checkpoints" / "step-0000002" / "config.json"
+    config = json.loads(written.read_text())
+    del config["model"]["cpc_steps"]  # as written before the setting existed
+    written.write_text(json.dumps(config))
+    assert pretrain(cfg, resume=True, progress=False)["steps"] == 4

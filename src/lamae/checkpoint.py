@@ -173,10 +173,11 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[Lamae,
     model = make_model(model_cfg)
     if version == 1:
         state = migrate_v1_state(model_cfg, state)
+    # from here on the checkpoint reads like one written today: its settings in full (a setting
+    # added since it was written, at the value the checkpoint ran), and the format it was written in
+    config = {**config, "model": model_cfg.to_dict(), "model_format": MODEL_FORMAT}
     if version != MODEL_FORMAT:
-        # from here on the checkpoint reads like one written today (its settings in full)
-        config = {**config, "model": model_cfg.to_dict(), "model_format": MODEL_FORMAT,
-                  "model_format_written": version}
+        config["model_format_written"] = version
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
