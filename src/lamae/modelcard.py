@@ -86,12 +86,19 @@ def _cross_lead(m: dict) -> str:
         every = m.get("router_every")
         where = "after every encoder block" if every == 1 else \
             f"after every {every} encoder blocks" if every else "once, after the encoder"
+        width = m.get("router_width", 1.0)
         return (f"router encoder: {m.get('router_latents')} latents per patch position gather from the leads "
-                f"{where}; the decoder reads them; embedding = `{m.get('readout')}` readout"
+                f"{where}, through attention {width:g} of the model's width"
+                + (", with an MLP on the latents" if m.get("latent_mlp", True) else "")
+                + f"; the decoder reads them; embedding = `{m.get('readout')}` readout"
                 + (f"; a lead field of {m['lead_field']} linear sources per position feeds the latents and "
                    "starts the decoder's estimate" if m.get("lead_field") else ""))
     if enc == "joint":
         return "joint encoder: one sequence over all leads' tokens"
+    if enc == "s4":
+        return (f"CPC: all leads enter one strided convolution as channels (absent ones zero-filled, with a "
+                f"presence channel each), then causal S4D layers; trained by contrastive predictive coding over "
+                f"{m.get('cpc_steps')} future frames; embedding = the context's mean over time")
     if agg == "latent":
         return (f"{enc} encoder + {m.get('n_latents')} global latents over the leads ({m.get('latent_mode')}, "
                 f"input {m.get('latent_input')}), prepended in the decoder")
