@@ -4,7 +4,7 @@ import torch
 from lamae.errors import ShapeError
 from lamae.leads import STANDARD_LEADS
 from lamae.models.family import FAMILY, PRETRAINABLE, model_config
-from lamae.models.lamae import SIZES, Lamae, LamaeConfig, build_model, random_masking, share_limb_noise
+from lamae.models.lamae import SIZES, Lamae, LamaeConfig, build_model, make_model, random_masking, share_limb_noise
 from lamae.utils.flops import training_step_flops
 
 T = 200  # 2 s at 100 Hz: 8 patches of 25
@@ -17,7 +17,7 @@ def tiny(**kw):
 
 def member(name, **kw):
     torch.manual_seed(0)
-    return Lamae(model_config(name, "tiny", kw, fs=100.0, window_s=2.0)).eval()
+    return make_model(model_config(name, "tiny", kw, fs=100.0, window_s=2.0)).eval()
 
 
 VARIANTS = [{}, {"router_every": 0}, {"router_every": 2, "depth": 3}, {"router_latents": 3},
