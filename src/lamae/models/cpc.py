@@ -6,7 +6,8 @@ docs/method.md, "CPC"):
     z = frames(x)          # a strided convolution over all leads (leads as channels, plus a
                            #   presence channel per lead), then per-frame pointwise layers
     c = context(z)         # causal S4D layers (diagonal state-space kernels, FFT convolution)
-    loss = InfoNCE(W_k c_t, z_{t+k}),  k = 1..cpc_steps, the other ECGs of the batch as negatives
+    loss = InfoNCE(W_k c_t, z_{t+k}),  k = 1..cpc_steps; negatives: the ECG's other frames and
+                                       the same frame of the batch's other ECGs
 
 The pooled representation is the mean over time of the context network's final layer. Absent
 leads are zero-filled and their presence channel is 0, so ``embed`` takes any subset of leads,
@@ -96,19 +97,29 @@ def _float32(t: torch.Tensor):
 
 
 def info_nce_loss(preds: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """CPC's InfoNCE with the batch as negatives.
+    """CPC's InfoNCE, with negatives from the batch: the other frames of the same ECG and the
+    same frame of the other ECGs.
 
     preds (B, n, K, d): at each frame t, the predictions W_k c_t of frames t + 1 .. t + K;
-    z (B, n, d) the frames. For each step k and frame t, the score of ECG b's prediction
-    against ECG b''s frame t + k is their dot product, and the loss is the cross-entropy of
-    picking b' = b among the batch; the mean over k and t (k up to n - 1)."""
+    z (B, n, d) the frames. For step k and frame t, ECG b's prediction is scored (dot product)
+    against every target frame t' of its own ECG and against frame t + k of every other ECG; the
+    loss is the cross-entropy of picking its own frame t + k, averaged over k and t (k up to
+    n - 1). Both kinds of negative are needed: with the other ECGs alone, anything constant
+    over an ECG (its amplitude, which leads it has) identifies the right candidate, and
+    pretraining solved the task without learning the signal (PTB-XL: loss 0.15 of a chance
+    3.47, probe 0.65 against a random encoder's 0.63); with its own frames alone, nothing
+    contrasts one ECG's morphology with another's."""
     b, n, steps, _ = preds.shape
     steps = min(steps, n - 1)
-    target = torch.arange(b, device=z.device)
     total = z.new_zeros((), dtype=torch.float32)
     for k in range(1, steps + 1):
-        logits = torch.einsum("btd,ctd->tbc", preds[:, : n - k, k - 1].float(), z[:, k:].float())  # (n-k, B, B)
-        total = total + F.cross_entropy(logits.reshape(-1, b), target.repeat(n - k))
+        p, target = preds[:, : n - k, k - 1].float(), z[:, k:].float()        # (B, n-k, d) each
+        own = torch.bmm(p, target.transpose(1, 2))                             # (B, t, t'): own ECG's frames
+        across = torch.einsum("btd,ctd->btc", p, target)                       # (B, t, c): frame t+k of ECG c
+        mine = torch.eye(b, dtype=torch.bool, device=z.device)[:, None, :].expand(-1, n - k, -1)
+        logits = torch.cat([own, across.masked_fill(mine, float("-inf"))], dim=-1)
+        right = torch.arange(n - k, device=z.device).repeat(b)                 # frame t + k of its own ECG
+        total = total + F.cross_entropy(logits.reshape(b * (n - k), -1), right)
     return total / steps
 
 
