@@ -1,13 +1,17 @@
 """How long one pass over a corpus takes, per family member, from counted FLOPs.
 
 Counts each member's training-step FLOPs per ECG (forward and backward, torch's counter, batch
-of 1) at a size and rate, then turns a measured throughput of one member (``--measured NAME=ECGS_PER_S``,
+of 2 halved) at a size and rate, then turns a measured throughput of one member (``--measured NAME=ECGS_PER_S``,
 e.g. LAMAE's 504 ECGs/s for ``base`` at 500 Hz on one H100, docs/speed.md) into that member's
 achieved FLOP/s and projects every member's ECGs/s and pass time at the same achieved rate. Only
 the measured member's row is a measurement; the others assume its utilisation.
 
     python benchmarks/pass_time.py                                  # base, 500 Hz, 800k ECGs, LAMAE=504
     python benchmarks/pass_time.py --members LAMAE Joint IndS --size small --measured LAMAE=1873
+    python benchmarks/pass_time.py --members LAMAE Joint IndS LAMAE:router_width=1.0,latent_mlp=true \
+        --measured LAMAE:router_width=1.0,latent_mlp=true=504     # a member with settings changed
+
+A member may be ``NAME:key=value,...`` (model settings changed, as in equal_config.py).
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ from lamae.models.lamae import make_model
 from lamae.utils.flops import training_step_flops
 
 
-def flops_per_ecg(name: str, size: str, fs: float) -> tuple[int, int]:
-    """(parameters, FLOPs of a training step on one 10 s ECG) of member ``name``."""
+def flops_per_ecg(spec: str, size: str, fs: float) -> tuple[int, int]:
+    """(parameters, FLOPs of a training step on one 10 s ECG) of member ``spec`` (NAME[:k=v,...])."""
+    from equal_config import parse_variant
+
+    name, over = parse_variant(spec)
     torch.manual_seed(0)
-    model = make_model(model_config(name, size, fs=fs, window_s=10.0))
+    model = make_model(model_config(name, size, fs=fs, window_s=10.0, **over))
     return model.num_parameters(), training_step_flops(model, 2) // 2  # CPC needs 2 ECGs (negatives)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--members", nargs="+", default=["LAMAE", "Joint", "IndS"], choices=sorted(FAMILY))
+    ap.add_argument("--members", nargs="+", default=["LAMAE", "Joint", "IndS"],
+                    help=f"members ({', '.join(sorted(FAMILY))}), each optionally NAME:key=value,...")
     ap.add_argument("--size", default="base", choices=["tiny", "small", "base"])
     ap.add_argument("--fs", type=float, default=500.0)
     ap.add_argument("--ecgs", type=int, default=800_000, help="corpus size (MIMIC-IV-ECG: 800,000)")
@@ -38,7 +46,7 @@ def main(argv=None) -> None:
                     help="one member's measured training throughput (default: LAMAE base at 500 Hz, compiled, "
                          "one H100, docs/speed.md)")
     args = ap.parse_args(argv)
-    ref, _, rate = args.measured.partition("=")
+    ref, _, rate = args.measured.rpartition("=")
     if ref not in args.members:
         ap.error(f"--measured names {ref!r}, which is not among --members")
     counted = {name: flops_per_ecg(name, args.size, args.fs) for name in args.members}
