@@ -103,4 +103,6 @@ def test_cpc_enters_every_table_but_the_reconstruction(store, tmp_path):
     assert report["hierarchy"]["CPC"]["all"]["n"] == 1
     assert report["label_efficiency"]["CPC"]["1.0"]["mean"] is not None
     assert "CPC" in report["paired_tests"] and "CPC" not in report["crosslead"]
-    assert "| CPC |" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert controls["CPC"]["mask_ratio"] is None  # CPC masks nothing; its lead dropout still shows
+    row = next(line for line in (tmp_path / "cmp" / "compare.md").read_text().splitlines() if line.startswith("| CPC | "))
+    assert "| yes | 64 / " in row and "| 0.75" not in row

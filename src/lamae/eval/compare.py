@@ -312,7 +312,7 @@ class Comparison:
                 "model": name, "kind": kind, "parameters": count_parameters(mc),
                 "parameter_ratio": count_parameters(mc) / self.reference_params, "matched": matched,
                 "width": mc.dim, "mlp_ratio": mc.mlp_ratio,
-                "mask_ratio": mc.mask_ratio if kind == "mae" else None,
+                "mask_ratio": mc.mask_ratio if kind == "mae" and mc.objective == "mae" else None,  # CPC masks nothing
                 "lead_dropout": pcfg.lead_dropout if kind == "mae" else None,
                 "optimizer": f"AdamW(0.9, 0.95), wd {pcfg.weight_decay}, lr {pcfg.lr:.2e}",
                 "schedule": f"{pcfg.warmup_steps} warmup + cosine", "steps": pcfg.steps,
@@ -470,7 +470,7 @@ def compare_markdown(r: dict) -> str:
         fl = "-" if c["flops_per_step"] is None else f"{c['flops_per_step'] / 1e9:.2f}"
         wc = "-" if c["wall_clock_s"] is None else f"{c['wall_clock_s']:.0f}"
         note = f" (reads {c['reads']})" if c["reads"] else ""
-        mask = "-" if c["mask_ratio"] is None else f"{c['mask_ratio']}" + (
+        mask = ("-" if c["mask_ratio"] is None else f"{c['mask_ratio']}") + (
             f" + lead dropout {c['lead_dropout']}" if c.get("lead_dropout") else "")
         lines.append(f"| {c['model']}{note} | {c['parameters']:,} | {c['parameter_ratio']:.2f} | "
                      f"{'yes' if c['matched'] else 'no'} | {c['width']} / {c['mlp_ratio']} | "
