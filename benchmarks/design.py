@@ -26,7 +26,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from lamae.api import load
 from lamae.data.store import EcgStore
@@ -43,12 +42,12 @@ HIDE = ["III", "aVF", "V2", "V5"]
 
 
 def parse_variant(spec: str) -> tuple[str, dict, dict]:
-    name, _, rest = spec.partition(":")
-    model, train = {}, {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        (train if key in TRAIN_KEYS else model)[key] = yaml.safe_load(value)
-    return name, model, train
+    """``NAME:key=value,...`` (equal_config.py's parser) -> (member, model settings, training settings)."""
+    from equal_config import parse_variant as parse
+
+    name, over = parse(spec)
+    train = {k: over.pop(k) for k in list(over) if k in TRAIN_KEYS}
+    return name, over, train
 
 
 def probe_cv(cmp: Comparison, feats: np.ndarray) -> float:
