@@ -78,17 +78,6 @@ class S4D(nn.Module):
             y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)[..., :length]
             return y + u * self.d[:, None]
 
-    @torch.no_grad()
-    def recurrence(self, u: torch.Tensor) -> torch.Tensor:
-        """The same layer run step by step as the recurrence (slow; for tests)."""
-        a_bar, b_bar, c = self.discrete()
-        state = torch.zeros(u.shape[0], *a_bar.shape, dtype=a_bar.dtype)
-        out = []
-        for t in range(u.shape[-1]):
-            state = a_bar * state + b_bar * u[:, :, t, None]
-            out.append(2 * (c * state).sum(-1).real + self.d * u[:, :, t])
-        return torch.stack(out, dim=-1)
-
 
 def _float32(t: torch.Tensor):
     """FFTs and complex kernels in float32, also under bf16 autocast."""
