@@ -52,9 +52,8 @@ class LeadField(nn.Module):
         b, n_leads, k = u.shape
         n, p = patches.shape[2], patches.shape[3]
         eye = torch.eye(k, dtype=dtype, device=u.device)
-        # Both sums over the leads as batched matmuls: (N x L) @ (L x K^2) and (K x L) @ (L x N P).
-        # Written as three-operand einsums they took 1.25x the lead field's forward and backward
-        # on CPU (tiny, batch 16), torch contracting them in an order that builds larger terms.
+        # Both sums over the leads as batched matmuls: (N x L) @ (L x K^2) and (K x L) @ (L x N P),
+        # rather than three-operand einsums, which torch may contract through larger intermediates.
         outer = (u[..., :, None] * u[..., None, :]).reshape(b, n_leads, k * k)
         precision = torch.bmm(w.transpose(1, 2), outer).view(b, n, k, k) + eye
         weighted = (w[..., None] * patches.to(dtype)).reshape(b, n_leads, n * p)
