@@ -65,8 +65,8 @@ def probe_cv(cmp: Comparison, feats: np.ndarray) -> float:
 
 def readouts(model) -> dict[str, tuple[str, str | None]]:
     """name -> (pooling, readout) to probe for this model."""
-    if model.model.cfg.objective == "cpc":
-        return {"pooled": ("latent", None)}  # the context's mean over time, its only readout
+    if model.model.cfg.encoder == "s4":
+        return {"pooled": ("latent", None)}  # CPC, S4-MAE: the encoder's mean over time, their only readout
     if model.model.cfg.encoder == "router":
         return {"latents": ("latent", "latents"), "cls_latents": ("latent", "cls_latents"),
                 "patch_latents": ("latent", "patch_latents"), "lead_cls": ("leads", None)}

@@ -148,9 +148,11 @@ def variants(members, with_previous: bool, setting: dict | None = None,
         out.append((f"IndP at IndS's parameters (width {matched.dim}, MLP {matched.mlp_ratio:g})", matched, {}))
         if with_previous:
             out.append(("IndP at IndS's parameters, lead by lead (0.2)", matched, {"lead_by_lead": True}))
-    if "CPC" in members:  # as lamae compare runs it: matched to LAMAE's parameter count
-        matched, _ = match_parameters(config("CPC", setting), count_parameters(config("LAMAE", setting)))
-        out.append((f"CPC at LAMAE's parameters (width {matched.dim}, MLP {matched.mlp_ratio:g})", matched, {}))
+    for name in ("CPC", "S4-MAE"):  # as lamae compare runs them: matched to LAMAE's parameter count
+        if name in members:
+            matched, _ = match_parameters(config(name, setting), count_parameters(config("LAMAE", setting)))
+            out.append((f"{name} at LAMAE's parameters (width {matched.dim}, MLP {matched.mlp_ratio:g})",
+                        matched, {}))
     if with_previous:
         for name in members:
             if name != "IndP":

@@ -95,6 +95,11 @@ def _cross_lead(m: dict) -> str:
                    "starts the decoder's estimate" if m.get("lead_field") else ""))
     if enc == "joint":
         return "joint encoder: one sequence over all leads' tokens"
+    if enc == "s4" and m.get("objective") == "mae":
+        return ("S4-MAE: all leads enter one strided convolution as channels (absent and masked samples "
+                "zero-filled, with a presence channel each), then bidirectional S4D layers; trained to rebuild "
+                f"{m.get('mask_ratio')} of each lead's patches through an S4D decoder; embedding = the encoder's "
+                "mean over time")
     if enc == "s4":
         return (f"CPC: all leads enter one strided convolution as channels (absent ones zero-filled, with a "
                 f"presence channel each), then causal S4D layers; trained by contrastive predictive coding over "

@@ -1,21 +1,29 @@
-"""CPC: contrastive predictive coding with a state-space encoder, the ECG-CPC recipe in the family.
+"""The state-space members: CPC (the ECG-CPC recipe) and S4-MAE, one encoder under two objectives.
 
-The recipe (documented, with its sources and the choices made where they leave it open, in
-docs/method.md, "CPC"):
+Both read all leads at once as channels, zero-filled where absent, with a presence channel per
+lead, so ``embed`` takes any subset of leads, in any order, as for the other members:
 
     z = frames(x)          # a strided convolution over all leads (leads as channels, plus a
                            #   presence channel per lead), then per-frame pointwise layers
-    c = context(z)         # causal S4D layers (diagonal state-space kernels, FFT convolution)
+    c = context(z)         # S4D layers (diagonal state-space kernels, FFT convolution)
+
+CPC (documented, with its sources and the choices made where they leave it open, in
+docs/method.md, "CPC"): the context is causal and
+
     loss = InfoNCE(W_k c_t, z_{t+k}),  k = 1..cpc_steps; negatives: the ECG's other frames and
                                        the same frame of the batch's other ECGs
 
-The pooled representation is the mean over time of the context network's final layer. Absent
-leads are zero-filled and their presence channel is 0, so ``embed`` takes any subset of leads,
-in any order, as for the other members.
+S4-MAE (method.md, "S4-MAE"): LAMAE's masked objective on the same encoder, made
+bidirectional. 75% of each lead's patches are blanked (zeroed, their presence channel 0 for
+those samples); a state-space decoder rebuilds every lead's samples from the frames, and the loss
+is LAMAE's: the MSE on the masked patches (and every patch of a lead hidden by lead dropout). It
+separates the encoder from the objective: CPC and S4-MAE share the encoder, S4-MAE and LAMAE the
+objective.
 
-``Cpc`` has the interface the trainer, the embedder and the comparison use for ``Lamae``
-(``forward`` returning ``loss``/``reconstruction``/``pooled``, ``n_targets``, ``features``,
-``embed``, ``num_parameters``); it has no decoder, so it reconstructs nothing.
+The pooled representation of both is the mean over time of the encoder's final layer.
+``Cpc`` and ``S4Mae`` have the interface the trainer, the embedder and the comparison use for
+``Lamae`` (``forward`` returning ``loss``/``reconstruction``/``pooled``, ``n_targets``,
+``features``, ``embed``, ``num_parameters``); CPC has no decoder, so it reconstructs nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from torch import nn
 
 from ..errors import ShapeError
 from ..leads import STANDARD_LEADS
+from .lamae import EcgInputs
 
 
 class S4D(nn.Module):
@@ -113,12 +122,15 @@ def info_nce_loss(preds: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 class S4Block(nn.Module):
-    """Pre-norm residual block: S4D -> GELU -> linear gated (GLU), then an MLP of ``mlp_ratio``."""
+    """Pre-norm residual block: S4D -> GELU -> linear gated (GLU), then an MLP of ``mlp_ratio``.
+    ``bidirectional``: a second S4D runs over the reversed sequence and the two are summed, so
+    each output sees the whole sequence (S4-MAE); otherwise the block is causal (CPC)."""
 
-    def __init__(self, d: int, n_state: int, mlp_ratio: float):
+    def __init__(self, d: int, n_state: int, mlp_ratio: float, bidirectional: bool = False):
         super().__init__()
         self.norm1 = nn.LayerNorm(d)
         self.ssm = S4D(d, n_state)
+        self.ssm_back = S4D(d, n_state) if bidirectional else None
         self.out = nn.Linear(d, 2 * d)
         self.norm2 = nn.LayerNorm(d)
         hidden = int(d * mlp_ratio)
@@ -126,15 +138,19 @@ class S4Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, d)."""
-        y = self.ssm(self.norm1(x).transpose(1, 2)).transpose(1, 2).to(x.dtype)
+        u = self.norm1(x).transpose(1, 2)
+        y = self.ssm(u)
+        if self.ssm_back is not None:
+            y = y + self.ssm_back(u.flip(-1)).flip(-1)
+        y = y.transpose(1, 2).to(x.dtype)
         x = x + F.glu(self.out(F.gelu(y)), dim=-1)
         return x + self.mlp(self.norm2(x))
 
 
-class Cpc(nn.Module):
-    """Contrastive predictive coding over all leads at once, with a causal S4D context network."""
+class _StateSpace(EcgInputs, nn.Module):
+    """The encoder both state-space members share: leads as channels -> frames -> S4D blocks."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, bidirectional: bool):
         super().__init__()
         self.cfg = cfg
         d, n_vocab, stride = cfg.dim, len(STANDARD_LEADS), cfg.cpc_stride
@@ -142,69 +158,40 @@ class Cpc(nn.Module):
         # channel), then two pointwise layers; frames do not overlap, so z_t sees frame t only
         self.frames = nn.Sequential(nn.Conv1d(2 * n_vocab, d, kernel_size=stride, stride=stride), nn.GELU(),
                                     nn.Conv1d(d, d, 1), nn.GELU(), nn.Conv1d(d, d, 1))
-        self.context = nn.ModuleList(S4Block(d, cfg.s4_state, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.context = nn.ModuleList(S4Block(d, cfg.s4_state, cfg.mlp_ratio, bidirectional)
+                                     for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d)
-        self.predict = nn.Linear(d, d * cfg.cpc_steps)   # W_1 .. W_K side by side
-
-    # the input checks and the RMS scale are Lamae's, so both read the same inputs the same way
-    from .lamae import Lamae as _Lamae
-    _check = _Lamae._check
-    input_scale = _Lamae.input_scale
-    del _Lamae
 
     @property
     def n_frames(self) -> int:
         return self.cfg.n_samples // self.cfg.cpc_stride
 
-    def n_targets(self, present, drop=None, mask_ratio: float | None = None):
-        """The trainer weighs each part of a batch by its share of this count: ECGs, for CPC."""
-        return torch.tensor(float(present.shape[0]), device=present.device)
-
-    def channels(self, x: torch.Tensor, leads: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """(B, L, T) in any lead order -> (B, 24, T'): the twelve standard leads (zero where
-        absent) and their presence, trimmed to whole frames."""
-        b, _, t = x.shape
+    def channels(self, x: torch.Tensor, leads: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """(B, L, T) in any lead order -> (B, 24, T'): the twelve standard leads (zero where not
+        seen) and whether each was seen, trimmed to whole frames. ``seen`` (B, L) is per lead
+        (absent leads), or (B, L, T) per sample (S4-MAE's masked patches)."""
+        b = x.shape[0]
         n_vocab = len(STANDARD_LEADS)
         t = self.n_frames * self.cfg.cpc_stride
-        grid = x.new_zeros(b, n_vocab, t)
-        here = x.new_zeros(b, n_vocab, 1)
-        keep = present[..., None].to(x.dtype)
-        grid = grid.scatter_add(1, leads[..., None].expand(-1, -1, t), x[..., :t] * keep)
-        here = here.scatter_add(1, leads[..., None], keep).clamp_max(1.0)
-        return torch.cat([grid, here.expand(-1, -1, t)], dim=1)
+        seen = (seen[..., None] if seen.ndim == 2 else seen).to(x.dtype).expand(-1, -1, x.shape[2])[..., :t]
+        index = leads[..., None].expand(-1, -1, t)
+        grid = x.new_zeros(b, n_vocab, t).scatter_add(1, index, x[..., :t] * seen)
+        here = x.new_zeros(b, n_vocab, t).scatter_add(1, index, seen).clamp_max(1.0)
+        return torch.cat([grid, here], dim=1)
 
-    def encode(self, x, leads, present) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, x, leads, seen) -> tuple[torch.Tensor, torch.Tensor]:
         """(frames z (B, T', d), context c (B, T', d))."""
-        z = self.frames(self.channels(x, leads, present)).transpose(1, 2)
+        z = self.frames(self.channels(x, leads, seen)).transpose(1, 2)
         c = z
         for blk in self.context:
             c = blk(c)
         return z, self.norm(c)
 
-    def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None,
-                align_scale: float = 1.0, noise=None, drop=None, intervene: str | None = None):
-        """Pretraining step (the arguments of ``Lamae.forward``; ``drop`` (B, L) hides leads,
-        as lead dropout; the masking arguments do not apply)."""
-        if intervene is not None:
-            raise ValueError("CPC has no latents to intervene on")
-        leads, present = self._check(x, leads, present)
-        if drop is not None:
-            present = present & ~drop.bool()
-            if not bool(present.any(dim=1).all()):
-                raise ShapeError("lead dropout left an ECG without any input lead")
-        if x.shape[0] < 2:
-            raise ShapeError("CPC's loss needs at least 2 ECGs in a batch (the others are its negatives)")
-        x = x / self.input_scale(x, present)
-        z, c = self.encode(x, leads, present)
-        b, n, d = z.shape
-        loss = info_nce_loss(self.predict(c).view(b, n, self.cfg.cpc_steps, d), z)
-        return {"loss": loss, "reconstruction": loss, "pooled": c.mean(dim=1), "lead_weights": None}
-
     def features(self, x, leads, present=None, pooling: str = "latent"):
-        """The mean over time of the context network's final layer, and uniform weights over the
-        leads given (CPC has no attention over leads)."""
+        """The mean over time of the encoder's final layer, and uniform weights over the leads
+        given (these members have no attention over leads)."""
         if pooling != "latent":
-            raise ValueError(f"CPC has one readout, pooling 'latent' (the mean over time of its context); "
+            raise ValueError(f"{self.name} has one readout, pooling 'latent' (the mean over time of its encoder); "
                              f"got {pooling!r}")
         leads, present = self._check(x, leads, present)
         x = x / self.input_scale(x, present)
@@ -219,3 +206,89 @@ class Cpc(nn.Module):
     def num_parameters(self, part: str = "all") -> int:
         mods = [self.frames, self.context, self.norm] if part == "encoder" else [self]
         return sum(p.numel() for m in mods for p in m.parameters())
+
+    def _hide(self, present, drop):
+        """Lead dropout: the leads ``drop`` hides are no input."""
+        if drop is None:
+            return present
+        present = present & ~drop.bool()
+        if not bool(present.any(dim=1).all()):
+            raise ShapeError("lead dropout left an ECG without any input lead")
+        return present
+
+
+class Cpc(_StateSpace):
+    """Contrastive predictive coding over all leads at once, with a causal S4D context network."""
+
+    name = "CPC"
+
+    def __init__(self, cfg):
+        super().__init__(cfg, bidirectional=False)
+        self.predict = nn.Linear(cfg.dim, cfg.dim * cfg.cpc_steps)   # W_1 .. W_K side by side
+
+    def n_targets(self, present, drop=None, mask_ratio: float | None = None):
+        """The trainer weighs each part of a batch by its share of this count: ECGs, for CPC."""
+        return torch.tensor(float(present.shape[0]), device=present.device)
+
+    def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None,
+                align_scale: float = 1.0, noise=None, drop=None, intervene: str | None = None):
+        """Pretraining step (the arguments of ``Lamae.forward``; ``drop`` (B, L) hides leads,
+        as lead dropout; the masking arguments do not apply)."""
+        if intervene is not None:
+            raise ValueError("CPC has no latents to intervene on")
+        leads, present = self._check(x, leads, present)
+        present = self._hide(present, drop)
+        if x.shape[0] < 2:
+            raise ShapeError("CPC's loss needs at least 2 ECGs in a batch (the others are its negatives)")
+        x = x / self.input_scale(x, present)
+        z, c = self.encode(x, leads, present)
+        b, n, d = z.shape
+        loss = info_nce_loss(self.predict(c).view(b, n, self.cfg.cpc_steps, d), z)
+        return {"loss": loss, "reconstruction": loss, "pooled": c.mean(dim=1), "lead_weights": None}
+
+
+class S4Mae(_StateSpace):
+    """LAMAE's masked objective on the state-space encoder (bidirectional), with a state-space
+    decoder that rebuilds every lead's samples from the frames."""
+
+    name = "S4-MAE"
+
+    def __init__(self, cfg):
+        super().__init__(cfg, bidirectional=True)
+        n_vocab = len(STANDARD_LEADS)
+        self.to_decoder = nn.Linear(cfg.dim, cfg.decoder_dim)
+        self.decoder = nn.ModuleList(S4Block(cfg.decoder_dim, cfg.s4_state, cfg.mlp_ratio, bidirectional=True)
+                                     for _ in range(cfg.decoder_depth))
+        self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)
+        self.head = nn.Linear(cfg.decoder_dim, n_vocab * cfg.cpc_stride)   # a frame's samples of every lead
+
+    def forward(self, x, leads, present=None, mask_ratio: float | None = None, generator=None,
+                align_scale: float = 1.0, noise=None, drop=None, intervene: str | None = None):
+        """Pretraining step (the arguments of ``Lamae.forward``): ``mask_ratio`` of each input
+        lead's patches are blanked (``noise`` (B, L, n_patches) replaces the random draw), leads
+        ``drop`` hides are no input and every one of their patches is a target. ``pred`` (B, L,
+        n_patches, patch_size) is in the units of ``x``."""
+        if intervene is not None:
+            raise ValueError("S4-MAE has no latents to intervene on")
+        leads, targets = self._check(x, leads, present)
+        present = self._hide(targets, drop)
+        scale = self.input_scale(x, present)
+        x = x / scale
+        ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
+        _, mask, _ = self.mask(x, leads, ratio, generator, noise)                    # (B, L, N), 1 = masked
+        seen = present[..., None] & (mask == 0)
+        seen = seen.repeat_interleave(self.cfg.patch_size, dim=2)                  # (B, L, T)
+        _, c = self.encode(x, leads, seen)
+        h = self.to_decoder(c)
+        for blk in self.decoder:
+            h = blk(h)
+        b, n, _ = h.shape
+        grid = self.head(self.decoder_norm(h)).view(b, n, len(STANDARD_LEADS), self.cfg.cpc_stride)
+        grid = grid.permute(0, 2, 1, 3).reshape(b, len(STANDARD_LEADS), n * self.cfg.cpc_stride)
+        pred = self.patchify(grid.gather(1, leads[..., None].expand(-1, -1, grid.shape[2])))
+        if drop is not None:
+            mask = torch.where((drop.bool() & targets)[..., None], torch.ones_like(mask), mask)
+        recon = self.reconstruction_loss(x, pred, mask, targets)
+        weights = present.float() / present.sum(dim=1, keepdim=True).float()   # uniform over the inputs
+        return {"loss": recon, "reconstruction": recon, "pred": pred * scale[..., None], "mask": mask,
+                "pooled": c.mean(dim=1), "lead_weights": weights}

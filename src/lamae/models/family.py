@@ -51,6 +51,10 @@ FAMILY: dict[str, dict] = {
             "about": "contrastive predictive coding: a strided front end over all leads (absent ones zero-filled, "
                      "with presence channels), causal S4D context layers, InfoNCE over future frames with "
                      "batch negatives (ECG-CPC's recipe)"},
+    "S4-MAE": {"kind": "mae", "model": {"encoder": "s4", "aggregator": "none", "objective": "mae"},
+               "pooling": "latent",
+               "about": "CPC's state-space encoder (made bidirectional) under LAMAE's masked objective, with a "
+                        "state-space decoder: separates the encoder from the objective"},
     "Scratch": {"kind": "scratch", "model": _LAMAE, "pooling": "latent",
                 "about": "LAMAE's architecture trained supervised from random initialisation"},
     "Random": {"kind": "random", "model": _LAMAE, "pooling": "latent",

@@ -72,13 +72,15 @@ class LamaeConfig:
     #   aggregator  "latent":   the router latents (router) or K global latents over leads (per_lead)
     #               "mean":     mean of the lead CLS tokens, prepended in the decoder (ablation)
     #               "none":     nothing crosses between leads outside a joint encoder
-    #   encoder "s4" with objective "cpc": contrastive predictive coding, no decoder (cpc.py)
+    #   encoder "s4": all leads as channels of a strided front end + S4D layers (cpc.py); with
+    #               objective "cpc" contrastive predictive coding (CPC, no decoder), with "mae"
+    #               the masked objective through a state-space decoder (S4-MAE)
     encoder: str = "router"
     aggregator: str = "latent"
     objective: str = "mae"            # "mae": masked reconstruction; "cpc": contrastive predictive coding
     cpc_steps: int = 12               # cpc: future frames predicted (InfoNCE per step)
-    cpc_stride: int = 5               # cpc: samples per frame of the strided front end
-    s4_state: int = 32                # cpc: state size of each S4D channel (conjugate pairs: even)
+    cpc_stride: int = 5               # s4: samples per frame of the strided front end
+    s4_state: int = 32                # s4: state size of each S4D channel (conjugate pairs: even)
     router_latents: int = 2           # router: latents per position
     router_every: int = 1             # router: after every k-th block (0: one router after the encoder)
     readout: str = "latents"          # router: pooled embedding = mean of all latents (see aggregators.py)
@@ -119,9 +121,8 @@ class LamaeConfig:
                                      ("input_scale", self.input_scale, ("none", "rms"))):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if (self.encoder == "s4") != (self.objective == "cpc"):
-            raise ValueError("the s4 encoder and the cpc objective go together (encoder 's4', objective 'cpc', "
-                             "aggregator 'none')")
+        if self.objective == "cpc" and self.encoder != "s4":
+            raise ValueError("the cpc objective needs the s4 encoder (encoder 's4', objective 'cpc', aggregator 'none')")
         if self.encoder == "s4" and self.aggregator != "none":
             raise ValueError("the s4 encoder's representation is its context's mean: use aggregator 'none' with it")
         if self.encoder == "joint" and self.aggregator != "none":
@@ -150,9 +151,12 @@ class LamaeConfig:
         if not (0 < self.fs <= 50_000 and 0 < self.window_s <= 3600 and 0 < self.mlp_ratio <= 16):
             raise ValueError(f"fs {self.fs}, window_s {self.window_s} or mlp_ratio {self.mlp_ratio} out of range "
                              "(0 < fs <= 50000 Hz, 0 < window_s <= 3600 s, 0 < mlp_ratio <= 16)")
+        if self.encoder == "s4" and self.s4_state % 2:
+            raise ValueError(f"s4_state must be even (complex conjugate pairs), got {self.s4_state}")
+        if self.encoder == "s4" and self.objective == "mae" and self.n_samples % self.cpc_stride:
+            raise ValueError(f"S4-MAE rebuilds every sample from its frames: the window's {self.n_samples} samples "
+                             f"must be a multiple of cpc_stride {self.cpc_stride}")
         if self.objective == "cpc":
-            if self.s4_state % 2:
-                raise ValueError(f"s4_state must be even (complex conjugate pairs), got {self.s4_state}")
             if self.n_samples // self.cpc_stride <= self.cpc_steps:
                 raise ValueError(f"cpc_stride {self.cpc_stride} leaves {self.n_samples // self.cpc_stride} frames in "
                                  f"the window, not more than cpc_steps {self.cpc_steps}")
@@ -279,12 +283,13 @@ def build_model(size: str = "tiny", **overrides) -> "Lamae":
 
 
 def make_model(cfg: LamaeConfig) -> nn.Module:
-    """The model a configuration describes: a ``Lamae`` (masked autoencoder), or for the cpc
-    objective a ``Cpc`` (models/cpc.py), which has the same interface without a decoder."""
-    if cfg.objective == "cpc":
-        from .cpc import Cpc
+    """The model a configuration describes: a ``Lamae`` (masked autoencoder), or for the s4
+    encoder (models/cpc.py) a ``Cpc`` (the cpc objective: the same interface without a decoder)
+    or an ``S4Mae`` (the masked objective)."""
+    if cfg.encoder == "s4":
+        from .cpc import Cpc, S4Mae
 
-        return Cpc(cfg)
+        return Cpc(cfg) if cfg.objective == "cpc" else S4Mae(cfg)
     return Lamae(cfg)
 
 
@@ -327,44 +332,11 @@ def share_limb_noise(noise: torch.Tensor, leads: torch.Tensor) -> torch.Tensor:
     return torch.where(limb[..., None], shared[:, None, :], noise)
 
 
-class Lamae(nn.Module):
-    def __init__(self, cfg: LamaeConfig):
-        super().__init__()
-        self.cfg = cfg
-        d, n_vocab = cfg.dim, len(STANDARD_LEADS)
-        # Tokens: patch embedding + time position + lead identity; one CLS per lead
-        self.patch_embed = nn.Linear(cfg.patch_size, d)
-        self.register_buffer("pos", sincos_1d(cfg.n_patches, d), persistent=False)
-        self.lead_embed = nn.Embedding(n_vocab, d)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.encoder = build_encoder(cfg, n_vocab)
-        self.norm = nn.LayerNorm(d)
-        self.aggregator = build_aggregator(cfg)
-        condition = ("read" if cfg.encoder == "router" else
-                     "none" if cfg.aggregator == "none" else "prefix")
-        mixing = "joint" if cfg.encoder == "joint" else "per_lead"
-        self.decoder = LeadDecoder(cfg, n_vocab, condition, mixing)
-        self.apply(self._init)
-        self.lead_field = LeadField(n_vocab, cfg.lead_field, cfg.patch_size, d) if cfg.lead_field else None
-        # As in MAE: the patch projection starts at xavier scale so a patch's content is not
-        # drowned by the (unit-amplitude) sine-cosine positions; learning stalls otherwise.
-        nn.init.xavier_uniform_(self.patch_embed.weight)
-        nn.init.normal_(self.cls_token, std=0.02)
-        nn.init.normal_(self.decoder.mask_token, std=0.02)
+class EcgInputs:
+    """What every member shares about its input: the checks, the RMS scale, patches, the random
+    patch mask and the masked reconstruction loss (``Lamae``, and the state-space members in
+    cpc.py). Needs ``self.cfg``, a ``LamaeConfig``."""
 
-    @staticmethod
-    def _init(m):
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-    # ------------------------------------------------------------------ inputs
     def _check(self, x, leads, present):
         if not torch.is_tensor(x) or x.ndim != 3:
             raise ShapeError(f"x must be a tensor (batch, leads, samples), got {getattr(x, 'shape', type(x))}")
@@ -411,13 +383,6 @@ class Lamae(nn.Module):
         b, n_leads, _ = x.shape
         return x.view(b, n_leads, self.cfg.n_patches, self.cfg.patch_size)
 
-    # ------------------------------------------------------------------ parts
-    def field_sources(self, x, leads, visible):
-        """The lead field's sources (B, N, K, P) from the patches ``visible`` (B, L, N), or None."""
-        if self.lead_field is None:
-            return None
-        return self.lead_field.sources(self.patchify(x), leads, visible.bool())
-
     def mask(self, x, leads, mask_ratio, generator=None, noise=None):
         b, n_leads, _ = x.shape
         if noise is None:
@@ -427,6 +392,61 @@ class Lamae(nn.Module):
         if self.cfg.mask_limb_together:
             noise = share_limb_noise(noise, leads)
         return random_masking(b, n_leads, self.cfg.n_patches, mask_ratio, x.device, noise=noise)
+
+    def reconstruction_loss(self, x, pred, mask, present):
+        """MSE on masked patches of present leads only (averaged over those patches)."""
+        target = self.patchify(x)
+        if self.cfg.norm_target:
+            mu, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+            target = (target - mu) / (var + 1e-6).sqrt()
+        per_patch = (pred.float() - target.float()).pow(2).mean(-1)
+        weight = mask * present[..., None].float()
+        return (per_patch * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class Lamae(EcgInputs, nn.Module):
+    def __init__(self, cfg: LamaeConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, n_vocab = cfg.dim, len(STANDARD_LEADS)
+        # Tokens: patch embedding + time position + lead identity; one CLS per lead
+        self.patch_embed = nn.Linear(cfg.patch_size, d)
+        self.register_buffer("pos", sincos_1d(cfg.n_patches, d), persistent=False)
+        self.lead_embed = nn.Embedding(n_vocab, d)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.encoder = build_encoder(cfg, n_vocab)
+        self.norm = nn.LayerNorm(d)
+        self.aggregator = build_aggregator(cfg)
+        condition = ("read" if cfg.encoder == "router" else
+                     "none" if cfg.aggregator == "none" else "prefix")
+        mixing = "joint" if cfg.encoder == "joint" else "per_lead"
+        self.decoder = LeadDecoder(cfg, n_vocab, condition, mixing)
+        self.apply(self._init)
+        self.lead_field = LeadField(n_vocab, cfg.lead_field, cfg.patch_size, d) if cfg.lead_field else None
+        # As in MAE: the patch projection starts at xavier scale so a patch's content is not
+        # drowned by the (unit-amplitude) sine-cosine positions; learning stalls otherwise.
+        nn.init.xavier_uniform_(self.patch_embed.weight)
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.decoder.mask_token, std=0.02)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------------ parts
+    def field_sources(self, x, leads, visible):
+        """The lead field's sources (B, N, K, P) from the patches ``visible`` (B, L, N), or None."""
+        if self.lead_field is None:
+            return None
+        return self.lead_field.sources(self.patchify(x), leads, visible.bool())
 
     def encode(self, x, leads, present, keep, intervene=None, sources=None):
         """Encode each lead's visible patches (``keep`` (B, L, n_keep)); the CLS comes first.
@@ -443,16 +463,6 @@ class Lamae(nn.Module):
         enc = self.encoder(seq, pos, present, intervene=intervene, leads=leads, field=field)
         enc.tokens = self.norm(enc.tokens)
         return enc
-
-    def reconstruction_loss(self, x, pred, mask, present):
-        """MSE on masked patches of present leads only (averaged over those patches)."""
-        target = self.patchify(x)
-        if self.cfg.norm_target:
-            mu, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-            target = (target - mu) / (var + 1e-6).sqrt()
-        per_patch = (pred.float() - target.float()).pow(2).mean(-1)
-        weight = mask * present[..., None].float()
-        return (per_patch * weight).sum() / weight.sum().clamp_min(1.0)
 
     def alignment_loss(self, encoded, present):
         """MVMAE's alignment between the L2-normalised per-lead embeddings of each ECG."""
