@@ -411,7 +411,8 @@ def _add_leads(sub):
     p = sub.add_parser("leads", help="probe AUROC with 1, 2, 3, 6, 8 and 12 leads, for one or more checkpoints")
     p.add_argument("--store", required=True, help="labelled store")
     p.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH",
-                   help="repeat for each model, e.g. --checkpoint LAMAE=runs/lamae --checkpoint Joint=runs/joint")
+                   help="repeat for each model, e.g. --checkpoint LAMAE=runs/lamae --checkpoint Joint=runs/joint; "
+                        "a name given several times (its seeds) is reported as mean ± sd over them")
     p.add_argument("--out", required=True)
     p.add_argument("--sets", nargs="+", choices=["1", "2", "3", "6", "8", "12"], help="default: all")
     p.add_argument("--pooling", default="latent", choices=["latent", "leads"])
@@ -422,7 +423,7 @@ def _add_leads(sub):
 def cmd_leads(a):
     from .eval.leads import reduced_lead_eval
 
-    reduced_lead_eval(_named_checkpoints(a.checkpoint), a.store, a.out, lead_sets=a.sets, pooling=a.pooling, device=a.device)
+    reduced_lead_eval(_named_checkpoints(a.checkpoint, seeds=True), a.store, a.out, lead_sets=a.sets, pooling=a.pooling, device=a.device)
     print((Path(a.out) / "leads.md").read_text())
 
 
@@ -438,14 +439,23 @@ def _add_ablate(sub):
     p.set_defaults(func=cmd_ablate)
 
 
-def _named_checkpoints(specs) -> dict[str, str]:
-    out = {}
+def _named_checkpoints(specs, seeds: bool = False) -> dict:
+    """NAME=PATH items -> {name: path}; with ``seeds``, {name: [paths]} (a name repeated gives its
+    runs, reported over seeds); without, a repeated name is refused rather than one run silently
+    replacing the other."""
+    out: dict[str, list[str]] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep:
             name, path = Path(spec).name, spec
-        out[name] = path
-    return out
+        out.setdefault(name, []).append(path)
+    if seeds:
+        return out
+    repeated = [n for n, paths in out.items() if len(paths) > 1]
+    if repeated:
+        raise LamaeError(f"--checkpoint: the name {repeated[0]!r} is given {len(out[repeated[0]])} times; "
+                         "give each checkpoint its own name (NAME=PATH)")
+    return {name: paths[0] for name, paths in out.items()}
 
 
 def cmd_ablate(a):
