@@ -3,7 +3,6 @@
 import json
 import math
 
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +10,8 @@ import torch.nn.functional as F
 from lamae.models.cpc import S4D, info_nce_loss
 from lamae.models.family import FAMILY, model_config
 from lamae.models.lamae import LamaeConfig, make_model
+
+from .state_space import check_a_subset_is_the_twelve_with_the_rest_absent, idle_weights, short_pretraining
 
 T = 200  # 2 s at 100 Hz: 40 frames of 5 samples
 
@@ -95,15 +96,7 @@ def test_any_lead_subset_in_any_order():
     perm = torch.randperm(12)
     shuffled, _ = m.embed(x[:, perm], perm)
     torch.testing.assert_close(shuffled, full, atol=1e-5, rtol=1e-4)
-    # three leads given, or all twelve with the others marked absent: the same ECG
-    some = torch.tensor([7, 0, 1])
-    subset, w = m.embed(x[:, some], some)
-    present = torch.zeros(3, 12, dtype=torch.bool)
-    present[:, some] = True
-    masked, _ = m.embed(x, torch.arange(12), present)
-    torch.testing.assert_close(subset, masked, atol=1e-5, rtol=1e-4)
-    assert not torch.allclose(subset, full)
-    torch.testing.assert_close(w, torch.full((3, 3), 1 / 3))
+    check_a_subset_is_the_twelve_with_the_rest_absent(m, x)
 
 
 def test_cpc_settings_are_checked_and_it_refuses_what_it_cannot_do():
@@ -121,16 +114,10 @@ def test_cpc_settings_are_checked_and_it_refuses_what_it_cannot_do():
 
 def test_every_cpc_weight_learns_and_short_pretraining_lowers_the_loss(store, tmp_path):
     from lamae.checkpoint import load_checkpoint
-    from lamae.train.pretrain import PretrainConfig, pretrain
 
-    m = cpc().train()
-    m(torch.randn(4, 12, T), torch.arange(12))["loss"].backward()
-    idle = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
-    assert not idle, idle
+    assert not idle_weights(cpc(), T)
     out = tmp_path / "run"
-    pretrain(PretrainConfig(store=str(store.path), out=str(out), architecture="CPC", steps=60, batch_size=16,
-                            base_lr=0.024, warmup_steps=5, checkpoint_every=1000, log_every=5), progress=False)
-    loss = pd.read_csv(out / "loss.csv")["loss"].to_numpy()
+    loss = short_pretraining(store, out, "CPC")
     chance = sum(math.log(40 - k + 15) for k in range(1, 13)) / 12   # 40 frames, 16 ECGs, 12 steps
     assert loss[0] == pytest.approx(chance, rel=0.15)
     assert loss[-3:].mean() < 0.93 * chance, loss   # 3.88 -> 3.53 in 60 steps on the 2 s test store

@@ -1,12 +1,13 @@
 """S4-MAE: CPC's state-space encoder under LAMAE's masked objective."""
 
-import pandas as pd
 import pytest
 import torch
 
 from lamae.leads import STANDARD_LEADS
 from lamae.models.family import model_config
 from lamae.models.lamae import LamaeConfig, make_model
+
+from .state_space import check_a_subset_is_the_twelve_with_the_rest_absent, idle_weights, short_pretraining
 
 T = 200  # 2 s at 100 Hz: 8 patches of 25 samples, 40 frames of 5
 
@@ -58,13 +59,7 @@ def test_any_lead_subset_in_any_order():
     shuffled = m(x[:, perm], perm, noise=noise[:, perm])
     torch.testing.assert_close(shuffled["pred"], full["pred"][:, perm], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(shuffled["loss"], full["loss"], atol=1e-5, rtol=1e-4)
-    some = torch.tensor([7, 0, 1])
-    subset, w = m.embed(x[:, some], some)
-    present = torch.zeros(2, 12, dtype=torch.bool)
-    present[:, some] = True
-    masked, _ = m.embed(x, torch.arange(12), present)
-    torch.testing.assert_close(subset, masked, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(w, torch.full((2, 3), 1 / 3))
+    check_a_subset_is_the_twelve_with_the_rest_absent(m, x)
 
 
 def test_s4mae_settings_are_checked():
@@ -77,16 +72,10 @@ def test_s4mae_settings_are_checked():
 def test_every_s4mae_weight_learns_and_short_pretraining_lowers_the_loss(store, tmp_path):
     from lamae.api import load
     from lamae.checkpoint import load_checkpoint
-    from lamae.train.pretrain import PretrainConfig, pretrain
 
-    m = s4mae().train()
-    m(torch.randn(4, 12, T), torch.arange(12))["loss"].backward()
-    idle = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
-    assert not idle, idle
+    assert not idle_weights(s4mae(), T)
     out = tmp_path / "run"
-    pretrain(PretrainConfig(store=str(store.path), out=str(out), architecture="S4-MAE", steps=60, batch_size=16,
-                            base_lr=0.024, warmup_steps=5, checkpoint_every=1000, log_every=5), progress=False)
-    loss = pd.read_csv(out / "loss.csv")["loss"].to_numpy()
+    loss = short_pretraining(store, out, "S4-MAE")
     assert loss[-3:].mean() < 0.8 * loss[:3].mean(), loss
     model, config = load_checkpoint(out)
     assert type(model).__name__ == "S4Mae" and config["model"]["encoder"] == "s4"
