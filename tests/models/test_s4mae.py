@@ -65,6 +65,8 @@ def test_any_lead_subset_in_any_order():
 def test_s4mae_settings_are_checked():
     with pytest.raises(ValueError, match="multiple of cpc_stride 7"):
         LamaeConfig(window_s=2.0, encoder="s4", aggregator="none", cpc_stride=7)
+    with pytest.raises(ValueError, match="s4 encoder has none"):
+        LamaeConfig(window_s=2.0, encoder="s4", aggregator="none", align="cosine")
     with pytest.raises(ValueError, match="no latents"):
         s4mae()(torch.randn(2, 12, T), torch.arange(12), intervene="zero")
 

@@ -151,6 +151,8 @@ class LamaeConfig:
         if not (0 < self.fs <= 50_000 and 0 < self.window_s <= 3600 and 0 < self.mlp_ratio <= 16):
             raise ValueError(f"fs {self.fs}, window_s {self.window_s} or mlp_ratio {self.mlp_ratio} out of range "
                              "(0 < fs <= 50000 Hz, 0 < window_s <= 3600 s, 0 < mlp_ratio <= 16)")
+        if self.encoder == "s4" and self.align != "none":
+            raise ValueError("align compares per-lead embeddings; the s4 encoder has none (leads enter as channels)")
         if self.encoder == "s4" and self.s4_state % 2:
             raise ValueError(f"s4_state must be even (complex conjugate pairs), got {self.s4_state}")
         if self.encoder == "s4" and self.objective == "mae" and self.n_samples % self.cpc_stride:
