@@ -207,15 +207,6 @@ class _StateSpace(EcgInputs, nn.Module):
         mods = [self.frames, self.context, self.norm] if part == "encoder" else [self]
         return sum(p.numel() for m in mods for p in m.parameters())
 
-    def _hide(self, present, drop):
-        """Lead dropout: the leads ``drop`` hides are no input."""
-        if drop is None:
-            return present
-        present = present & ~drop.bool()
-        if not bool(present.any(dim=1).all()):
-            raise ShapeError("lead dropout left an ECG without any input lead")
-        return present
-
 
 class Cpc(_StateSpace):
     """Contrastive predictive coding over all leads at once, with a causal S4D context network."""
@@ -237,7 +228,7 @@ class Cpc(_StateSpace):
         if intervene is not None:
             raise ValueError("CPC has no latents to intervene on")
         leads, present = self._check(x, leads, present)
-        present = self._hide(present, drop)
+        present, _ = self.hide_leads(present, drop)
         if x.shape[0] < 2:
             raise ShapeError("CPC's loss needs at least 2 ECGs in a batch (the others are its negatives)")
         x = x / self.input_scale(x, present)
@@ -271,7 +262,7 @@ class S4Mae(_StateSpace):
         if intervene is not None:
             raise ValueError("S4-MAE has no latents to intervene on")
         leads, targets = self._check(x, leads, present)
-        present = self._hide(targets, drop)
+        present, drop = self.hide_leads(targets, drop)
         scale = self.input_scale(x, present)
         x = x / scale
         ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
@@ -287,7 +278,7 @@ class S4Mae(_StateSpace):
         grid = grid.permute(0, 2, 1, 3).reshape(b, len(STANDARD_LEADS), n * self.cfg.cpc_stride)
         pred = self.patchify(grid.gather(1, leads[..., None].expand(-1, -1, grid.shape[2])))
         if drop is not None:
-            mask = torch.where((drop.bool() & targets)[..., None], torch.ones_like(mask), mask)
+            mask = torch.where(drop[..., None], torch.ones_like(mask), mask)
         recon = self.reconstruction_loss(x, pred, mask, targets)
         weights = present.float() / present.sum(dim=1, keepdim=True).float()   # uniform over the inputs
         return {"loss": recon, "reconstruction": recon, "pred": pred * scale[..., None], "mask": mask,

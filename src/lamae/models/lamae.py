@@ -395,6 +395,17 @@ class EcgInputs:
             noise = share_limb_noise(noise, leads)
         return random_masking(b, n_leads, self.cfg.n_patches, mask_ratio, x.device, noise=noise)
 
+    def hide_leads(self, present, drop):
+        """Lead dropout (or leads withheld to be rebuilt): (the input leads, ``drop`` limited to
+        present leads, or None). An ECG left without any input lead is refused."""
+        if drop is None:
+            return present, None
+        drop = drop.bool() & present
+        inputs = present & ~drop
+        if not bool(inputs.any(dim=1).all()):
+            raise ShapeError("lead dropout left an ECG without any input lead")
+        return inputs, drop
+
     def reconstruction_loss(self, x, pred, mask, present):
         """MSE on masked patches of present leads only (averaged over those patches)."""
         target = self.patchify(x)
@@ -505,11 +516,7 @@ class Lamae(EcgInputs, nn.Module):
         """
         leads, present = self._check(x, leads, present)
         targets = present
-        if drop is not None:
-            drop = drop.bool() & present
-            present = present & ~drop
-            if not bool(present.any(dim=1).all()):
-                raise ShapeError("lead dropout left an ECG without any input lead")
+        present, drop = self.hide_leads(targets, drop)
         scale = self.input_scale(x, present)
         x = x / scale
         x_in = x * present[..., None] if drop is not None else x
