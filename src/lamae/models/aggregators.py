@@ -32,9 +32,14 @@ class Aggregate:
     lead_weights: torch.Tensor       # (B, L), sums to 1 over present leads
 
 
+def uniform_lead_weights(present: torch.Tensor) -> torch.Tensor:
+    """(B, L): 1 / (number of present leads) at each present lead, 0 elsewhere."""
+    return present.float() / present.float().sum(1, keepdim=True)
+
+
 def mean_of_leads(encoded: torch.Tensor, present: torch.Tensor):
     """The mean of the present leads' CLS tokens (LAMAE_E's readout) and uniform lead weights."""
-    w = present.float() / present.float().sum(1, keepdim=True)
+    w = uniform_lead_weights(present)
     return (encoded[:, :, 0] * w[..., None].to(encoded.dtype)).sum(1), w
 
 

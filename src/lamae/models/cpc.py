@@ -37,6 +37,7 @@ from torch import nn
 
 from ..errors import ShapeError
 from ..leads import STANDARD_LEADS
+from .aggregators import uniform_lead_weights
 from .lamae import EcgInputs
 
 
@@ -196,8 +197,7 @@ class _StateSpace(EcgInputs, nn.Module):
         leads, present = self._check(x, leads, present)
         x = x / self.input_scale(x, present)
         _, c = self.encode(x, leads, present)
-        weights = present.float() / present.sum(dim=1, keepdim=True).float()
-        return c.mean(dim=1), weights
+        return c.mean(dim=1), uniform_lead_weights(present)
 
     @torch.no_grad()
     def embed(self, x, leads, present=None, pooling: str = "latent"):
@@ -280,6 +280,5 @@ class S4Mae(_StateSpace):
         if drop is not None:
             mask = torch.where(drop[..., None], torch.ones_like(mask), mask)
         recon = self.reconstruction_loss(x, pred, mask, targets)
-        weights = present.float() / present.sum(dim=1, keepdim=True).float()   # uniform over the inputs
         return {"loss": recon, "reconstruction": recon, "pred": pred * scale[..., None], "mask": mask,
-                "pooled": c.mean(dim=1), "lead_weights": weights}
+                "pooled": c.mean(dim=1), "lead_weights": uniform_lead_weights(present)}
