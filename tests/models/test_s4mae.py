@@ -23,6 +23,11 @@ def test_it_is_the_cpc_encoder_made_bidirectional():
     x = torch.randn(2, 12, T)
     leads, present = torch.arange(12).expand(2, -1), torch.ones(2, 12, dtype=torch.bool)
     _, c1 = m.encode(x, leads, present)
+    # presence per lead (embedding) and the same presence per sample (masking) give one input
+    present[1, 3] = False
+    torch.testing.assert_close(m.channels(x, leads, present),
+                               m.channels(x, leads, present[..., None].expand(-1, -1, T)), rtol=0, atol=0)
+    present[1, 3] = True
     x2 = x.clone()
     x2[..., 100:] += torch.randn_like(x2[..., 100:])     # frame 20 onwards changes frames before it too
     _, c2 = m.encode(x2, leads, present)

@@ -174,11 +174,12 @@ class _StateSpace(EcgInputs, nn.Module):
         b = x.shape[0]
         n_vocab = len(STANDARD_LEADS)
         t = self.n_frames * self.cfg.cpc_stride
-        seen = (seen[..., None] if seen.ndim == 2 else seen).to(x.dtype).expand(-1, -1, x.shape[2])[..., :t]
-        index = leads[..., None].expand(-1, -1, t)
-        grid = x.new_zeros(b, n_vocab, t).scatter_add(1, index, x[..., :t] * seen)
-        here = x.new_zeros(b, n_vocab, t).scatter_add(1, index, seen).clamp_max(1.0)
-        return torch.cat([grid, here], dim=1)
+        # per lead (CPC, embedding): presence is counted once per lead and broadcast over time
+        seen = (seen[..., :t] if seen.ndim == 3 else seen[..., None]).to(x.dtype)
+        span = seen.shape[-1]
+        grid = x.new_zeros(b, n_vocab, t).scatter_add(1, leads[..., None].expand(-1, -1, t), x[..., :t] * seen)
+        here = x.new_zeros(b, n_vocab, span).scatter_add(1, leads[..., None].expand(-1, -1, span), seen)
+        return torch.cat([grid, here.clamp_max(1.0).expand(-1, -1, t)], dim=1)
 
     def encode(self, x, leads, seen) -> tuple[torch.Tensor, torch.Tensor]:
         """(frames z (B, T', d), context c (B, T', d))."""
