@@ -47,11 +47,36 @@ def reduced_lead_eval(checkpoints: dict[str, str | list[str]], store_path, out_d
     label_kind = store.meta.get("label_kind", "icd10")
     checkpoints = {name: [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
                    for name, paths in checkpoints.items()}
+    # What a lead set's probe needs besides the embeddings, worked out once for every checkpoint:
+    # its records, their labels and splits, the labels scored
+    plans = {}
+    for key, leads in sets.items():
+        rows = all_rows[have[:, lead_indices(leads)].any(axis=1)]
+        splits = store.index["split"].to_numpy()[rows]
+        y = build_label_targets(label_kind, store.codes(rows), splits == "train").y.astype(np.float64)
+        tr, va, te = (splits == s for s in ("train", "val", "test"))
+        pos = y[te].sum(0)
+        cols = [j for j in range(y.shape[1]) if min_test_positives <= pos[j] <= te.sum() - min_test_positives]
+        plans[key] = (leads, rows, y, tr, va, te, cols)
+
+    def probe_sets(path: str, label: str) -> dict:
+        """One checkpoint probed on every lead set."""
+        model, config = load_checkpoint(path)
+        store.require_preprocessing(config["preprocessing"], str(path))
+        result = {}
+        for key, (leads, rows, y, tr, va, te, cols) in plans.items():
+            feats, _ = embed_store(model, store, rows, pooling=pooling, device=device, progress=progress,
+                                   desc=f"{label} {key} lead(s)", lead_set=leads)
+            probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
+            ci = macro_auroc_ci(y[te], probe.predict(feats[te]), cols, n_boot=500) if cols else None
+            result[key] = {"leads": list(leads), "n_test": int(te.sum()), "n_labels": len(cols),
+                           "auroc": None if ci is None else round(ci["auroc"], 4),
+                           "ci": None if ci is None else [round(ci["lo"], 4), round(ci["hi"], 4)]}
+        return result
+
     results = {}
     for name, paths in checkpoints.items():
-        runs = [_probe_sets(path, store, sets, all_rows, have, label_kind, min_test_positives, pooling, device,
-                            progress, f"{name}" if len(paths) == 1 else f"{name} #{i + 1}")
-                for i, path in enumerate(paths)]
+        runs = [probe_sets(path, name if len(paths) == 1 else f"{name} #{i + 1}") for i, path in enumerate(paths)]
         results[name] = runs[0] if len(runs) == 1 else _over_seeds(runs)
     out = output_dir(out_dir)
     report = {"store": str(store.path),
@@ -74,31 +99,6 @@ def _over_seeds(runs: list[dict]) -> dict:
                     "sd": round(float(np.std(ok, ddof=1)), 4) if len(ok) > 1 else None,
                     "runs": values, "ci": None}
     return out
-
-
-def _probe_sets(path, store, sets, all_rows, have, label_kind, min_test_positives, pooling, device, progress,
-                label) -> dict:
-    """One checkpoint probed on every lead set."""
-    model, config = load_checkpoint(path)
-    store.require_preprocessing(config["preprocessing"], str(path))
-    result = {}
-    for key, leads in sets.items():
-        rows = all_rows[have[:, lead_indices(leads)].any(axis=1)]
-        splits = store.index["split"].to_numpy()[rows]
-        targets = build_label_targets(label_kind, store.codes(rows), splits == "train")
-        feats, _ = embed_store(model, store, rows, pooling=pooling, device=device, progress=progress,
-                               desc=f"{label} {key} lead(s)", lead_set=leads)
-        y = targets.y.astype(np.float64)
-        tr, va, te = (splits == s for s in ("train", "val", "test"))
-        probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
-        p = probe.predict(feats[te])
-        pos = y[te].sum(0)
-        cols = [j for j in range(y.shape[1]) if min_test_positives <= pos[j] <= te.sum() - min_test_positives]
-        ci = macro_auroc_ci(y[te], p, cols, n_boot=500) if cols else None
-        result[key] = {"leads": list(leads), "n_test": int(te.sum()), "n_labels": len(cols),
-                       "auroc": None if ci is None else round(ci["auroc"], 4),
-                       "ci": None if ci is None else [round(ci["lo"], 4), round(ci["hi"], 4)]}
-    return result
 
 
 def leads_markdown(report: dict) -> str:
