@@ -91,14 +91,16 @@ def test_compare_rejects_unknown_models_and_orphan_readouts(store, tmp_path):
         run_compare(CompareConfig(store=str(store.path), out=str(tmp_path), models=["LAMAE_E"]), progress=False)
 
 
-def test_cpc_enters_every_table_but_the_reconstruction(store, tmp_path):
-    cfg = CompareConfig(store=str(store.path), out=str(tmp_path / "cmp"), models=["LAMAE", "CPC"], seeds=[0],
+def test_the_state_space_members_enter_every_table_cpc_all_but_the_reconstruction(store, tmp_path):
+    cfg = CompareConfig(store=str(store.path), out=str(tmp_path / "cmp"), models=["LAMAE", "CPC", "S4-MAE"], seeds=[0],
                         pretrain={"steps": 3, "batch_size": 16, "warmup_steps": 1, "base_lr": 0.01},
                         min_prevalence=0.02, min_count=2, min_test_positives=1, label_fractions=[1.0])
     report = run_compare(cfg, progress=False)
     controls = {c["model"]: c for c in report["controls"]}
     # the same budget: parameters matched within 10%, the same steps, batch and recipe
-    assert controls["CPC"]["matched"] and abs(controls["CPC"]["parameter_ratio"] - 1) <= 0.10
+    for name in ("CPC", "S4-MAE"):
+        assert controls[name]["matched"] and abs(controls[name]["parameter_ratio"] - 1) <= 0.10, name
+        assert report["hierarchy"][name]["all"]["n"] == 1 and name in report["paired_tests"]
     assert controls["CPC"]["flops_per_step"] > 0 and controls["CPC"]["steps"] == controls["LAMAE"]["steps"] == 3
     assert report["hierarchy"]["CPC"]["all"]["n"] == 1
     assert report["label_efficiency"]["CPC"]["1.0"]["mean"] is not None
@@ -106,3 +108,6 @@ def test_cpc_enters_every_table_but_the_reconstruction(store, tmp_path):
     assert controls["CPC"]["mask_ratio"] is None  # CPC masks nothing; its lead dropout still shows
     row = next(line for line in (tmp_path / "cmp" / "compare.md").read_text().splitlines() if line.startswith("| CPC | "))
     assert "| yes | 64 / " in row and "| 0.75" not in row
+    # S4-MAE masks like LAMAE and rebuilds hidden leads, so it has a reconstruction row (no latents to ablate)
+    assert controls["S4-MAE"]["mask_ratio"] == 0.75
+    assert set(report["crosslead"]) == {"LAMAE", "S4-MAE"} and set(report["crosslead"]["S4-MAE"]) == {"none"}
