@@ -9,6 +9,7 @@ keeps the model's function) and the median s/step of each.
     python benchmarks/against_commit.py 77dcfd5                           # LAMAE, tiny, 250 Hz, batch 64
     python benchmarks/against_commit.py 77dcfd5 --member Joint --size small --rate 500 --batch-size 16
     python benchmarks/against_commit.py 77dcfd5 --stmem                    # ST-MEM's configuration, batch 16
+    python benchmarks/against_commit.py 77dcfd5 --stmem --input mimic500   # the same at 12 x 5000, 500 Hz
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from lamae.models.family import model_config
 from lamae.models.lamae import Lamae
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
-from equal_config import STMEM  # benchmarks/, the folder this script runs from
+from equal_config import INPUTS, STMEM  # benchmarks/, the folder this script runs from
 from throughput import WARMUP  # the steps every benchmark runs untimed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,8 @@ def main(argv=None):
     ap.add_argument("--rate", type=float, default=250.0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--stmem", action="store_true", help="ST-MEM's configuration (equal_config.py), batch 16")
+    ap.add_argument("--input", choices=sorted(INPUTS), default="stmem",
+                    help="with --stmem: ST-MEM's input or MIMIC-IV-ECG's 500 Hz one (equal_config.py)")
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args(argv)
     keep_freed_memory()  # as lamae's training does; process-wide, so both versions get it
@@ -66,7 +69,7 @@ def main(argv=None):
                          capture_output=True, text=True).stdout.strip()
     shared, size, batch = {"fs": a.rate}, a.size, a.batch_size
     if a.stmem:
-        shared, size, batch = STMEM, "small", 16
+        shared, size, batch = {**STMEM, **INPUTS[a.input]}, "small", 16
     with tempfile.TemporaryDirectory() as tmp:
         old = import_at(sha, Path(tmp))
         torch.manual_seed(0)
@@ -75,7 +78,8 @@ def main(argv=None):
         models["this checkout"].load_state_dict(models[sha].state_dict())
         x = torch.randn(batch, 12, models[sha].cfg.n_samples)
         leads = torch.arange(12)
-        print(f"{a.member}, {'ST-MEM configuration' if a.stmem else f'{size} at {a.rate:g} Hz'}, batch {batch}; "
+        where = f"ST-MEM configuration, input {a.input}" if a.stmem else f"{size} at {a.rate:g} Hz"
+        print(f"{a.member}, {where}, batch {batch}; "
               f"{torch.get_num_threads()} threads, torch {torch.__version__}, lamae {lamae.__version__}")
         steps = {}
         for label, model in models.items():

@@ -14,6 +14,12 @@ shapes (250 Hz, batch 64): why the tiny model stays far from the matmul peak.
    (4 heads of 16), forward and backward: the scores laid out with the K latents last (as
    commit 697a1ab wrote them), and with K on an inner axis (``read_latents`` today); and the softmax
    over a last axis of 2 against the same softmax over an inner axis.
+5. The encoder router's moves between positions and tokens, forward and backward, at the tiny
+   size's shapes and at a ViT-S router's at 500 Hz (batch 16, 26 tokens of 101 positions per
+   lead, 192 and 384 wide): rows read by position and tokens summed per position, as indexing
+   and ``index_add`` do them (their backward and forward run as an element-wise scatter_add on
+   CPU) and as ``read_positions`` / ``sum_to_positions`` do (row copies onto the lead x
+   position grid and a sum over its leads).
 
     python benchmarks/kernels.py
 """
@@ -27,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from lamae.models.layers import read_latents
+from lamae.models.layers import _flat_rows, read_latents, read_positions, sum_to_positions, take_rows
 from lamae.models.leadfield import LeadField, refined_solve
 from lamae.utils.flops import matmul_peak
 from lamae.utils.memory import keep_freed_memory
@@ -84,6 +90,24 @@ SOLVERS = {"LU (torch.linalg.solve)": torch.linalg.solve,
            "Cholesky": lambda m, r: torch.cholesky_solve(r, torch.linalg.cholesky(m)),
            "explicit inverse": lambda m, r: torch.linalg.inv(m) @ r,
            "inverse, refined once (LeadField)": refined_solve}
+
+
+def read_by_index(values, pos):
+    """Each token's row of its position, ``values[b, pos]`` as an index_select (before 2026-12-03)."""
+    return take_rows(values, pos.reshape(pos.shape[0], -1)).view(*pos.shape, values.shape[-1])
+
+
+def sum_by_index_add(tokens, pos, n_pos):
+    """Tokens summed per position with ``index_add`` (before 2026-12-03)."""
+    b, _, _, c = tokens.shape
+    rows = _flat_rows(pos.reshape(b, -1), n_pos)
+    return tokens.new_zeros(b * n_pos, c).index_add(0, rows, tokens.reshape(-1, c)).view(b, n_pos, c)
+
+
+def token_positions(b, n_leads, s, n_pos):
+    """Each lead's CLS at 0 and s - 1 distinct patch positions, as the encoder's tokens hold them."""
+    return torch.stack([torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(n_pos - 1)[:s - 1]])
+                        for _ in range(b * n_leads)]).view(b, n_leads, s)
 
 
 def solver_accuracy(seeds: int = 25):
@@ -173,6 +197,19 @@ def main():
     print(f"  {'over a last axis of 2':<34}{timed(lambda: scores.softmax(-1)) * 1e3:8.1f} ms")
     inner = scores.movedim(-1, 2).contiguous()
     print(f"  {'over an inner axis of 2':<34}{timed(lambda: inner.softmax(2)) * 1e3:8.1f} ms")
+
+    print("\nencoder router: rows between positions and tokens, forward + backward")
+    for label, (b, n_leads, s, n_pos, c) in (("tiny, 250 Hz, batch 64, 32 wide", (64, 12, 9, 31, 32)),
+                                             ("ViT-S, 500 Hz, batch 16, 192 wide", (16, 12, 26, 101, 192)),
+                                             ("ViT-S, 500 Hz, batch 16, 384 wide", (16, 12, 26, 101, 384))):
+        pos = token_positions(b, n_leads, s, n_pos)
+        values, tokens = torch.randn(b, n_pos, c), torch.randn(b, n_leads, s, c)
+        print(f"  {label}")
+        for name, fn, x in (("read by index_select", lambda v: read_by_index(v, pos), values),
+                            ("read_positions", lambda v: read_positions(v, pos), values),
+                            ("sum by index_add", lambda t: sum_by_index_add(t, pos, n_pos), tokens),
+                            ("sum_to_positions", lambda t: sum_to_positions(t, pos, n_pos), tokens)):
+            print(f"    {name:<32}{timed(backward_of(fn, x.clone())) * 1e3:8.2f} ms")
 
 
 if __name__ == "__main__":
