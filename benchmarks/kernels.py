@@ -16,10 +16,11 @@ shapes (250 Hz, batch 64): why the tiny model stays far from the matmul peak.
    over a last axis of 2 against the same softmax over an inner axis.
 5. The encoder router's moves between positions and tokens, forward and backward, at the tiny
    size's shapes and at a ViT-S router's at 500 Hz (batch 16, 26 tokens of 101 positions per
-   lead, 192 and 384 wide): rows read by position and tokens summed per position, as indexing
-   and ``index_add`` do them (their backward and forward run as an element-wise scatter_add on
-   CPU) and as ``read_positions`` / ``sum_to_positions`` do (row copies onto the lead x
-   position grid and a sum over its leads).
+   lead, 192 and 384 wide): rows read by position and tokens summed per position, as the router
+   does them (``index_select`` and ``index_add``, which run as a scatter_add on CPU), and as row
+   copies onto the lead x position grid summed over its leads (tried on 2026-12-03 because a
+   profile taken beside other work showed the scatter_add at 3% of a step; slower on its own,
+   and level in a whole step).
 
     python benchmarks/kernels.py
 """
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from lamae.models.layers import _flat_rows, read_latents, read_positions, sum_to_positions, take_rows
+from lamae.models.layers import _flat_rows, read_latents, take_rows, to_grid
 from lamae.models.leadfield import LeadField, refined_solve
 from lamae.utils.flops import matmul_peak
 from lamae.utils.memory import keep_freed_memory
@@ -93,15 +94,34 @@ SOLVERS = {"LU (torch.linalg.solve)": torch.linalg.solve,
 
 
 def read_by_index(values, pos):
-    """Each token's row of its position, ``values[b, pos]`` as an index_select (before 2026-12-03)."""
+    """Each token's row of its position, ``values[b, pos]`` as an index_select (what the router does)."""
     return take_rows(values, pos.reshape(pos.shape[0], -1)).view(*pos.shape, values.shape[-1])
 
 
 def sum_by_index_add(tokens, pos, n_pos):
-    """Tokens summed per position with ``index_add`` (before 2026-12-03)."""
+    """Tokens summed per position with ``index_add`` (what the router does)."""
     b, _, _, c = tokens.shape
     rows = _flat_rows(pos.reshape(b, -1), n_pos)
     return tokens.new_zeros(b * n_pos, c).index_add(0, rows, tokens.reshape(-1, c)).view(b, n_pos, c)
+
+
+def sum_on_grid(tokens, pos, n_pos):
+    """The same sum as row copies onto the (lead x position) grid and a sum over its leads."""
+    return to_grid(tokens, pos, n_pos).sum(dim=1)
+
+
+class ReadOnGrid(torch.autograd.Function):
+    """The read with a backward that sums on the grid instead of index_add."""
+
+    @staticmethod
+    def forward(ctx, values, pos):
+        ctx.save_for_backward(pos)
+        ctx.n_pos = values.shape[1]
+        return read_by_index(values, pos)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return sum_on_grid(grad, ctx.saved_tensors[0], ctx.n_pos), None
 
 
 def token_positions(b, n_leads, s, n_pos):
@@ -205,11 +225,11 @@ def main():
         pos = token_positions(b, n_leads, s, n_pos)
         values, tokens = torch.randn(b, n_pos, c), torch.randn(b, n_leads, s, c)
         print(f"  {label}")
-        for name, fn, x in (("read by index_select", lambda v: read_by_index(v, pos), values),
-                            ("read_positions", lambda v: read_positions(v, pos), values),
-                            ("sum by index_add", lambda t: sum_by_index_add(t, pos, n_pos), tokens),
-                            ("sum_to_positions", lambda t: sum_to_positions(t, pos, n_pos), tokens)):
-            print(f"    {name:<32}{timed(backward_of(fn, x.clone())) * 1e3:8.2f} ms")
+        for name, fn, x in (("read by index_select (the router)", lambda v: read_by_index(v, pos), values),
+                            ("read, backward on the grid", lambda v: ReadOnGrid.apply(v, pos), values),
+                            ("sum by index_add (the router)", lambda t: sum_by_index_add(t, pos, n_pos), tokens),
+                            ("sum on the grid", lambda t: sum_on_grid(t, pos, n_pos), tokens)):
+            print(f"    {name:<36}{timed(backward_of(fn, x.clone())) * 1e3:8.2f} ms")
 
 
 if __name__ == "__main__":

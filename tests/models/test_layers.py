@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lamae.models.layers import read_latents, read_positions, sum_to_positions, take_rows
+from lamae.models.layers import read_latents
 
 
 def reference_read(q, kv, heads, pos):
@@ -32,29 +32,6 @@ def test_both_reads_of_the_latents_are_attention_over_the_latents_of_a_position(
     pos = torch.stack([torch.randperm(p)[:3] for _ in range(b * n_leads)]).view(b, n_leads, 3)
     q = torch.randn(b, n_leads, 3, d)
     torch.testing.assert_close(read_latents(q, kv, heads, pos), reference_read(q, kv, heads, pos))
-
-
-def test_rows_move_between_positions_and_tokens_as_indexing_does_with_its_gradients():
-    """read_positions and sum_to_positions against plain indexing and index_add, values and
-    gradients, on tokens of several leads at distinct positions within each lead."""
-    torch.manual_seed(0)
-    b, n_leads, s, p, c = 2, 3, 4, 7, 5
-    pos = torch.stack([torch.randperm(p)[:s] for _ in range(b * n_leads)]).view(b, n_leads, s)
-    values = torch.randn(b, p, c, requires_grad=True)
-    read = read_positions(values, pos)
-    want = torch.stack([values[i, pos[i]] for i in range(b)])                # (B, L, S, C)
-    torch.testing.assert_close(read, want)
-    g = torch.randn_like(read)
-    torch.testing.assert_close(torch.autograd.grad((read * g).sum(), values)[0],
-                               torch.autograd.grad((want * g).sum(), values)[0])
-    tokens = torch.randn(b, n_leads, s, c, requires_grad=True)
-    summed = sum_to_positions(tokens, pos, p)
-    flat = (torch.arange(b)[:, None] * p + pos.reshape(b, -1)).reshape(-1)
-    want = torch.zeros(b * p, c).index_add(0, flat, tokens.reshape(-1, c)).view(b, p, c)
-    torch.testing.assert_close(summed, want)
-    g = torch.randn_like(summed)
-    torch.testing.assert_close(torch.autograd.grad((summed * g).sum(), tokens)[0],
-                               take_rows(g, pos.reshape(b, -1)).view(b, n_leads, s, c))
 
 
 # ---------------------------------------------------------------------- the lead router, narrow and full
@@ -124,7 +101,7 @@ def test_the_router_matches_a_dense_reference(width, latent_mlp):
         want_x, want_z = _router_reference(r, x, z, pos, visible)
         torch.testing.assert_close(got_x, want_x, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(got_z, want_z, atol=1e-5, rtol=1e-4)
-        # and the gradients: the indexed sums over the positions have their own backward
+        # and the gradients, through the indexed gathers and sums
         gx, gz = torch.randn_like(got_x), torch.randn_like(got_z)
         wanted = [x, z, *r.parameters()]
         got = torch.autograd.grad((got_x * gx).sum() + (got_z * gz).sum(), wanted)

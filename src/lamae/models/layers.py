@@ -176,39 +176,6 @@ def to_grid(values: torch.Tensor, pos: torch.Tensor, n_pos: int) -> torch.Tensor
     return grid.view(b, n_leads, n_pos, c)
 
 
-# Moving rows between the positions (B, P, C) and the tokens (B, L, S, C) without scatter_add.
-# Every position is held by up to L tokens (one per lead), so a read of the positions has a
-# backward that sums, and the latents' gather sums the tokens of a position. ``index_add`` (the
-# backward of ``index_select``) runs on CPU as an element-wise scatter_add: 40-80 ms for each of
-# a ViT-S router's few thousand rows at 500 Hz, about 3% of LAMAE's step. Within one lead no two
-# tokens share a position, so both sums are a row copy onto the (lead x position) grid and a sum
-# over its leads: contiguous rows and a reduction, several times faster.
-
-class _ReadPositions(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, values, pos):
-        ctx.save_for_backward(pos)
-        ctx.n_pos = values.shape[1]
-        return take_rows(values, pos.reshape(pos.shape[0], -1)).view(*pos.shape, values.shape[-1])
-
-    @staticmethod
-    def backward(ctx, grad):
-        (pos,) = ctx.saved_tensors
-        return sum_to_positions(grad, pos, ctx.n_pos), None
-
-
-def read_positions(values: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """values (B, P, C), pos (B, L, S) -> (B, L, S, C): each token's row of its position.
-    A lead's tokens must hold distinct positions (as the encoder's do)."""
-    return _ReadPositions.apply(values, pos)
-
-
-def sum_to_positions(values: torch.Tensor, pos: torch.Tensor, n_pos: int) -> torch.Tensor:
-    """(B, L, S, C) tokens -> (B, n_pos, C): at each position the sum of its tokens over the leads.
-    A lead's tokens must hold distinct positions (as the encoder's do)."""
-    return to_grid(values, pos, n_pos).sum(dim=1)
-
-
 def gather_over_leads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, visible: torch.Tensor,
                       heads: int):
     """At every position, latents attend over the leads visible there.
@@ -224,14 +191,14 @@ def gather_over_leads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: to
     b, p, n_lat, d = q.shape
     n_leads, s = k.shape[1], k.shape[2]
     hd = d // heads
-    qt = read_positions(q.flatten(2), pos).view(b, n_leads, s, n_lat, heads, hd)
+    qt = take_rows(q.flatten(2), pos.reshape(b, -1)).view(b, n_leads, s, n_lat, heads, hd)
     scores = (qt * k.view(b, n_leads, s, 1, heads, hd)).sum(-1) * hd ** -0.5      # (B, L, S, K, H)
     vis = visible[..., None]                                                       # (B, L, P, 1)
     weights = to_grid(scores.flatten(3), pos, p).masked_fill(~vis, float("-inf")).softmax(dim=1)
     weights = torch.where(vis.any(dim=1, keepdim=True), weights, torch.zeros_like(weights))  # (B, L, P, K*H)
     per_token = take_rows(weights, pos).view(b, n_leads, s, n_lat, heads, 1)
-    msg = (per_token * v.view(b, n_leads, s, 1, heads, hd)).reshape(b, n_leads, s, n_lat * d)
-    out = sum_to_positions(msg, pos, p)
+    msg = (per_token * v.view(b, n_leads, s, 1, heads, hd)).reshape(b * n_leads * s, n_lat * d)
+    out = msg.new_zeros(b * p, n_lat * d).index_add(0, _flat_rows(pos.reshape(b, -1), p), msg)
     return out.view(b, p, n_lat, d), weights.mean(dim=-1).transpose(1, 2)
 
 
@@ -263,7 +230,7 @@ def read_latents(q: torch.Tensor, kv: torch.Tensor, heads: int, pos: torch.Tenso
     # Each token's own position's latents (B, L, S, K, 2D). Written as batched matmuls (one row
     # of queries per token) this read measured slower: 1.06x the step on CPU (tiny), 1.07x on
     # an H100 (base, 500 Hz).
-    kv = read_positions(kv.flatten(2), pos).view(b, n_leads, s, n_lat, 2 * d)
+    kv = take_rows(kv.flatten(2), pos.reshape(b, -1)).view(b, n_leads, s, n_lat, 2 * d)
     k, v = (t.unflatten(-1, (heads, hd)) for t in kv.chunk(2, dim=-1))
     qh = q.view(b, n_leads, s, 1, heads, hd)
     weights = ((qh * k).sum(-1) * hd ** -0.5).softmax(dim=3)           # (B, L, S, K, H)
