@@ -224,6 +224,9 @@ def _add_compare(sub):
     p.add_argument("--out", help="results folder (overrides the config)")
     p.add_argument("--models", nargs="+", help="models to compare (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2 3 4)")
+    p.add_argument("--pairs", nargs="+", metavar="A:B",
+                   help="also paired tests of model A against B at each label fraction, e.g. CPC:S4-MAE "
+                        "(LAMAE is always tested against every model)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set pretrain.steps=500 --set model.n_latents=8")
     _add_tracker(p)
@@ -235,7 +238,8 @@ def cmd_compare(a):
     from .eval.compare import CompareConfig, run_compare
 
     cfg = build_config(CompareConfig, yaml_path=a.config,
-                       flags={k: getattr(a, k) for k in ("store", "out", "models", "seeds", "tracker")}, overrides=a.set)
+                       flags={k: getattr(a, k) for k in ("store", "out", "models", "seeds", "pairs", "tracker")},
+                       overrides=a.set)
     if not cfg.store:
         raise LamaeError("compare needs a store (--store or `store:` in the config)")
     check_output("compare", cfg.out)

@@ -87,12 +87,15 @@ def test_results_stored_before_a_setting_existed_are_reused_only_at_its_default(
 def test_compare_rejects_unknown_models_and_orphan_readouts(store, tmp_path):
     with pytest.raises(ValueError, match="unknown models"):
         run_compare(CompareConfig(store=str(store.path), out=str(tmp_path), models=["GPT"]), progress=False)
+    for pair in ("CPC:GPT", "CPC-S4-MAE", "CPC:CPC"):
+        with pytest.raises(ValueError, match="pairs"):
+            CompareConfig(store=str(store.path), models=["LAMAE", "CPC", "S4-MAE"], pairs=[pair])
     with pytest.raises(ValueError, match="LAMAE_E reads LAMAE"):
         run_compare(CompareConfig(store=str(store.path), out=str(tmp_path), models=["LAMAE_E"]), progress=False)
 
 
 def test_the_state_space_members_enter_every_table_cpc_all_but_the_reconstruction(store, tmp_path):
-    cfg = CompareConfig(store=str(store.path), out=str(tmp_path / "cmp"), models=["LAMAE", "CPC", "S4-MAE"], seeds=[0],
+    cfg = CompareConfig(store=str(store.path), out=str(tmp_path / "cmp"), models=["LAMAE", "CPC", "S4-MAE"], seeds=[0], pairs=["CPC:S4-MAE"],
                         pretrain={"steps": 3, "batch_size": 16, "warmup_steps": 1, "base_lr": 0.01},
                         min_prevalence=0.02, min_count=2, min_test_positives=1, label_fractions=[1.0])
     report = run_compare(cfg, progress=False)
@@ -111,3 +114,6 @@ def test_the_state_space_members_enter_every_table_cpc_all_but_the_reconstructio
     # S4-MAE masks like LAMAE and rebuilds hidden leads, so it has a reconstruction row (no latents to ablate)
     assert controls["S4-MAE"]["mask_ratio"] == 0.75
     assert set(report["crosslead"]) == {"LAMAE", "S4-MAE"} and set(report["crosslead"]["S4-MAE"]) == {"none"}
+    # a pair asked for: CPC against S4-MAE (same encoder, the objective changed), at each label fraction
+    assert report["pairs"]["CPC:S4-MAE"]["1.0"]["n"] == 1
+    assert "| CPC - S4-MAE | 100% | 1 |" in (tmp_path / "cmp" / "compare.md").read_text()

@@ -56,6 +56,7 @@ class CompareConfig:
     model: dict = field(default_factory=dict)      # shared LamaeConfig overrides
     pretrain: dict = field(default_factory=dict)   # shared PretrainConfig fields (steps, batch_size, ...)
     label_fractions: list = field(default_factory=lambda: [0.01, 0.1, 1.0])
+    pairs: list = field(default_factory=list)  # "A:B": also paired tests of A against B, per label fraction
     match_parameters: bool = True
     parameter_tolerance: float = 0.10
     min_prevalence: float = 0.01
@@ -80,6 +81,11 @@ class CompareConfig:
             raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds!r}")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in self.label_fractions):
             raise ValueError(f"label_fractions must be fractions in (0, 1], got {self.label_fractions!r}")
+        for pair in self.pairs:
+            a, sep, b = pair.partition(":") if isinstance(pair, str) else ("", "", "")
+            if not sep or a == b or a not in self.models or b not in self.models:
+                raise ValueError(f"pairs: {pair!r} must be 'A:B', two different models of the comparison "
+                                 f"({', '.join(self.models)})")
         for name in ("model", "pretrain"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a mapping of settings, got {getattr(self, name)!r}")
@@ -369,6 +375,14 @@ class Comparison:
                 strongest = max(baselines, key=lambda m: hierarchy[m]["all"]["mean"])
                 tests = {"reference": REFERENCE, "baseline": strongest, "metric": "macro AUROC (all nodes)",
                          **all_tests[strongest]}
+        pairs = {}
+        for pair in self.cfg.pairs:  # e.g. CPC:S4-MAE, the encoder held and the objective changed
+            a, b = pair.split(":")
+            if a in results and b in results:
+                per = {m: {r["seed"]: r["label_fractions"] for r in results[m]} for m in (a, b)}
+                seeds = [s for s in self.cfg.seeds if s in per[a] and s in per[b]]
+                pairs[pair] = {f: paired_tests([per[a][s][f] for s in seeds], [per[b][s][f] for s in seeds])
+                               for f in fracs if all(per[m][s].get(f) is not None for m in (a, b) for s in seeds)}
         crosslead = {}
         for m, rs in results.items():
             cl = [r["crosslead"] for r in rs if r.get("crosslead")]
@@ -386,7 +400,7 @@ class Comparison:
                 "nodes": self.targets.nodes, "levels": self.targets.levels,
                 "supported_nodes": [n for n, ok in zip(self.targets.nodes, self.supported) if ok],
                 "controls": self.controls(results), "hierarchy": hierarchy, "paired_test": tests,
-                "paired_tests": all_tests, "label_efficiency": efficiency, "crosslead": crosslead,
+                "paired_tests": all_tests, "pairs": pairs, "label_efficiency": efficiency, "crosslead": crosslead,
                 "crosslead_hide": list(self.cfg.crosslead_hide), "results": results}
 
     def write(self, report: dict) -> None:
@@ -509,6 +523,16 @@ def compare_markdown(r: dict) -> str:
         lines.append(f"| {m} | " + " | ".join(_ms(r["label_efficiency"][m][x]) for x in fracs) + " |")
     lines += ["", "Scratch is trained on 100% of the training patients only. Fractions sample *patients* "
               "of the training split with each seed."]
+    if r.get("pairs"):
+        def g(v):
+            return "n/a" if v is None or not np.isfinite(v) else f"{v:.4g}"
+        lines += ["", "Paired tests over seeds between the pairs asked for (`pairs`; positive: the first higher):", "",
+                  "| pair | labels | seeds | mean difference | t | p (paired t) | p (Wilcoxon) |",
+                  "|---|---|---|---|---|---|---|"]
+        for pair, by_fraction in r["pairs"].items():
+            for f, u in by_fraction.items():
+                lines.append(f"| {pair.replace(':', ' - ')} | {float(f):.0%} | {u['n']} | {g(u['mean_diff'])} | "
+                             f"{g(u['t'])} | {g(u['p_ttest'])} | {g(u['p_wilcoxon'])} |")
     if r.get("crosslead"):
         lines += crosslead_markdown(r)
     return "\n".join(lines) + "\n"
