@@ -35,7 +35,7 @@ def table_after(text: str, heading: str) -> list[list[str]]:
 
 
 def mean_std(cell: str) -> tuple[float, float]:
-    m, s = re.match(r"([\d.]+) ± ([\d.]+)", cell).groups()
+    m, s = re.search(r"([\d.]+) ± ([\d.]+)", cell).groups()  # bold cells too
     return float(m), float(s)
 
 
@@ -103,6 +103,49 @@ def reduced_leads(text: str, out: Path) -> None:
     finish(fig, ax, "leads given to the model", "Reduced lead sets, PTB-XL-500 (bootstrap 95% CI)", out)
 
 
+def state_space(text: str, out: Path) -> None:
+    """The state-space section: probe AUROC per model, label efficiency and reduced lead sets."""
+    section = text[text.index("## The state-space members against LAMAE"):]
+    colour = {"LAMAE": "#c0392b", "LAMAE_E": "#e67e22", "CPC": "#2980b9", "S4-MAE": "#16a085",
+              "IndS": "#8e44ad", "LAMAE-attn": "#d35400", "Joint": "#34495e", "random encoder": "#7f8c8d"}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    rows = table_after(section, "## The state-space members against LAMAE")
+    names, stats = rows[0][1:], [mean_std(c) for c in rows[1][1:]]
+    axes[0].bar(names, [m for m, _ in stats], yerr=[ci(sd) for _, sd in stats], capsize=3,
+                color=[colour[n] for n in names])
+    axes[0].set_ylim(0.55, 0.87)
+    axes[0].set_ylabel("macro AUROC")
+    axes[0].set_title("all labels, 12 leads")
+    axes[0].tick_params(axis="x", rotation=40)
+    rows = table_after(section, "Label efficiency (five seeds")
+    fractions = [float(c.rstrip("%")) for c in rows[0][1:]]
+    for row in rows[1:]:
+        if row[0] in ("LAMAE", "CPC", "S4-MAE", "IndS", "Joint"):
+            st = [mean_std(c) for c in row[1:]]
+            axes[1].errorbar(fractions, [m for m, _ in st], yerr=[ci(sd) for _, sd in st], marker="o", capsize=3,
+                             label=row[0], color=colour[row[0]], lw=2.5 if row[0] == "LAMAE" else 1.2)
+    axes[1].set_xscale("log")
+    axes[1].set_xticks(fractions, [f"{f:g}%" for f in fractions])
+    axes[1].set_xlabel("training patients with labels")
+    axes[1].set_title("label efficiency")
+    axes[1].legend(fontsize=8)
+    rows = table_after(section, "| leads | which | LAMAE | CPC | S4-MAE | Joint |")
+    x = [int(r[0]) for r in rows[1:]]
+    for j, name in enumerate(rows[0][2:], start=2):
+        st = [mean_std(r[j]) for r in rows[1:]]
+        axes[2].errorbar([v * (1 + (j - 3.5) * 0.03) for v in x], [m for m, _ in st], yerr=[ci(sd) for _, sd in st],
+                         marker="o", capsize=2, label=name, color=colour[name], lw=2.5 if name == "LAMAE" else 1.2)
+    axes[2].set_xscale("log")
+    axes[2].set_xticks(x, [str(v) for v in x])
+    axes[2].set_xlabel("leads given to the model")
+    axes[2].set_title("reduced lead sets")
+    axes[2].legend(fontsize=8)
+    fig.suptitle("PTB-XL-500 superdiagnostic, linear probes, 5 seeds (95% CI of the mean)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     text = (DOCS / "results.md").read_text()
     img = DOCS / "img"
@@ -110,6 +153,7 @@ def main() -> None:
     compare_bars(text, img / "compare.png")
     label_efficiency(text, img / "label_efficiency.png")
     reduced_leads(text, img / "reduced_leads.png")
+    state_space(text, img / "state_space.png")
     print(f"wrote {', '.join(p.name for p in sorted(img.glob('*.png')))} in {img}")
 
 
