@@ -458,6 +458,11 @@ def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
     return "no difference"
 
 
+def _g4(v) -> str:
+    """A test statistic to 4 significant digits; n/a where it is undefined."""
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.4g}"
+
+
 def _ms(s: dict, digits: int = 4) -> str:
     if s["mean"] is None:
         return "n/a"
@@ -500,20 +505,18 @@ def compare_markdown(r: dict) -> str:
     if t is None:
         lines.append("Not available: LAMAE and at least one baseline are needed.")
     else:
-        def f(v):
-            return "n/a" if v is None or not np.isfinite(v) else f"{v:.4g}"
         lines += [f"{t['reference']} against the strongest baseline by mean macro AUROC, **{t['baseline']}** "
                   f"({t['metric']}, {t['n']} paired seeds):", "",
                   "| mean difference | t | p (paired t) | W | p (Wilcoxon) | Cohen's d_z |", "|---|---|---|---|---|---|",
-                  f"| {f(t['mean_diff'])} | {f(t['t'])} | {f(t['p_ttest'])} | {f(t['w'])} | {f(t['p_wilcoxon'])} | "
-                  f"{f(t['cohens_dz'])} |", ""]
+                  f"| {_g4(t['mean_diff'])} | {_g4(t['t'])} | {_g4(t['p_ttest'])} | {_g4(t['w'])} | "
+                  f"{_g4(t['p_wilcoxon'])} | {_g4(t['cohens_dz'])} |", ""]
         if r.get("paired_tests"):
             lines += [f"{t['reference']} against every other model (positive: {t['reference']} higher):", "",
                       "| model | seeds | mean difference | t | p (paired t) | W | p (Wilcoxon) | Cohen's d_z |",
                       "|---|---|---|---|---|---|---|---|"]
             for m, u in r["paired_tests"].items():
-                lines.append(f"| {m} | {u['n']} | {f(u['mean_diff'])} | {f(u['t'])} | {f(u['p_ttest'])} | "
-                             f"{f(u['w'])} | {f(u['p_wilcoxon'])} | {f(u['cohens_dz'])} |")
+                lines.append(f"| {m} | {u['n']} | {_g4(u['mean_diff'])} | {_g4(u['t'])} | {_g4(u['p_ttest'])} | "
+                             f"{_g4(u['w'])} | {_g4(u['p_wilcoxon'])} | {_g4(u['cohens_dz'])} |")
             lines.append("")
         lines.append("With fewer than 6 seeds the two-sided Wilcoxon test cannot reach p < 0.05.")
     fracs = list(next(iter(r["label_efficiency"].values())))
@@ -524,15 +527,13 @@ def compare_markdown(r: dict) -> str:
     lines += ["", "Scratch is trained on 100% of the training patients only. Fractions sample *patients* "
               "of the training split with each seed."]
     if r.get("pairs"):
-        def g(v):
-            return "n/a" if v is None or not np.isfinite(v) else f"{v:.4g}"
         lines += ["", "Paired tests over seeds between the pairs asked for (`pairs`; positive: the first higher):", "",
                   "| pair | labels | seeds | mean difference | t | p (paired t) | p (Wilcoxon) |",
                   "|---|---|---|---|---|---|---|"]
         for pair, by_fraction in r["pairs"].items():
             for f, u in by_fraction.items():
-                lines.append(f"| {pair.replace(':', ' - ')} | {float(f):.0%} | {u['n']} | {g(u['mean_diff'])} | "
-                             f"{g(u['t'])} | {g(u['p_ttest'])} | {g(u['p_wilcoxon'])} |")
+                lines.append(f"| {pair.replace(':', ' - ')} | {float(f):.0%} | {u['n']} | {_g4(u['mean_diff'])} | "
+                             f"{_g4(u['t'])} | {_g4(u['p_ttest'])} | {_g4(u['p_wilcoxon'])} |")
     if r.get("crosslead"):
         lines += crosslead_markdown(r)
     return "\n".join(lines) + "\n"
