@@ -60,10 +60,13 @@ def main(argv=None):
     ap.add_argument("--rate", type=float, default=250.0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--stmem", action="store_true", help="ST-MEM's configuration (equal_config.py), batch 16")
-    ap.add_argument("--input", choices=sorted(INPUTS), default="stmem",
-                    help="with --stmem: ST-MEM's input or MIMIC-IV-ECG's 500 Hz one (equal_config.py)")
+    ap.add_argument("--input", choices=sorted(INPUTS),
+                    help="with --stmem: ST-MEM's input (default) or MIMIC-IV-ECG's 500 Hz one (equal_config.py)")
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args(argv)
+    if a.input and not a.stmem:
+        ap.error("--input picks the input of --stmem's configuration; without it use --rate")
+    a.input = a.input or "stmem"
     keep_freed_memory()  # as lamae's training does; process-wide, so both versions get it
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", a.commit], check=True,
                          capture_output=True, text=True).stdout.strip()
