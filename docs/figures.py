@@ -54,36 +54,45 @@ def finish(fig, ax, xlabel: str, title: str, out: Path) -> None:
     plt.close(fig)
 
 
+def bars(ax, names: list[str], stats: list[tuple[float, float]], colours: list[str]) -> None:
+    """Mean macro AUROC per model with the 95% CI of the mean over 5 seeds."""
+    ax.bar(names, [m for m, _ in stats], yerr=[ci(s) for _, s in stats], color=colours, capsize=3)
+    ax.set_ylabel("macro AUROC")
+    ax.tick_params(axis="x", rotation=35)
+
+
+def efficiency_lines(ax, rows: list[list[str]], models, colour: dict | None = None) -> None:
+    """A label-efficiency table's rows for ``models``, one line each over the label fractions."""
+    fractions = [float(c.rstrip("%")) for c in rows[0][1:]]
+    for row in rows[1:]:
+        if row[0] not in models:
+            continue
+        stats = [mean_std(c) for c in row[1:]]
+        ax.errorbar(fractions, [m for m, _ in stats], yerr=[ci(s) for _, s in stats], marker="o", capsize=3,
+                    label=row[0], lw=2.5 if row[0] == "LAMAE" else 1.2, color=(colour or {}).get(row[0]))
+    ax.set_xscale("log")
+    ax.set_xticks(fractions, [f"{f:g}%" for f in fractions])
+    ax.set_xlabel("training patients with labels")
+
+
 def compare_bars(text: str, out: Path) -> None:
     rows = table_after(text, "### (b) Macro AUROC per label level")
     header, values = rows[0], next(r for r in rows if r[0] == "all")
-    names, stats = header[1:], [mean_std(v) for v in values[1:]]
+    names = header[1:]
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    colours = ["#c0392b" if n == "LAMAE" else "#7f8c8d" if n == "Random" else "#2980b9" for n in names]
-    ax.bar(names, [m for m, _ in stats], yerr=[ci(s) for _, s in stats], color=colours, capsize=3)
+    bars(ax, names, [mean_std(v) for v in values[1:]],
+         ["#c0392b" if n == "LAMAE" else "#7f8c8d" if n == "Random" else "#2980b9" for n in names])
     ax.set_ylim(0.5, 0.9)
-    ax.set_ylabel("macro AUROC")
     ax.set_title("PTB-XL-500 superdiagnostic, linear probe, 5 seeds (95% CI of the mean)")
-    ax.tick_params(axis="x", rotation=35)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
 
 def label_efficiency(text: str, out: Path) -> None:
-    rows = table_after(text, "### (d) Label efficiency")
-    fractions = [float(c.rstrip("%")) for c in rows[0][1:]]
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for row in rows[1:]:
-        if row[0] not in ("LAMAE", "LAMAE-attn", "IndS", "Joint", "MVMAE", "Random"):
-            continue
-        stats = [mean_std(c) for c in row[1:]]
-        m = [s[0] for s in stats]
-        e = [ci(s[1]) for s in stats]
-        ax.errorbar(fractions, m, yerr=e, marker="o", capsize=3, label=row[0],
-                    lw=2.5 if row[0] == "LAMAE" else 1.2)
-    ax.set_xscale("log")
-    ax.set_xticks(fractions, [f"{f:g}%" for f in fractions])
+    efficiency_lines(ax, table_after(text, "### (d) Label efficiency"),
+                     ("LAMAE", "LAMAE-attn", "IndS", "Joint", "MVMAE", "Random"))
     finish(fig, ax, "training patients with labels", "Label efficiency (5 seeds, 95% CI of the mean)", out)
 
 
@@ -110,23 +119,12 @@ def state_space(text: str, out: Path) -> None:
               "IndS": "#8e44ad", "LAMAE-attn": "#d35400", "Joint": "#34495e", "random encoder": "#7f8c8d"}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     rows = table_after(section, "## The state-space members against LAMAE")
-    names, stats = rows[0][1:], [mean_std(c) for c in rows[1][1:]]
-    axes[0].bar(names, [m for m, _ in stats], yerr=[ci(sd) for _, sd in stats], capsize=3,
-                color=[colour[n] for n in names])
+    names = rows[0][1:]
+    bars(axes[0], names, [mean_std(c) for c in rows[1][1:]], [colour[n] for n in names])
     axes[0].set_ylim(0.55, 0.87)
-    axes[0].set_ylabel("macro AUROC")
     axes[0].set_title("all labels, 12 leads")
-    axes[0].tick_params(axis="x", rotation=40)
-    rows = table_after(section, "Label efficiency (five seeds")
-    fractions = [float(c.rstrip("%")) for c in rows[0][1:]]
-    for row in rows[1:]:
-        if row[0] in ("LAMAE", "CPC", "S4-MAE", "IndS", "Joint"):
-            st = [mean_std(c) for c in row[1:]]
-            axes[1].errorbar(fractions, [m for m, _ in st], yerr=[ci(sd) for _, sd in st], marker="o", capsize=3,
-                             label=row[0], color=colour[row[0]], lw=2.5 if row[0] == "LAMAE" else 1.2)
-    axes[1].set_xscale("log")
-    axes[1].set_xticks(fractions, [f"{f:g}%" for f in fractions])
-    axes[1].set_xlabel("training patients with labels")
+    efficiency_lines(axes[1], table_after(section, "Label efficiency (five seeds"),
+                     ("LAMAE", "CPC", "S4-MAE", "IndS", "Joint"), colour)
     axes[1].set_title("label efficiency")
     axes[1].legend(fontsize=8)
     rows = table_after(section, "| leads | which | LAMAE | CPC | S4-MAE | Joint |")
