@@ -35,8 +35,9 @@ class LatentRead(nn.Module):
         self.proj = nn.Linear(inner, dim)
         self.receive = LeadGates(lead_gates, dim) if lead_gates else None
 
-    def forward(self, x, z, leads=None):
-        msg = self.proj(read_latents(self.q(self.norm_q(x)), self.kv(self.norm_kv(z)), self.heads))
+    def forward(self, x, z, leads=None, pos=None):
+        """``pos`` (B, L, S): each token's grid position, where the tokens are not the whole grid in order."""
+        msg = self.proj(read_latents(self.q(self.norm_q(x)), self.kv(self.norm_kv(z)), self.heads, pos))
         if self.receive is not None:
             msg = self.receive(msg, leads)
         return x + msg
@@ -60,11 +61,14 @@ class LeadDecoder(nn.Module):
         self.norm = nn.LayerNorm(dd)
         self.pred = nn.Linear(dd, cfg.patch_size)
 
-    def forward(self, encoded, leads, targets, ids_restore, condition, hidden=None, intervene=None):
+    def forward(self, encoded, leads, targets, ids_restore, condition, hidden=None, intervene=None, rows=None):
         """Predict every patch of every lead (B, L, N, patch_size).
 
         ``targets`` (B, L): leads to predict (the joint decoder attends only to these);
-        ``hidden`` (B, L): leads the encoder did not see, all of whose tokens are mask tokens.
+        ``hidden`` (B, L): leads the encoder did not see, all of whose tokens are mask tokens;
+        ``rows`` (B, L, S): decode only these positions, the visible ones first in the encoder's
+        order, and predict (B, L, S, patch_size): the other masked patches are left out of the
+        sequence altogether (partial decoding, ``decode_ratio``).
         """
         b, n_leads, _, _ = encoded.shape
         n, dd = self.n_patches, self.mask_token.shape[-1]
@@ -72,9 +76,14 @@ class LeadDecoder(nn.Module):
         if hidden is not None:
             y = torch.where(hidden[:, :, None, None], self.mask_token.to(y.dtype), y)
         cls, vis = y[:, :, :1], y[:, :, 1:]
-        fill = self.mask_token.expand(b * n_leads, n - vis.shape[2], dd).view(b, n_leads, -1, dd)
-        full = take_rows(torch.cat([vis, fill], dim=2), ids_restore)
-        full = full + self.pos + self.lead_embed(leads)[:, :, None, :]
+        shown = n if rows is None else rows.shape[-1]
+        fill = self.mask_token.expand(b * n_leads, shown - vis.shape[2], dd).view(b, n_leads, -1, dd)
+        full = torch.cat([vis, fill], dim=2)
+        if rows is None:
+            full = take_rows(full, ids_restore) + self.pos
+        else:
+            full = full + self.pos[rows]
+        full = full + self.lead_embed(leads)[:, :, None, :]
         parts, n_prefix = [cls, full], 0
         if self.condition == "prefix":
             cond = self.cond(intervene_latents(condition, intervene))[:, None].expand(-1, n_leads, -1, -1)
@@ -84,8 +93,9 @@ class LeadDecoder(nn.Module):
         width = seq.shape[2]
         if self.condition == "read":
             z = self.cond(intervene_latents(condition, intervene))
+            pos = None if rows is None else torch.cat([rows.new_zeros(b, n_leads, 1), rows + 1], dim=2)
             for read, blk in zip(self.reads, self.blocks):
-                seq = read(seq, z, leads)
+                seq = read(seq, z, leads, pos)
                 seq = blk(seq.flatten(0, 1)).view(b, n_leads, width, dd)
         elif self.mixing == "joint":
             flat = seq.reshape(b, n_leads * width, dd)

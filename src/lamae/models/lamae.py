@@ -101,6 +101,9 @@ class LamaeConfig:
     decoder_depth: int = 1
     decoder_heads: int = 4
     mask_ratio: float = 0.75
+    decode_ratio: float = 1.0         # in training the decoder rebuilds only this fraction of each lead's
+                                      #   masked patches (chosen at random with the mask; the rest are not
+                                      #   decoded or scored); evaluation always decodes every patch
     mask_limb_together: bool = False  # the six limb leads share one patch mask per ECG
     norm_target: bool = False         # per-patch normalised reconstruction targets
     input_scale: str = "none"         # "rms": divide each ECG by the RMS of its input leads (ecg_zscore data)
@@ -191,6 +194,11 @@ class LamaeConfig:
             )
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        value = self.decode_ratio
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"decode_ratio must be a fraction in (0, 1], got {value!r}")
+        if self.encoder == "s4" and value != 1:
+            raise ValueError("decode_ratio needs a patch decoder: the s4 members rebuild every frame (use 1)")
 
     @property
     def n_samples(self) -> int:
@@ -300,6 +308,13 @@ def n_visible(n: int, ratio: float) -> int:
     return max(1, int(round(n * (1 - ratio))))
 
 
+def n_decoded(n: int, ratio: float, decode_ratio: float) -> int:
+    """Masked patches of each lead of ``n`` that a training step decodes (``decode_ratio`` of them,
+    at least one where any is masked)."""
+    masked = n - n_visible(n, ratio)
+    return min(masked, max(1, int(round(masked * decode_ratio)))) if masked else 0
+
+
 def random_masking(b: int, n_leads: int, n: int, ratio: float, device, generator=None, noise=None):
     """Independent random mask per lead and per sample.
 
@@ -374,12 +389,28 @@ class EcgInputs:
 
     def n_targets(self, present, drop=None, mask_ratio: float | None = None):
         """How many patches ``forward`` scores: the masked patches of each input lead and every
-        patch of a hidden one."""
+        patch of a hidden one (in training with ``decode_ratio`` < 1, the decoded ones of those)."""
         ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
         n = self.cfg.n_patches
         present = present.bool()
         hidden = present & drop.bool() if drop is not None else torch.zeros_like(present)
-        return (present & ~hidden).sum() * (n - n_visible(n, ratio)) + hidden.sum() * n
+        masked = n - n_visible(n, ratio)
+        if self.partial_decoding:
+            masked = n_decoded(n, ratio, self.cfg.decode_ratio)
+            n = n_visible(n, ratio) + masked
+        return (present & ~hidden).sum() * masked + hidden.sum() * n
+
+    @property
+    def partial_decoding(self) -> bool:
+        """Whether ``forward`` decodes only some masked patches (training with ``decode_ratio`` < 1)."""
+        return self.training and self.cfg.decode_ratio < 1
+
+    def decoded_positions(self, ids_restore, mask_ratio: float):
+        """(B, L, S) patch positions a partial-decoding step rebuilds: each lead's visible patches,
+        then the first ``decode_ratio`` of its masked ones in the mask's random order."""
+        n = self.cfg.n_patches
+        s = n_visible(n, mask_ratio) + n_decoded(n, mask_ratio, self.cfg.decode_ratio)
+        return ids_restore.argsort(dim=-1)[..., :s]
 
     def patchify(self, x):
         b, n_leads, _ = x.shape
@@ -406,9 +437,12 @@ class EcgInputs:
             raise ShapeError("lead dropout left an ECG without any input lead")
         return inputs, drop
 
-    def reconstruction_loss(self, x, pred, mask, present):
-        """MSE on masked patches of present leads only (averaged over those patches)."""
+    def reconstruction_loss(self, x, pred, mask, present, rows=None):
+        """MSE on masked patches of present leads only (averaged over those patches). ``rows``
+        (B, L, S): the positions ``pred`` (B, L, S, P) holds, where it does not hold them all."""
         target = self.patchify(x)
+        if rows is not None:
+            target, mask = take_rows(target, rows), mask.gather(-1, rows)
         if self.cfg.norm_target:
             mu, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
             target = (target - mu) / (var + 1e-6).sqrt()
@@ -525,14 +559,17 @@ class Lamae(EcgInputs, nn.Module):
         sources = self.field_sources(x_in, leads, present[..., None] & (mask == 0))
         enc = self.encode(x_in, leads, present, keep, intervene, sources)
         agg = self.aggregator(enc, present)
-        pred = self.decoder(enc.tokens, leads, targets, ids_restore, agg.condition, hidden=drop, intervene=intervene)
+        rows = self.decoded_positions(ids_restore, ratio) if self.partial_decoding else None
+        pred = self.decoder(enc.tokens, leads, targets, ids_restore, agg.condition, hidden=drop, intervene=intervene,
+                            rows=rows)
         if sources is not None:  # the decoder corrects the lead field's linear estimate
-            pred = pred + self.lead_field.estimate(intervene_latents(sources, intervene), leads).to(pred.dtype)
+            est = self.lead_field.estimate(intervene_latents(sources, intervene), leads)
+            pred = pred + (est if rows is None else take_rows(est, rows)).to(pred.dtype)
         if drop is not None:
             mask = torch.where(drop[..., None], torch.ones_like(mask), mask)
-        recon = self.reconstruction_loss(x, pred, mask, targets)
+        recon = self.reconstruction_loss(x, pred, mask, targets, rows)
         out = {"loss": recon, "reconstruction": recon, "pred": pred * scale[..., None], "mask": mask,
-               "pooled": agg.pooled, "lead_weights": agg.lead_weights}
+               "pooled": agg.pooled, "lead_weights": agg.lead_weights, "decoded": rows}
         if self.cfg.align != "none":
             out["align"] = self.alignment_loss(enc.tokens, present)
             out["loss"] = recon + self.cfg.align_weight * align_scale * out["align"]
