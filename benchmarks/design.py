@@ -150,6 +150,35 @@ def main(argv=None):
             else:
                 hid = same = "-"
             print(f"| {v} | {label} | {ms([r['probe'][label] for r in rs])} | {rec} | {hid} | {same} |")
+    if len(args.variant) > 1 and len(args.seeds) > 1:
+        print_paired(args.variant, results)
+
+
+def print_paired(variants: list[str], results: list[dict]) -> None:
+    """Each variant minus the first, seed by seed: the pooled probe, the lead CLS readout and the
+    hidden-lead nMSE, with the paired t-test over the seeds both ran."""
+    from lamae.eval.stats import paired_tests
+
+    def measure(r, what):
+        if what == "hidden nMSE":
+            return r.get("ablation", {}).get("none", {}).get("hidden_nmse", np.nan)
+        return r["probe"].get(what, np.nan)
+
+    first = {r["seed"]: r for r in results if r["variant"] == variants[0]}
+    whats = ["latents", "lead_cls", "hidden nMSE"]
+    print(f"\npaired against {variants[0]} (difference of the means over the same seeds; t, p of the paired t-test)\n")
+    print("| variant | seeds | " + " | ".join(whats) + " |")
+    print("|---|---|" + "---|" * len(whats))
+    for v in variants[1:]:
+        rs = {r["seed"]: r for r in results if r["variant"] == v and r["seed"] in first}
+        cells = []
+        for what in whats:
+            a = np.array([measure(rs[s], what) for s in sorted(rs)], float)
+            b = np.array([measure(first[s], what) for s in sorted(rs)], float)
+            ok = np.isfinite(a) & np.isfinite(b)
+            t = paired_tests(a[ok], b[ok])
+            cells.append(f"{t['mean_diff']:+.3f} (t {t['t']:.2f}, p {t['p_ttest']:.2f})" if ok.sum() > 1 else "-")
+        print(f"| {v} | {len(rs)} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
