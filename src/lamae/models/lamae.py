@@ -546,7 +546,9 @@ class Lamae(EcgInputs, nn.Module):
         one of their patches is a reconstruction target.
         ``intervene`` ("zero" or "shuffle") replaces the latents every reader sees by zeros or
         by another ECG's: the ablation that shows what crosses between leads.
-        ``pred`` is returned in the units of ``x``.
+        ``pred`` is returned in the units of ``x``, (B, L, N, patch_size); in training with
+        ``decode_ratio`` < 1 only the decoded positions, (B, L, S, patch_size), whose patch
+        indices are ``decoded`` (B, L, S) (None when every patch is decoded).
         """
         leads, present = self._check(x, leads, present)
         targets = present
