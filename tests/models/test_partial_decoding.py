@@ -14,9 +14,11 @@ T = 200  # 2 s at 100 Hz: 8 patches of 25; 2 visible and 6 masked per lead at 75
 MEMBERS = ["LAMAE", "LAMAE-attn", "LAMAE-global", "IndS", "Joint"]  # reads, prefix, none, joint mixing
 
 
-def member(name, **kw):
+def member(name, decode_ratio=1.0, **kw):
+    """A tiny member decoding ``decode_ratio`` of its masked patches (all, unless asked; LAMAE's
+    own default is 0.5)."""
     torch.manual_seed(0)
-    return make_model(model_config(name, "tiny", kw, fs=100.0, window_s=2.0)).train()
+    return make_model(model_config(name, "tiny", kw, fs=100.0, window_s=2.0, decode_ratio=decode_ratio)).train()
 
 
 def with_ratio(m, ratio):
@@ -120,3 +122,15 @@ def test_a_setting_written_before_decode_ratio_loads_as_full_decoding():
     stored = model_config("LAMAE", "tiny").to_dict()
     stored.pop("decode_ratio")
     assert LamaeConfig.from_dict(stored).decode_ratio == 1.0
+
+
+def test_lamae_pretrains_with_partial_decoding_and_its_ablations_as_they_were():
+    # LAMAE (and LAMAE_E, which reads its encoder) train with half the masked patches decoded;
+    # the members that never train the decoder (Scratch, Random) and the baselines are unchanged.
+    from lamae.models.family import FAMILY, model_config
+
+    for name in ("LAMAE", "LAMAE_E"):
+        assert model_config(name, "tiny").decode_ratio == 0.5
+    for name in ("Scratch", "Random", "IndS", "Joint", "LAMAE-attn"):
+        assert model_config(name, "tiny").decode_ratio == 1.0
+    assert FAMILY["LAMAE_E"]["model"] == FAMILY["LAMAE"]["model"]

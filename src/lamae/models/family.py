@@ -22,12 +22,18 @@ from .lamae import SIZES, Lamae, LamaeConfig, make_model
 # lead field rebuilds withheld leads (III r 0.91-0.99 where routers alone reach 0.2) and the
 # ablation shows the decoder using it; see the README's design table.
 _LAMAE = {"encoder": "router", "aggregator": "latent", "lead_field": 8}
+# LAMAE pretrains with partial decoding: each step rebuilds half of each lead's masked patches
+# (decode_ratio, models/lamae.py), so its 500 Hz ViT-S step costs 0.68x Joint's rather than 0.83x.
+# Chosen by design.py over five seeds on PTB-XL-500 and the synthetic set, paired with full
+# decoding: pooled probe +0.003 and -0.007, neither significant; 0.25 lost on both (docs/speed.md).
+# Scratch and Random never train the decoder, so they keep the architecture alone.
+_LAMAE_PRETRAINED = {**_LAMAE, "decode_ratio": 0.5}
 
 FAMILY: dict[str, dict] = {
-    "LAMAE": {"kind": "mae", "model": _LAMAE, "pooling": "latent", "pretrain": {"lead_dropout": 0.25},
+    "LAMAE": {"kind": "mae", "model": _LAMAE_PRETRAINED, "pooling": "latent", "pretrain": {"lead_dropout": 0.25},
               "about": "per-lead encoder with lead routers at every position fed by a lead field; "
                        "the decoder reads the latents and starts from the lead field's estimate"},
-    "LAMAE_E": {"kind": "mae", "model": _LAMAE, "pooling": "leads",
+    "LAMAE_E": {"kind": "mae", "model": _LAMAE_PRETRAINED, "pooling": "leads",
                 "reuse": "LAMAE", "about": "LAMAE's encoder read as the mean of its lead CLS tokens"},
     "LAMAE-attn": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent"}, "pooling": "latent",
                    "pretrain": {"lead_dropout": 0.25},
