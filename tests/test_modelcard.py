@@ -21,6 +21,7 @@ def test_a_pretrained_checkpoint_has_a_card_naming_its_preprocessing(tiny_run):
     text = card.read_text()
     assert "sampling rate: 100.0 Hz" in text and "window: 2.0 s (200 samples per lead)" in text
     assert "router encoder" in text
+    assert "trained on 0.5 of each lead's masked patches" in text  # LAMAE's partial decoding
     # other tests record evaluations into this shared run; its card without them says so
     config = json.loads((card.parent / "config.json").read_text())
     assert "None recorded yet" in render_model_card(config) and "None recorded yet" not in render_model_card(

@@ -47,7 +47,9 @@ def render_model_card(config: dict, evaluations: list[dict] | None = None) -> st
               + ("; limb leads masked together" if m.get("mask_limb_together") else "")
               + (f"; lead dropout {train.get('lead_dropout')}" if train.get("lead_dropout") else "")
               + (f"; limb-group dropout {train.get('limb_dropout')}" if train.get("limb_dropout") else ""),
-              f"- decoder: width {m.get('decoder_dim')}, depth {m.get('decoder_depth')}"]
+              f"- decoder: width {m.get('decoder_dim')}, depth {m.get('decoder_depth')}"
+              + (f"; trained on {m['decode_ratio']:g} of each lead's masked patches (partial decoding; "
+                 "evaluation decodes every patch)" if m.get("decode_ratio", 1) < 1 else "")]
     if train:
         lines.append(f"- optimisation: {train.get('steps')} steps, batch {train.get('batch_size')}, base lr "
                      f"{train.get('base_lr')}, weight decay {train.get('weight_decay')}, warmup "
