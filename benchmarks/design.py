@@ -29,13 +29,15 @@ import numpy as np
 
 from lamae.api import load
 from lamae.data.store import EcgStore
-from lamae.eval.compare import CompareConfig, Comparison, _level_macro
+from lamae.checkpoint import resolve_checkpoint
+from lamae.eval.compare import CompareConfig, Comparison, _first_difference, _level_macro
 from lamae.eval.crosslead import crosslead_ablation, has_latents
 from lamae.eval.metrics import node_aurocs
 from lamae.embedding import embed_store
 from lamae.eval.probe import fit_linear_probe
 from lamae.eval.reconstruction import reconstruction_errors
-from lamae.train.pretrain import PretrainConfig, ensure_pretrained
+from lamae.models.lamae import LamaeConfig
+from lamae.train.pretrain import PretrainConfig, ensure_pretrained, model_config_for
 
 TRAIN_KEYS = {"lead_dropout", "limb_dropout"}
 HIDE = ["III", "aVF", "V2", "V5"]
@@ -63,6 +65,20 @@ def probe_cv(cmp: Comparison, feats: np.ndarray) -> float:
     return _level_macro(aucs, cmp.targets.levels, cmp.supported)["all"]
 
 
+def check_same_model(folder: Path, cfg: PretrainConfig, store: EcgStore) -> None:
+    """A finished variant is reused only if its checkpoint holds the model the variant builds
+    today: a member's default can change after a run (LAMAE's ``decode_ratio`` did on
+    2026-12-04), and a result under the old default must not be reported under the new."""
+    ck = resolve_checkpoint(folder / "pretrain")
+    config = json.loads((ck / "config.json").read_text())
+    stored = LamaeConfig.from_dict(config["model"], config.get("model_format", 1)).to_dict()
+    now = model_config_for(cfg, store.preprocessing).to_dict()
+    if stored != now:
+        raise SystemExit(f"{folder}: trained with other model settings than {cfg.architecture} with these "
+                         f"settings builds today ({_first_difference(stored, now)}); name the setting in "
+                         "the variant, delete the folder to recompute it, or choose another --out")
+
+
 def readouts(model) -> dict[str, tuple[str, str | None]]:
     """name -> (pooling, readout) to probe for this model."""
     if model.model.cfg.encoder == "s4":
@@ -78,12 +94,13 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
     train_over.setdefault("lead_dropout", 0.0)  # explicit: a variant names its lead dropout, or has none
     folder = Path(args.out) / spec.replace(":", "__").replace(",", "_").replace("=", "-") / f"seed-{seed}"
     result_path = folder / "result.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
     cfg = PretrainConfig(store=str(store.path), out=str(folder / "pretrain"), size="tiny", architecture=name,
                          model=model_over, steps=args.steps, batch_size=args.batch_size, base_lr=args.base_lr,
                          warmup_steps=args.warmup, checkpoint_every=args.steps // 4, seed=seed, device="cpu",
                          folds=args.pretrain_folds, **train_over)
+    if result_path.exists():
+        check_same_model(folder, cfg, store)
+        return json.loads(result_path.read_text())
     ensure_pretrained(cfg, progress=False)
     model = load(folder / "pretrain")
     res = {"variant": spec, "seed": seed, "probe": {},
