@@ -313,7 +313,8 @@ def test_family_members_are_consistent():
         assert spec["kind"] in ("mae", "scratch", "random")
         if spec.get("reuse"):
             assert model_config(spec["reuse"], "tiny") == cfg
-    # LAMAE is the default router model plus its lead field; LamaeConfig itself defaults to no lead
-    # field, so checkpoints written before the lead field existed load as they were trained
-    assert model_config("LAMAE", "tiny") == LamaeConfig(**SIZES["tiny"], lead_field=8)
-    assert model_config("LAMAE-attn", "tiny") == LamaeConfig(**SIZES["tiny"])
+    # LAMAE is the default router model plus its lead field, trained with partial decoding;
+    # LamaeConfig itself defaults to no lead field and full decoding, so checkpoints written
+    # before either existed load as they were trained
+    assert model_config("LAMAE", "tiny") == LamaeConfig(**SIZES["tiny"], lead_field=8, decode_ratio=0.5)
+    assert model_config("LAMAE-attn", "tiny") == LamaeConfig(**SIZES["tiny"], decode_ratio=0.5)

@@ -26,7 +26,8 @@ _LAMAE = {"encoder": "router", "aggregator": "latent", "lead_field": 8}
 # (decode_ratio, models/lamae.py), so its 500 Hz ViT-S step costs 0.68x Joint's rather than 0.83x.
 # Chosen by design.py over five seeds on PTB-XL-500 and the synthetic set, paired with full
 # decoding: pooled probe +0.003 and -0.007, neither significant; 0.25 lost on both (docs/speed.md).
-# Scratch and Random never train the decoder, so they keep the architecture alone.
+# LAMAE-attn, its ablation without the lead field, trains the same way; Scratch and Random never
+# train the decoder, so they keep the architecture alone.
 _LAMAE_PRETRAINED = {**_LAMAE, "decode_ratio": 0.5}
 
 FAMILY: dict[str, dict] = {
@@ -35,7 +36,8 @@ FAMILY: dict[str, dict] = {
                        "the decoder reads the latents and starts from the lead field's estimate"},
     "LAMAE_E": {"kind": "mae", "model": _LAMAE_PRETRAINED, "pooling": "leads",
                 "reuse": "LAMAE", "about": "LAMAE's encoder read as the mean of its lead CLS tokens"},
-    "LAMAE-attn": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent"}, "pooling": "latent",
+    "LAMAE-attn": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent", "decode_ratio": 0.5},
+                   "pooling": "latent",
                    "pretrain": {"lead_dropout": 0.25},
                    "about": "ablation: LAMAE without the lead field (routers only: LAMAE as it was before the lead field)"},
     "LAMAE-summary": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent", "router_every": 0},
