@@ -20,7 +20,7 @@ from .lamae import SIZES, Lamae, LamaeConfig, make_model
 # LAMAE: router latents at every patch position, fed by an 8-source lead field (leadfield.py).
 # Chosen by design.py runs on two normalisations x 2 seeds of PTB-XL and the synthetic set: the
 # lead field rebuilds withheld leads (III r 0.91-0.99 where routers alone reach 0.2) and the
-# ablation shows the decoder using it; see the README's design table.
+# ablation shows the decoder using it; see docs/method.md, "Why these choices".
 _LAMAE = {"encoder": "router", "aggregator": "latent", "lead_field": 8}
 # LAMAE pretrains with partial decoding: each step rebuilds half of each lead's masked patches
 # (decode_ratio, models/lamae.py), so its 500 Hz ViT-S step costs 0.68x Joint's rather than 0.83x.
