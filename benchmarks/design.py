@@ -29,15 +29,14 @@ import numpy as np
 
 from lamae.api import load
 from lamae.data.store import EcgStore
-from lamae.checkpoint import resolve_checkpoint
-from lamae.eval.compare import CompareConfig, Comparison, _first_difference, _level_macro
+from lamae.eval.compare import CompareConfig, Comparison, _level_macro
 from lamae.eval.crosslead import crosslead_ablation, has_latents
 from lamae.eval.metrics import node_aurocs
 from lamae.embedding import embed_store
+from lamae.errors import LamaeError
 from lamae.eval.probe import fit_linear_probe
 from lamae.eval.reconstruction import reconstruction_errors
-from lamae.models.lamae import LamaeConfig
-from lamae.train.pretrain import PretrainConfig, ensure_pretrained, model_config_for
+from lamae.train.pretrain import PretrainConfig, check_finished_run, ensure_pretrained
 
 TRAIN_KEYS = {"lead_dropout", "limb_dropout"}
 HIDE = ["III", "aVF", "V2", "V5"]
@@ -65,20 +64,6 @@ def probe_cv(cmp: Comparison, feats: np.ndarray) -> float:
     return _level_macro(aucs, cmp.targets.levels, cmp.supported)["all"]
 
 
-def check_same_model(folder: Path, cfg: PretrainConfig, store: EcgStore) -> None:
-    """A finished variant is reused only if its checkpoint holds the model the variant builds
-    today: a member's default can change after a run (LAMAE's ``decode_ratio`` did on
-    2026-12-04), and a result under the old default must not be reported under the new."""
-    ck = resolve_checkpoint(folder / "pretrain")
-    config = json.loads((ck / "config.json").read_text())
-    stored = LamaeConfig.from_dict(config["model"], config.get("model_format", 1)).to_dict()
-    now = model_config_for(cfg, store.preprocessing).to_dict()
-    if stored != now:
-        raise SystemExit(f"{folder}: trained with other model settings than {cfg.architecture} with these "
-                         f"settings builds today ({_first_difference(stored, now)}); name the setting in "
-                         "the variant, delete the folder to recompute it, or choose another --out")
-
-
 def readouts(model) -> dict[str, tuple[str, str | None]]:
     """name -> (pooling, readout) to probe for this model."""
     if model.model.cfg.encoder == "s4":
@@ -99,7 +84,7 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
                          warmup_steps=args.warmup, checkpoint_every=args.steps // 4, seed=seed, device="cpu",
                          folds=args.pretrain_folds, **train_over)
     if result_path.exists():
-        check_same_model(folder, cfg, store)
+        check_finished_run(cfg)  # a member's default may have changed since the run
         return json.loads(result_path.read_text())
     ensure_pretrained(cfg, progress=False)
     model = load(folder / "pretrain")
@@ -172,17 +157,21 @@ def main(argv=None):
 
 
 def print_paired(variants: list[str], results: list[dict]) -> None:
-    """Each variant minus the first, seed by seed: the pooled probe, the lead CLS readout and the
-    hidden-lead nMSE, with the paired t-test over the seeds both ran."""
+    """Each variant minus the first, seed by seed: the pooled probe (each member's own pooled
+    representation: the router latents' mean for the router members, the pooled readout of the
+    others, so LAMAE pairs with IndS too), the lead CLS readout and the hidden-lead nMSE, with
+    the paired t-test over the seeds both ran."""
     from lamae.eval.stats import paired_tests
 
     def measure(r, what):
         if what == "hidden nMSE":
             return r.get("ablation", {}).get("none", {}).get("hidden_nmse", np.nan)
+        if what == "pooled":
+            return r["probe"].get("latents", r["probe"].get("pooled", np.nan))
         return r["probe"].get(what, np.nan)
 
     first = {r["seed"]: r for r in results if r["variant"] == variants[0]}
-    whats = ["latents", "lead_cls", "hidden nMSE"]
+    whats = ["pooled", "lead_cls", "hidden nMSE"]
     print(f"\npaired against {variants[0]} (difference of the means over the same seeds; t, p of the paired t-test)\n")
     print("| variant | seeds | " + " | ".join(whats) + " |")
     print("|---|---|" + "---|" * len(whats))
@@ -194,9 +183,12 @@ def print_paired(variants: list[str], results: list[dict]) -> None:
             b = np.array([measure(first[s], what) for s in sorted(rs)], float)
             ok = np.isfinite(a) & np.isfinite(b)
             t = paired_tests(a[ok], b[ok])
-            cells.append(f"{t['mean_diff']:+.3f} (t {t['t']:.2f}, p {t['p_ttest']:.2f})" if ok.sum() > 1 else "-")
+            cells.append(f"{t['mean_diff']:+.3f} (t {t['t']:.2f}, p {t['p_ttest']:.2g})" if ok.sum() > 1 else "-")
         print(f"| {v} | {len(rs)} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LamaeError as exc:  # a run that cannot be reused or read: its message, not a traceback
+        raise SystemExit(f"error: {exc}") from None

@@ -15,6 +15,19 @@ import yaml
 MAX_YAML_NODES = 100_000
 
 
+def first_difference(a: dict, b: dict, prefix: str = "") -> str:
+    """The first setting (in key order, nested keys dotted) where two settings dicts differ,
+    as "key was A, now B"; read ``a`` as the stored settings and ``b`` as today's."""
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            if x != y:
+                return first_difference(x, y, f"{prefix}{key}.")
+        elif x != y:
+            return f"{prefix}{key} was {x!r}, now {y!r}"
+    return "no difference"
+
+
 def _count_nodes(value, budget: int) -> int:
     """Values in ``value`` with aliases expanded, counted up to ``budget`` (then it stops)."""
     stack, n = [value], 0

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lamae.errors import LamaeError
-from lamae.eval.compare import CompareConfig, _as_current, _first_difference, run_compare
+from lamae.config import first_difference
+from lamae.eval.compare import CompareConfig, _as_current, run_compare
 from lamae.eval.stats import paired_tests
 
 
@@ -74,12 +75,12 @@ def test_results_stored_before_a_setting_existed_are_reused_only_at_its_default(
     assert _as_current(stored, now) == now  # lead_field came later, at its default; the tracker changes no result
     with_field = {**now, "model": {"dim": 64, "lead_field": 8}}
     assert _as_current(stored, with_field) != with_field
-    assert _first_difference(_as_current(stored, with_field), with_field) == "model.lead_field was 0, now 8"
+    assert first_difference(_as_current(stored, with_field), with_field) == "model.lead_field was 0, now 8"
     assert _as_current({**stored, "model": {"dim": 72}}, now) != now
     assert _as_current({**stored, "removed_setting": 1}, now) != now
     # a LAMAE result stored before the narrow routers ran full-width ones: not reused for today's
     narrow = {**now, "model": {"dim": 64, "lead_field": 0, "router_width": 0.25, "latent_mlp": False}}
-    assert _first_difference(_as_current(stored, narrow), narrow) == "model.latent_mlp was True, now False"
+    assert first_difference(_as_current(stored, narrow), narrow) == "model.latent_mlp was True, now False"
     ind = {**narrow, "model": {**narrow["model"], "encoder": "per_lead"}}
     assert _as_current({**stored, "model": {"dim": 64, "encoder": "per_lead"}}, ind) == ind  # no routers: reused
 

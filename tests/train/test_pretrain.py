@@ -28,7 +28,7 @@ def test_schedule_warms_up_then_decays():
     assert lrs[-1] < 0.05 * c.lr
 
 
-@pytest.mark.parametrize("model", [{"decode_ratio": 1.0}, {}], ids=["all-patches", "partial-decoding"])
+@pytest.mark.parametrize("model", [{"decode_ratio": 1.0}, {"decode_ratio": 0.5}], ids=["all-patches", "partial-decoding"])
 def test_pretraining_lowers_the_loss(synth_dir, tmp_path, model):
     # 5-s windows (4 visible patches per lead at 75% masking) are the shortest from which the
     # masked patches can be learned quickly; the loss must fall well below the mean-predictor's 1.0.
@@ -158,3 +158,23 @@ def test_limb_dropout_hides_the_six_limb_leads_together():
     limb_only[:, :6] = True
     d = lead_dropout_mask(torch.Generator().manual_seed(1), limb_only, PretrainConfig(batch_size=50, limb_dropout=0.9))
     assert (limb_only & ~d).any(1).all()
+
+
+def test_a_finished_run_is_reused_only_for_the_model_it_trained(store, tiny_run):
+    # tiny_run: LAMAE, 20 steps, at LAMAE's defaults (decode_ratio 0.5). Asked again as it was
+    # made, nothing trains; asked with a setting it did not train with (as after a member's
+    # default changed), the run is refused with the setting named instead of reused.
+    from lamae.train.pretrain import ensure_pretrained
+
+    same = PretrainConfig(store=str(store.path), out=str(tiny_run), steps=20, model={"n_latents": 4})
+    before = sorted(p.name for p in (tiny_run / "checkpoints").iterdir())
+    assert ensure_pretrained(same, progress=False) is False
+    other = PretrainConfig(store=str(store.path), out=str(tiny_run), steps=20,
+                           model={"n_latents": 4, "decode_ratio": 1.0})
+    with pytest.raises(LamaeError, match="decode_ratio was 0.5, now 1.0"):
+        ensure_pretrained(other, progress=False)
+    joint = PretrainConfig(store=str(store.path), out=str(tiny_run), steps=20, architecture="Joint",
+                           model={"n_latents": 4})
+    with pytest.raises(LamaeError, match="finished run was trained with other model settings"):
+        ensure_pretrained(joint, progress=False)
+    assert sorted(p.name for p in (tiny_run / "checkpoints").iterdir()) == before

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint
+from ..config import first_difference
 from ..data.store import EcgStore
 from ..files import atomic_write_text
 from ..errors import LamaeError
@@ -191,7 +192,7 @@ class Comparison:
             stored = _as_current(result.get("settings", settings), settings)
             if stored != settings:
                 raise LamaeError(f"{result_path}: computed with other settings than this comparison's "
-                                 f"({_first_difference(stored, settings)}); delete {folder} to "
+                                 f"({first_difference(stored, settings)}); delete {folder} to "
                                  "recompute it, or choose another --out")
             if self._wants_crosslead(name) and "crosslead" not in result:  # a result from before (e) existed
                 result["crosslead"] = self.crosslead(name, seed)
@@ -445,17 +446,6 @@ def _as_current(stored: dict, now: dict) -> dict:
         return out
 
     return upgrade(stored, now)
-
-
-def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            if x != y:
-                return _first_difference(x, y, f"{prefix}{key}.")
-        elif x != y:
-            return f"{prefix}{key} was {x!r}, now {y!r}"
-    return "no difference"
 
 
 def _g4(v) -> str:

@@ -30,12 +30,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, load_trainer_state, read_latest, save_checkpoint, steps_done
+from ..config import first_difference
+from ..data.preprocess import Preprocessing
 from ..data.store import EcgStore
 from ..files import atomic_write_text
 from ..errors import LamaeError
 from ..leads import LIMB_LEADS
 from ..models.family import FAMILY, PRETRAINABLE
-from ..models.lamae import MODEL_FORMAT, SIZES, Lamae, LamaeConfig, make_model
+from ..models.lamae import FORMAT_2_ROUTERS, MODEL_FORMAT, SIZES, Lamae, LamaeConfig, make_model
 from ..plots import save_figure
 from ..tracking import TRACKERS, open_tracker
 from ..utils.memory import keep_freed_memory
@@ -408,9 +410,35 @@ def ensure_pretrained(cfg: PretrainConfig, *, progress: bool = True) -> bool:
     """Pretrain (resuming) unless the run in ``cfg.out`` has reached ``cfg.steps`` already.
     Returns whether any training was done. Used wherever a command needs a pretrained run."""
     if steps_done(cfg.out) >= cfg.steps:
+        check_finished_run(cfg)
         return False
     pretrain(cfg, resume=True, progress=progress)
     return True
+
+
+def check_finished_run(cfg: PretrainConfig) -> None:
+    """Refuse to reuse the finished run in ``cfg.out`` if its model is not the one ``cfg`` builds
+    today. A resumed run is checked when it loads; a finished one was reused unchecked, so a
+    member's changed default (LAMAE's ``decode_ratio`` on 2026-12-04) would have been reported
+    under the new setting. Reads the latest checkpoint's config.json only, not its weights."""
+    found = _latest_step(Path(cfg.out))
+    if found is None:
+        return
+    path = found[1] / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+        stored = LamaeConfig.from_dict(saved["model"], saved.get("model_format", 1))
+        now = model_config_for(cfg, Preprocessing.from_dict(saved["preprocessing"]))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise LamaeError(f"{path}: cannot be read as a lamae checkpoint config ({exc})") from None
+    a, b = stored.to_dict(), now.to_dict()
+    if now.encoder != "router":  # the routers' settings change no other model
+        for key in FORMAT_2_ROUTERS:
+            a.pop(key), b.pop(key)
+    if a != b:
+        raise LamaeError(f"{cfg.out}: this finished run was trained with other model settings than "
+                         f"{cfg.architecture} with these settings builds now ({first_difference(a, b)}); "
+                         "name the setting to reuse it, delete the run to retrain it, or choose another out folder")
 
 
 def plot_loss(csv_path: Path, png_path: Path) -> None:
