@@ -135,3 +135,4 @@ def test_lamae_and_its_lead_field_ablation_pretrain_with_partial_decoding_the_re
     for name in ("Scratch", "Random", "IndS", "Joint"):
         assert model_config(name, "tiny").decode_ratio == 1.0
     assert FAMILY["LAMAE_E"]["model"] == FAMILY["LAMAE"]["model"]
+    assert model_config("LAMAE-attn", "tiny").decode_ratio == model_config("LAMAE", "tiny").decode_ratio

@@ -28,7 +28,8 @@ _LAMAE = {"encoder": "router", "aggregator": "latent", "lead_field": 8}
 # decoding: pooled probe +0.003 and -0.007, neither significant; 0.25 lost on both (docs/speed.md).
 # LAMAE-attn, its ablation without the lead field, trains the same way; Scratch and Random never
 # train the decoder, so they keep the architecture alone.
-_LAMAE_PRETRAINED = {**_LAMAE, "decode_ratio": 0.5}
+_PARTIAL_DECODING = {"decode_ratio": 0.5}
+_LAMAE_PRETRAINED = {**_LAMAE, **_PARTIAL_DECODING}
 
 FAMILY: dict[str, dict] = {
     "LAMAE": {"kind": "mae", "model": _LAMAE_PRETRAINED, "pooling": "latent", "pretrain": {"lead_dropout": 0.25},
@@ -36,7 +37,7 @@ FAMILY: dict[str, dict] = {
                        "the decoder reads the latents and starts from the lead field's estimate"},
     "LAMAE_E": {"kind": "mae", "model": _LAMAE_PRETRAINED, "pooling": "leads",
                 "reuse": "LAMAE", "about": "LAMAE's encoder read as the mean of its lead CLS tokens"},
-    "LAMAE-attn": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent", "decode_ratio": 0.5},
+    "LAMAE-attn": {"kind": "mae", "model": {"encoder": "router", "aggregator": "latent", **_PARTIAL_DECODING},
                    "pooling": "latent",
                    "pretrain": {"lead_dropout": 0.25},
                    "about": "ablation: LAMAE without the lead field (routers only: LAMAE as it was before the lead field)"},
