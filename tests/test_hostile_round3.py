@@ -86,17 +86,20 @@ def test_overwrite_refuses_a_folder_of_the_users_own_files(tmp_path, capsys):
     assert EcgStore(tmp_path / "s").preprocessing.window_s == 4
 
 
-def test_overwrite_accepts_every_name_a_real_store_or_run_holds(store, tiny_run, tmp_path):
-    """The list of names --overwrite may remove matches what lamae writes: a finished store, a run
-    (with its checkpoints and tracker files), each with a file caught mid-write."""
-    for src, name in ((store.path, "store"), (tiny_run, "run")):
-        copy = tmp_path / name
-        shutil.copytree(src, copy)
-        (copy / ("loss.png.tmp.png" if name == "run" else "meta.json.tmp")).write_text("half")
-        assert check_removable(copy) == copy.resolve()
-        (copy / "notes.txt").write_text("mine")
-        with pytest.raises(LamaeError, match="notes.txt"):
-            check_removable(copy)
+def test_overwrite_accepts_every_name_a_real_store_holds_and_never_a_run(store, tiny_run, tmp_path):
+    """--overwrite (prepare's) removes a finished store, with a file caught mid-write, and nothing
+    beside it; a pretraining run is never a store it may remove (issue 38)."""
+    copy = tmp_path / "store"
+    shutil.copytree(store.path, copy)
+    (copy / "meta.json.tmp").write_text("half")
+    assert check_removable(copy) == copy.resolve()
+    (copy / "notes.txt").write_text("mine")
+    with pytest.raises(LamaeError, match="notes.txt"):
+        check_removable(copy)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    with pytest.raises(LamaeError, match="pretraining run"):
+        check_removable(run)
 
 
 def test_overwrite_refuses_the_current_home_and_root_folders(tmp_path, capsys, monkeypatch):

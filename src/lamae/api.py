@@ -128,7 +128,7 @@ class Reconstruction:
 
         from .files import atomic_write_text
 
-        out = output_dir(out)
+        out = output_dir(out, "reconstruct", writes=("reconstruction.png", "errors.json"))
         paths = {"plot": out / "reconstruction.png", "errors": out / "errors.json"}
         self.plot(paths["plot"], title=f"{self.record_id}: inputs {', '.join(self.inputs)}")
         atomic_write_text(paths["errors"], json.dumps({"record": self.record_id, "inputs": self.inputs,
@@ -351,7 +351,7 @@ class Pretrained:
         from .plots import plot_ecg_grid, plot_lead_weights
 
         weights = self.lead_weights(signal, fs, leads, windows=windows, record_id=record_id)
-        out = output_dir(out)
+        out = output_dir(out, "explain", writes=("lead_weights.png", "ecg.png"))
         plot_lead_weights(weights, out / "lead_weights.png", title=f"{record_id}: latent attention over leads")
         w, _ = self.record_windows(signal, fs, leads, windows="start", record_id=record_id)
         grid = np.full(w[0].shape, np.nan, np.float32)

@@ -182,8 +182,10 @@ def cmd_pretrain(a):
     if r["rank"] != 0:  # under torchrun, one process reports
         return
     if r.get("already_finished"):
-        print(f"{r['out']}: this run is already finished ({r['steps']} steps, final loss {r['final_loss']:.4f}, "
-              f"{r['seconds']:.0f} s of training); nothing to do (raise --steps to train further)")
+        more = (f"; --steps {r['asked_steps']} asks for fewer, so nothing to do" if r["asked_steps"] < r["steps"]
+                else "; nothing to do")
+        print(f"{r['out']}: this run is already finished ({r['steps']} steps trained, final loss {r['final_loss']:.4f}, "
+              f"{r['seconds']:.0f} s of training){more} (raise --steps above {r['steps']} to train further)")
         return
     print(f"pretrained {cfg.architecture}, {r['parameters'] / 1e6:.2f}M parameters for {r['steps']} steps in {r['seconds']:.0f} s; "
           f"final loss {r['final_loss']:.4f}; run folder {r['out']}")
@@ -517,20 +519,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands whose --out names a file rather than a folder
 FILE_OUTPUTS = {"embed"}
+# the kind of folder each command writes (files.KINDS): it writes only into a new or empty folder
+# or one holding its own earlier output
+OUTPUT_KINDS = {"prepare": "store", "pretrain": "run", "probe": "probe", "finetune": "finetune",
+                "compare": "compare", "benchmark": "benchmark", "leads": "leads", "ablate": "ablate",
+                "reconstruct": "reconstruct", "explain": "explain", "demo": "demo", "synth": "synth"}
 
 
-def check_output(command: str, out) -> None:
+def check_output(command: str, out, *, overwrite: bool = False) -> None:
     """Fail before any work when the output location cannot be written (a read-only file
-    system, a folder without permission, a file where a folder should be) or lies in a store or
-    checkpoint folder that the command would damage."""
-    from .files import ensure_output_file, output_dir
+    system, a folder without permission, a file where a folder should be), lies in a store or
+    checkpoint folder that the command would damage, or holds files that are not the command's
+    own earlier output (``overwrite``: prepare's --overwrite, checked by prepare itself)."""
+    from .files import check_claim, ensure_output_dir, ensure_output_file, refuse_lamae_folder
 
     if out is None:
         return
     if command in FILE_OUTPUTS:
         ensure_output_file(out)
-    else:  # prepare resumes the store it is making; nothing writes into another store or a checkpoint
-        output_dir(out, allow="store" if command == "prepare" else None)
+        return
+    if not str(out).strip():
+        raise LamaeError(f"output folder {str(out)!r}: name a folder to write into")
+    # prepare resumes the store it is making; nothing writes into another store or a checkpoint
+    refuse_lamae_folder(out, allow="store" if command == "prepare" else None)
+    if not overwrite:
+        check_claim(out, OUTPUT_KINDS[command])
+    ensure_output_dir(out)
 
 
 def main(argv=None) -> int:
@@ -543,9 +557,9 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        # synth creates its positional folder itself; benchmark's --out default depends on the suite
-        if args.command not in ("synth", "benchmark"):
-            check_output(args.command, getattr(args, "out", None))
+        # benchmark's --out default depends on the suite
+        if args.command != "benchmark":
+            check_output(args.command, getattr(args, "out", None), overwrite=getattr(args, "overwrite", False))
         args.func(args)
     except (LamaeError, FileNotFoundError, ValueError) as exc:
         print(f"lamae {args.command}: error: {exc}", file=sys.stderr)

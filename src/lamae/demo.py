@@ -37,7 +37,9 @@ def run_demo(out: str | Path = "lamae-demo", *, records: int = QUICK["records"],
     for name, value in (("records", records), ("steps", steps), ("workers", workers)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    out = Path(out)
+    from .files import claim_output
+
+    out = claim_output(out, "demo", writes=("data", "store", "run", "probe"))
     timings = {}
 
     def stage(name, fn):

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .api import Pretrained
 from .data.store import INFO_COLUMNS, EcgStore, record_info
-from .files import ResumableChunks, ensure_output_file
+from .files import ResumableChunks, claim_files, ensure_output_file
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
 from .embedding import embed_store
 from .leads import STANDARD_LEADS
@@ -74,6 +74,15 @@ def _rows_from_source(model: Pretrained, source, items, pooling, batch_size, win
     return out, skipped
 
 
+def _read_state(path: Path):
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
 def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "latent", windows: str = "tile",
                   batch_size: int = 64, chunk_size: int = 512, limit: int | None = None, device: str = "cpu",
                   progress: bool = True, **reader_kwargs) -> dict:
@@ -87,6 +96,14 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "l
     out = ensure_output_file(out)
     if out.suffix not in (".parquet", ".npy"):
         raise LamaeError(f"{out}: output must end in .parquet or .npy")
+    parts = Path(str(out) + ".parts")
+    records_path = out.with_suffix(".records.csv")
+    skipped_path = Path(str(out.with_suffix("")) + ".skipped.csv")
+    # every file this writes is new, or an earlier `lamae embed` to the same --out wrote it
+    progress_file = parts / "progress.json"
+    legacy = [parts] if progress_file.is_file() and "pooling" in str(_read_state(progress_file)) else []
+    claim_files(out, "embed", [out, parts, skipped_path] + ([records_path] if out.suffix == ".npy" else []),
+                owned_anyway=legacy)
     model = load(checkpoint, device)
     data = Path(data)
     store = None
@@ -105,7 +122,6 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "l
         todo = todo[:limit]
     if len(todo) == 0:
         raise LamaeError(f"{data}: no records found")
-    parts = Path(str(out) + ".parts")
     fingerprint = {"checkpoint": str(model.config.get("path")), "data": str(data.resolve()), "format": source_name,
                    "n": len(todo), "pooling": pooling, "windows": windows, "chunk_size": chunk_size}
     state = ResumableChunks(parts / "progress.json", parts, fingerprint, {"done": 0},
@@ -133,9 +149,12 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "l
     table = pd.concat([pd.read_parquet(parts / f"part-{k:06d}.parquet") for k in range(n_chunks)],
                       ignore_index=True)
     skipped = state.skipped(n_chunks)
+    pd.DataFrame(skipped, columns=["record_id", "path", "problem"]).to_csv(str(skipped_path) + ".tmp", index=False)
+    os.replace(str(skipped_path) + ".tmp", skipped_path)
     if table.empty:
-        raise LamaeError(f"{data}: every record was skipped; see {out}.skipped.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
+        first = skipped[0] if skipped else {"record_id": "?", "problem": "?"}
+        raise LamaeError(f"{data}: every record was skipped (the first, {first['record_id']}: {first['problem']}); "
+                         f"each is listed in {skipped_path}")
     tmp = out.with_name(out.name + ".tmp")
     if out.suffix == ".parquet":
         table.to_parquet(tmp)
@@ -144,12 +163,8 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "l
         with open(tmp, "wb") as f:
             np.save(f, np.stack(table["embedding"].to_numpy()).astype(np.float32))
         os.replace(tmp, out)
-        side = out.with_suffix(".records.csv")
-        table.drop(columns="embedding").to_csv(str(side) + ".tmp", index=False)
-        os.replace(str(side) + ".tmp", side)
-    skipped_path = Path(str(out.with_suffix("")) + ".skipped.csv")
-    pd.DataFrame(skipped, columns=["record_id", "path", "problem"]).to_csv(str(skipped_path) + ".tmp", index=False)
-    os.replace(str(skipped_path) + ".tmp", skipped_path)
+        table.drop(columns="embedding").to_csv(str(records_path) + ".tmp", index=False)
+        os.replace(str(records_path) + ".tmp", records_path)
     shutil.rmtree(parts)
     return {"out": str(out), "n_records": len(table), "n_skipped": len(skipped), "dim": model.dim,
             "skipped": str(skipped_path)}

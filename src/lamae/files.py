@@ -80,24 +80,26 @@ def write_error(path: str | os.PathLike, exc: BaseException, what: str = "write"
     return LamaeError(f"{path}: cannot {what}: {cause}{hint}")
 
 
-# What lamae itself writes into a store or a run folder: ``--overwrite`` removes a folder only
-# when everything in it is one of these, or one being written (its temporary name, below), so a
-# mistyped --out can never delete a user's own files. tests/test_hostile_round3.py checks that a
-# real store and a real run pass.
-STORE_NAMES = {"meta.json", "signals.npy", "index.parquet", "report.json", "report.md", "_progress.json", "_parts"}
-RUN_NAMES = {"latest.json", "checkpoints", "loss.csv", "loss.png", "metrics.csv", "pretrain_config.json",
-             "tensorboard", "wandb"}
+# Output folders and who owns them. A command writes only into a new or empty folder, or into
+# one holding its own earlier output, recognised by the marker file lamae writes there first
+# (never by file names alone: users keep metrics.csv, report.md, checkpoints/ and config.json of
+# their own). A command that writes files rather than a folder (embed) keeps the same record in a
+# manifest beside its output. ``--overwrite`` removes only a folder of the kind the command makes.
+MARKER = ".lamae.json"
 # the temporary names of atomic_write_text (".tmp"), save_figure (".tmp.png"), and the write probe
 _TEMPORARY = (".tmp", ".tmp.png")
 _PROBE = ".lamae-write-test-"
-
-
-def _written_by_lamae(name: str) -> bool:
-    for suffix in _TEMPORARY:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return name in STORE_NAMES or name in RUN_NAMES or name.startswith(_PROBE)
+# what each kind of folder is called in messages, and the command that makes it
+KINDS = {"store": "store (`lamae prepare`)", "run": "pretraining run (`lamae pretrain`)",
+         "probe": "probe report (`lamae probe`)", "finetune": "fine-tuning folder (`lamae finetune`)",
+         "compare": "comparison (`lamae compare`)", "benchmark": "benchmark (`lamae benchmark`)",
+         "leads": "reduced-lead report (`lamae leads`)", "ablate": "ablation report (`lamae ablate`)",
+         "reconstruct": "reconstruction (`lamae reconstruct`)", "explain": "explanation (`lamae explain`)",
+         "synth": "synthetic dataset (`lamae synth`)", "demo": "demo folder (`lamae demo`)",
+         "checkpoint": "exported checkpoint (export_checkpoint / save_pretrained)", "embed": "embedding export (`lamae embed`)"}
+# What a store holds: ``prepare --overwrite`` removes a store only when nothing else is in it.
+STORE_NAMES = {"meta.json", "signals.npy", "index.parquet", "report.json", "report.md", "_progress.json", "_parts",
+               MARKER}
 
 
 def is_store(path: Path) -> bool:
@@ -114,10 +116,169 @@ def _same_or_inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def check_removable(out: str | os.PathLike, *, inputs=(), option: str = "--overwrite") -> Path:
-    """Refuse to delete ``out`` unless it is a folder holding only what lamae writes (a store or a
-    run), and none of: an input of the command, a folder containing an input or inside one, the
-    current directory, the home directory, the root. Returns the path, resolved."""
+def _transient(name: str) -> bool:
+    """A name lamae writes for a moment (a temporary file, the write probe): not an output."""
+    return name.startswith(_PROBE) or any(name.endswith(s) for s in _TEMPORARY)
+
+
+def _read_json(path: Path):
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def marker_kind(folder: str | os.PathLike) -> str | None:
+    """The kind of lamae output ``folder`` holds by its marker, or None."""
+    data = _read_json(Path(folder) / MARKER)
+    if isinstance(data, dict) and data.get("written_by") == "lamae" and data.get("kind") in KINDS:
+        return data["kind"]
+    return None
+
+
+def _legacy_store(folder: Path) -> bool:
+    """A store written before the marker existed, recognised by its content (meta.json's fields
+    or an unfinished conversion's progress file), not by its file names."""
+    if not (folder / "signals.npy").is_file():
+        return False
+    meta = _read_json(folder / "meta.json")
+    if isinstance(meta, dict) and "preprocessing" in meta and "n_rows" in meta and "index_sha256" in meta:
+        return True
+    progress = _read_json(folder / "_progress.json")
+    return isinstance(progress, dict) and isinstance(progress.get("fingerprint"), dict) and "next_item" in progress
+
+
+def _legacy_run(folder: Path) -> bool:
+    """A run written before the marker existed: its latest.json names a checkpoint whose config
+    says it was saved at that step by lamae."""
+    latest = _read_json(folder / "latest.json")
+    if not (isinstance(latest, dict) and isinstance(latest.get("path"), str) and isinstance(latest.get("step"), int)):
+        return False
+    config = _read_json(folder / latest["path"] / "config.json")
+    return isinstance(config, dict) and "lamae_version" in config and config.get("step") == latest["step"]
+
+
+def _legacy_checkpoint(folder: Path) -> bool:
+    config = _read_json(folder / "config.json")
+    return ((folder / "model.safetensors").is_file() and isinstance(config, dict) and "lamae_version" in config
+            and "model" in config and "preprocessing" in config)
+
+
+def _legacy_probe(folder: Path) -> bool:
+    report = _read_json(folder / "probe.json")
+    return isinstance(report, dict) and {"checkpoint", "store", "pooling", "nodes"} <= set(report)
+
+
+def _legacy_compare(folder: Path) -> bool:
+    """A comparison an older lamae wrote: its report, or per-seed results that record their settings."""
+    report = _read_json(folder / "compare.json")
+    if isinstance(report, dict) and {"config", "store"} <= set(report):
+        return True
+    results = [_read_json(r) for r in folder.glob("runs/*/seed-*/result.json")]
+    return bool(results) and all(isinstance(r, dict) and "settings" in r for r in results)
+
+
+def _legacy_demo(folder: Path) -> bool:
+    """A demo folder an older lamae wrote: its synthetic data and store, nothing else."""
+    names = {p.name for p in folder.iterdir() if not _transient(p.name)}
+    return names <= {"data", "store", "run", "probe"} and (folder / "store").is_dir() and _legacy_store(folder / "store")
+
+
+def _legacy_benchmark(folder: Path) -> bool:
+    stores = [p for p in folder.glob("stores/*") if p.is_dir()]
+    return bool(stores) and all(_legacy_store(p) or marker_kind(p) == "store" for p in stores)
+
+
+LEGACY = {"store": _legacy_store, "run": _legacy_run, "checkpoint": _legacy_checkpoint, "probe": _legacy_probe,
+          "compare": _legacy_compare, "demo": _legacy_demo, "benchmark": _legacy_benchmark}
+
+
+def _shown(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def check_claim(path: str | os.PathLike, kind: str, *, writes=()) -> bool:
+    """Whether ``kind`` may write into the folder ``path``: True when it holds ``kind``'s own
+    earlier output (its marker, or a store or run an older lamae wrote), False when the folder is
+    new or empty; otherwise a LamaeError naming what is there (``writes``: the names the command
+    would replace, named first)."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    if not path.is_dir():
+        raise LamaeError(f"{path}: is a file, not a folder; choose another --out")
+    found = marker_kind(path)
+    if found == kind:
+        return True
+    if found is not None:
+        raise LamaeError(f"{path}: holds a lamae {KINDS[found]}; a {KINDS[kind].split(' (')[0]} is written only "
+                         "into a new or empty folder or its own earlier output: choose another --out")
+    entries = sorted(p.name for p in path.iterdir() if not _transient(p.name))
+    if not entries:
+        return False
+    if kind in LEGACY and LEGACY[kind](path):
+        return True
+    clash = [n for n in entries if n in set(writes)]
+    if clash:
+        raise LamaeError(f"{path}: holds files lamae did not write here, and this command would replace "
+                         f"{_shown(clash)}; it writes only into a new or empty folder or its own earlier "
+                         "output: choose another --out")
+    raise LamaeError(f"{path}: is not empty and holds no lamae {KINDS[kind].split(' (')[0]} ({_shown(entries)}); "
+                     "lamae writes only into a new or empty folder or its own earlier output: choose another --out")
+
+
+def claim_output(path: str | os.PathLike, kind: str, *, writes=()) -> Path:
+    """Check (as :func:`check_claim`), create the folder and mark it as ``kind``'s output."""
+    import json
+
+    from . import __version__
+
+    path = Path(path)
+    check_claim(path, kind, writes=writes)
+    ensure_output_dir(path)
+    if marker_kind(path) != kind:
+        try:
+            atomic_write_text(path / MARKER, json.dumps({"written_by": "lamae", "kind": kind,
+                                                         "lamae_version": __version__}) + "\n")
+        except OSError as exc:
+            raise write_error(path, exc, "write the output folder") from None
+    return path
+
+
+def _manifest(out: Path) -> Path:
+    return out.with_name(f".{out.name}.lamae.json")
+
+
+def claim_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) -> Path:
+    """A command that writes the files ``files`` (beside and including ``out``) claims them: each
+    must be absent or listed in the manifest a run of ``kind`` left for ``out``; then the manifest
+    lists them. Returns the manifest's path."""
+    import json
+
+    from . import __version__
+
+    out = Path(out)
+    manifest = _manifest(out)
+    data = _read_json(manifest)
+    owned = set(data.get("files", [])) if isinstance(data, dict) and data.get("kind") == kind else set()
+    owned |= {Path(f).name for f in owned_anyway}  # recognised by content (an older lamae's unfinished work)
+    foreign = [str(f) for f in files if (Path(f).exists() or Path(f).is_symlink()) and Path(f).name not in owned]
+    if foreign:
+        raise LamaeError(f"{_shown(foreign, 3)}: already there and not written by an earlier `lamae {kind}` to "
+                         f"{out}; lamae would replace {'it' if len(foreign) == 1 else 'them'}: move "
+                         f"{'it' if len(foreign) == 1 else 'them'} or choose another --out")
+    atomic_write_text(manifest, json.dumps({"written_by": "lamae", "kind": kind, "lamae_version": __version__,
+                                            "files": sorted(Path(f).name for f in files)}) + "\n")
+    return manifest
+
+
+def check_removable(out: str | os.PathLike, *, inputs=(), option: str = "--overwrite", kind: str = "store") -> Path:
+    """Refuse to delete ``out`` unless it is a lamae ``kind`` folder (by its marker or, for a store
+    an older lamae wrote, by its content) holding nothing else, and none of: an input of the
+    command, a folder containing an input or inside one, the current directory, the home
+    directory, the root. Returns the path, resolved."""
     text = str(out)
     if not text.strip():
         raise LamaeError(f"{option}: an empty output path names the current directory; refusing to delete it")
@@ -141,11 +302,22 @@ def check_removable(out: str | os.PathLike, *, inputs=(), option: str = "--overw
         return path
     if not path.is_dir():
         raise LamaeError(f"{out}: is a file, not a lamae output folder; {option} refuses to delete it")
-    foreign = sorted(p.name for p in path.iterdir() if not _written_by_lamae(p.name))
+    entries = sorted(p.name for p in path.iterdir() if not _transient(p.name))
+    if not entries:
+        return path
+    found = marker_kind(path)
+    label = KINDS[kind].split(" (")[0]
+    if found is not None and found != kind:
+        raise LamaeError(f"{out}: holds a lamae {KINDS[found]}, not a {label}; {option} removes only a {label}: "
+                         "choose another --out")
+    if found is None and not LEGACY.get(kind, lambda _: False)(path):
+        raise LamaeError(f"{out}: holds files lamae did not write ({_shown(entries)}) and no lamae {label}; "
+                         f"{option} removes only a {label}: choose another --out")
+    names = STORE_NAMES if kind == "store" else None
+    foreign = [n for n in entries if names is not None and n not in names]
     if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise LamaeError(f"{out}: holds files lamae did not write ({shown}); {option} deletes only a lamae "
-                         "store or run: choose another --out")
+        raise LamaeError(f"{out}: holds files lamae did not write ({_shown(foreign)}) beside its {label}; "
+                         f"{option} would delete them: choose another --out")
     return path
 
 
@@ -193,13 +365,14 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def output_dir(path: str | os.PathLike, *, allow: str | None = None) -> Path:
-    """An output folder a command or the API may write into: not empty, not a store or a
-    checkpoint folder (nor inside one) unless it makes that kind itself (``allow``), writable."""
+def output_dir(path: str | os.PathLike, kind: str, *, allow: str | None = None, writes=()) -> Path:
+    """An output folder a command or the API may write into, claimed for ``kind`` (see
+    :func:`claim_output`): named, not a store or a checkpoint folder (nor inside one) unless it
+    makes that kind itself (``allow``), new, empty or ``kind``'s own, writable."""
     if path is None or not str(path).strip():
         raise LamaeError(f"output folder {path!r}: name a folder to write into")
     refuse_lamae_folder(path, allow=allow)
-    return ensure_output_dir(path)
+    return claim_output(path, kind, writes=writes)
 
 
 def ensure_output_file(path: str | os.PathLike) -> Path:

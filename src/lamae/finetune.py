@@ -158,11 +158,13 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "auto", mode: str = "p
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    out = output_dir(out)
+    out = output_dir(out, "finetune", writes=("report.md", "report.json", "roc.png", "probe.npz", "metrics.csv", "model", "store"))
     model = load(checkpoint)
     table = read_label_csv(labels, id_column=id_column, label_column=label_column, patient_column=patient_column)
     source = LabeledSource(open_source(fmt, data, derive_limb_leads=derive_limb_leads), table, labels)
-    store = prepare(source, out / "store", model.preprocessing, workers=workers, progress=progress)
+    # finetune's own store: made again when the data, the labels or the preprocessing changed
+    store = prepare(source, out / "store", model.preprocessing, workers=workers, progress=progress,
+                    rebuild_changed=True)
     rows = store.rows()
     splits = store.index["split"].to_numpy()[rows]
     targets = build_flat_targets(store.codes(rows), splits == "train", min_prevalence=0.0, min_count=min_count)

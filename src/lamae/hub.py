@@ -42,7 +42,7 @@ def export_checkpoint(pretrained, folder: str | os.PathLike) -> Path:
     replacing only lamae's own files there (anything else in the folder is left alone)."""
     from .checkpoint import save_checkpoint
 
-    folder = output_dir(folder, allow="checkpoint")
+    folder = output_dir(folder, "checkpoint", allow="checkpoint", writes=(*FILES, "README.md"))
     keep = {k: v for k, v in pretrained.config.items()
             if k not in ("lamae_version", "model_format", "model", "preprocessing", "weights_sha256", "path",
                          "model_format_written")}
@@ -82,7 +82,7 @@ if ModelHubMixin is not None:
         def save_pretrained(self, save_directory, *args, **kwargs):
             """The Hub's ``save_pretrained``, after checking the folder: an existing file, a store, or
             a place that cannot be written is named before the Hub's code touches it."""
-            output_dir(save_directory, allow="checkpoint")
+            output_dir(save_directory, "checkpoint", allow="checkpoint", writes=(*FILES, "README.md"))
             return super().save_pretrained(save_directory, *args, **kwargs)
 
         def _save_pretrained(self, save_directory: Path) -> None:

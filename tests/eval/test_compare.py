@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from lamae.data.store import meta_digest
 from lamae.errors import LamaeError
 from lamae.config import first_difference
 from lamae.eval.compare import CompareConfig, _as_current, run_compare
@@ -67,6 +68,19 @@ def test_compare_two_models_two_seeds_fills_every_table_and_resumes(store, tmp_p
     changed = CompareConfig(**{**cfg.__dict__, "pretrain": {**cfg.pretrain, "base_lr": 0.02}})
     with pytest.raises(LamaeError, match=r"result.json: computed with other settings .*base_lr was 0.01, now 0.02"):
         run_compare(changed, progress=False)
+    # the store rebuilt with other content in the same folder: its old results are not reused
+    import shutil
+
+    moved = tmp_path / "store"
+    shutil.copytree(store.path, moved)
+    same = CompareConfig(**{**cfg.__dict__, "store": str(moved)})
+    assert run_compare(same, progress=False)["results"]["LAMAE"][0]["per_level"] == again["results"]["LAMAE"][0]["per_level"]
+    meta = json.loads((moved / "meta.json").read_text())
+    meta["split_seed"] = 9
+    meta["meta_sha256"] = meta_digest(meta)
+    (moved / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(LamaeError, match=r"result.json: computed on other data than the store"):
+        run_compare(same, progress=False)
 
 
 def test_results_stored_before_a_setting_existed_are_reused_only_at_its_default():

@@ -31,8 +31,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import LamaeError, LeadNameError, RecordError, ShapeError
-from ..files import (ResumableChunks, atomic_write_text, check_removable, file_sha256,
-                     refuse_lamae_folder)
+from ..files import (ResumableChunks, atomic_write_text, check_claim, check_removable, claim_output,
+                     file_sha256, refuse_lamae_folder)
 from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
 from .preprocess import Preprocessing, lead_problems, preprocess
@@ -142,11 +142,14 @@ def _write_chunk(signals: Path, offset: int, row_bytes: int, first_row: int, chu
 def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
             split_fractions=(0.7, 0.15, 0.15), chunk_size: int = 256, workers: int = 1,
             overwrite: bool = False, progress: bool = True, limit: int | None = None,
-            min_length_s: float | None = None) -> "EcgStore":
+            min_length_s: float | None = None, rebuild_changed: bool = False) -> "EcgStore":
     """Convert ``source`` (a reader) into a store at ``out_dir``; resumes an interrupted run.
 
     Records shorter than ``min_length_s`` seconds (default: half the window, as the Python API
-    requires) are skipped and reported, not stored as a window of mostly zeros."""
+    requires) are skipped and reported, not stored as a window of mostly zeros. A finished store
+    is reused only when it was made from the same records with the same labels and settings;
+    otherwise it is refused, or with ``rebuild_changed`` (a store a command keeps for itself,
+    finetune's) made again."""
     out = Path(out_dir)
     min_length_s = prep.window_s / 2 if min_length_s is None else min_length_s
     if isinstance(min_length_s, bool) or not isinstance(min_length_s, (int, float)) or not 0 <= min_length_s <= prep.window_s:
@@ -163,15 +166,9 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
             raise LamaeError(f"{out}: is the input dataset {root} or contains it; choose another --out")
     refuse_lamae_folder(out, allow="store")
     if overwrite and out.exists():
-        check_removable(out, inputs=[root])
-    if (out / "meta.json").exists() and not overwrite:
-        existing = EcgStore(out)
-        if existing.preprocessing != prep:
-            raise LamaeError(f"{out}: a store with other preprocessing ({existing.meta['preprocessing']}) "
-                             "is already here; pass --overwrite or choose another --out")
-        return existing
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+        check_removable(out, inputs=[root], kind="store")
+    else:  # a new or empty folder, or a store (finished or not) lamae made here
+        check_claim(out, "store", writes=("meta.json", "signals.npy", "index.parquet", "report.json", "report.md"))
     items = source.items()
     # Rows of the dataset's own tables (record list, labels) the reader could not use
     table_problems = list(getattr(source, "problems", []))
@@ -183,14 +180,28 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     fingerprint = {
         "source": str(getattr(source, "root", "")), "format": source.name, "n_items": n,
         "first": items[0].record_id, "last": items[-1].record_id, "preprocessing": prep.to_dict(),
-        "min_length_s": float(min_length_s),
+        "min_length_s": float(min_length_s), "items_sha256": items_digest(items), "split_seed": split_seed,
     }
+    if (out / "meta.json").exists() and not overwrite:
+        existing = EcgStore(out)
+        differs = (f"preprocessing {existing.meta['preprocessing']}" if existing.preprocessing != prep
+                   else _store_differs(existing.meta, fingerprint))
+        if differs is None:
+            return existing
+        if not rebuild_changed:
+            raise LamaeError(f"{out}: the store here was made from other input or settings ({differs}); pass "
+                             "--overwrite to replace it or choose another --out")
+        overwrite = True
+    elif (out / "_progress.json").exists() and rebuild_changed:
+        state = _read_progress(out / "_progress.json")
+        overwrite = state is None or state.get("fingerprint") != fingerprint
+    if overwrite and out.exists():
+        check_removable(out, inputs=[root], kind="store")
+        shutil.rmtree(out)
     parts = out / "_parts"
 
     def start():  # a fresh conversion: the header and a sparse file of the final size, filled chunk by chunk
-        if out.exists() and any(out.iterdir()):
-            raise LamaeError(f"{out}: folder is not empty and holds no store; pass --overwrite")
-        out.mkdir(parents=True, exist_ok=True)
+        claim_output(out, "store")
         np.lib.format.open_memmap(out / "signals.npy", mode="w+", dtype=np.float16, shape=(n, n_leads, t))
 
     state = ResumableChunks(out / "_progress.json", parts, fingerprint, {"next_item": 0, "next_row": 0, "next_part": 0},
@@ -222,6 +233,48 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     return _finish(out, state, source, prep, fingerprint, split_seed, split_fractions, table_problems, time.time() - t0)
 
 
+def _read_progress(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def items_digest(items) -> str:
+    """sha256 of a dataset's listing: each record's id, patient, file and labels, in order. Two
+    runs of prepare agree on it only when they would store the same records with the same labels
+    (another folder, another --limit or an edited labels file all change it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for it in items:
+        codes = "\x1f".join(it.codes) if it.codes is not None else "\x1e"
+        h.update(f"{it.record_id}\x1d{it.patient_id}\x1d{it.path}\x1d{codes}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _store_differs(meta: dict, fingerprint: dict) -> str | None:
+    """What differs between the input a finished store was made from and ``fingerprint`` (None:
+    the same). A store made before the fingerprint was recorded is compared on what its meta.json
+    kept: the dataset folder, the format and the number of records."""
+    stored = meta.get("fingerprint")
+    if not isinstance(stored, dict):
+        stored = {"source": meta.get("source"), "format": meta.get("format"), "n_items": meta.get("n_source_records"),
+                  "min_length_s": meta.get("min_length_s", fingerprint["min_length_s"]),
+                  "split_seed": meta.get("split_seed", fingerprint["split_seed"])}
+    names = {"source": "dataset folder", "format": "format", "n_items": "number of records",
+             "items_sha256": "records or their labels", "first": "first record", "last": "last record",
+             "min_length_s": "minimum length", "split_seed": "split seed"}
+    for key, label in names.items():
+        if key == "source" and "items_sha256" in stored:
+            continue  # the listing's content decides, wherever the folder now lies
+        if key in stored and stored[key] != fingerprint[key]:
+            if key == "items_sha256":
+                return "the same number of records, but other records or other labels"
+            return f"{label} {stored[key]!r}, now {fingerprint[key]!r}"
+    return None
+
+
 def _finish(out: Path, state: ResumableChunks, source, prep: Preprocessing, fingerprint: dict, split_seed: int,
             split_fractions, table_problems: list, seconds: float) -> "EcgStore":
     """Every chunk is written: assemble the index, assign splits, write meta.json and the report."""
@@ -232,7 +285,12 @@ def _finish(out: Path, state: ResumableChunks, source, prep: Preprocessing, fing
     skipped = [p for p in problems if "lead" not in p]
     dropped_leads = [p for p in problems if "lead" in p]
     if index.empty:
-        raise LamaeError(f"{out}: every record was skipped; see the problems listed in report.json")
+        atomic_write_text(out / "report.json", json.dumps({"skipped": skipped, "dropped_leads": dropped_leads,
+                                                           "table_problems": list(table_problems)}, indent=2))
+        first = skipped[0] if skipped else {}
+        raise LamaeError(f"{out}: every record was skipped (the first, {first.get('record_id', '?')}: "
+                         f"{first.get('problem', first.get('reason', 'see the report'))}); every problem is listed "
+                         f"in {out / 'report.json'}")
     # A dataset's official split (PTB-XL's strat_fold) wins; otherwise a seeded patient split.
     if (index["source_split"] != "").all():
         index["split"] = index["source_split"]
@@ -251,7 +309,7 @@ def _finish(out: Path, state: ResumableChunks, source, prep: Preprocessing, fing
         "source": fingerprint["source"], "format": source.name,
         "n_source_records": n, "n_skipped": len(skipped), "n_leads_dropped": len(dropped_leads),
         "n_table_problems": len(table_problems), "min_length_s": fingerprint["min_length_s"],
-        "index_sha256": file_sha256(out / "index.parquet"),
+        "index_sha256": file_sha256(out / "index.parquet"), "fingerprint": fingerprint,
     }
     meta["meta_sha256"] = meta_digest(meta)
     _write_report(out, skipped, dropped_leads, meta, seconds, table_problems)
@@ -435,6 +493,12 @@ class EcgStore:
                         raise LamaeError(f"{self.path / 'signals.npy'}: row {int(r)} (record {rid}) does not "
                                          "match its checksum; the store is damaged; run prepare again with "
                                          "--overwrite")
+
+    @property
+    def digest(self) -> str:
+        """The store's content digest: meta.json's checksum, which covers the index's checksum and
+        so every row's CRC. A store rebuilt from other data has another digest wherever it lies."""
+        return self.meta.get("meta_sha256") or meta_digest(self.meta)
 
     def __len__(self) -> int:
         return int(self.meta["n_rows"])

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..errors import LamaeError
 from .wfdb_io import write_wfdb
 
 MIMIC_LEAD_ORDER = ("I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -259,8 +260,12 @@ def synthesize_mimic(out_dir: str | os.PathLike, n_records: int = 1000, *, seed:
         raise ValueError(f"layout must be 'v1' or 'demo', got {layout!r}")
     if isinstance(n_records, bool) or not isinstance(n_records, int) or n_records < 1:
         raise ValueError(f"the number of records must be a positive integer, got {n_records!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..files import claim_output, refuse_lamae_folder
+
+    if out_dir is None or not str(out_dir).strip():
+        raise LamaeError(f"output folder {out_dir!r}: name a folder to write into")
+    refuse_lamae_folder(out_dir)  # never a dataset inside a store or a checkpoint
+    out = claim_output(out_dir, "synth", writes=("record_list.csv", "records_w_diag_icd10.csv", "files"))
     rng = np.random.default_rng(seed)
     n_patients = max(1, int(round(n_records / ecgs_per_patient)))
     patients = _make_patients(n_patients, rng)

@@ -21,7 +21,7 @@ from ..checkpoint import load_checkpoint
 from ..data.preprocess import Preprocessing
 from ..data.sources import PTBXL_TASKS, PtbXlReader
 from ..data.store import prepare
-from ..files import atomic_write_text
+from ..files import atomic_write_text, claim_output
 from ..errors import LamaeError
 from ..labels.icd10 import build_flat_targets
 from ..train.pretrain import PretrainConfig, ensure_pretrained
@@ -61,8 +61,7 @@ class BenchmarkConfig:
 
 
 def run_ptbxl_benchmark(cfg: BenchmarkConfig, progress: bool = True) -> dict:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output(cfg.out, "benchmark", writes=("benchmark.json", "benchmark.md", "results", "stores", "runs"))
     bad = [t for t in cfg.tasks if t not in PTBXL_TASKS] + [m for m in cfg.modes if m not in MODES]
     if bad:
         raise ValueError(f"unknown tasks/modes {bad}; tasks {PTBXL_TASKS}, modes {MODES}")
@@ -182,7 +181,7 @@ def run_mimic_benchmark(cfg: MimicBenchmarkConfig, progress: bool = True) -> dic
     from .metrics import node_aurocs
 
     sc = Scenario.parse(cfg.scenario)
-    out = Path(cfg.out)
+    out = claim_output(cfg.out, "benchmark", writes=("benchmark.json", "benchmark.md", "results", "stores", "runs"))
     (out / "results").mkdir(parents=True, exist_ok=True)
     labels_path = Path(cfg.data) / "records_w_diag_icd10.csv"
     if not labels_path.exists():

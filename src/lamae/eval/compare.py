@@ -27,7 +27,7 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..config import first_difference
 from ..data.store import EcgStore
-from ..files import atomic_write_text
+from ..files import atomic_write_text, claim_output
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, target_levels
 from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
@@ -190,6 +190,10 @@ class Comparison:
         if result_path.exists():
             result = json.loads(result_path.read_text())
             stored = _as_current(result.get("settings", settings), settings)
+            if stored.get("store") != settings["store"]:
+                raise LamaeError(f"{result_path}: computed on other data than the store {self.store.path} holds now "
+                                 "(the store's content digest differs, or the result predates digests); delete "
+                                 f"{folder} to recompute it, or choose another --out")
             if stored != settings:
                 raise LamaeError(f"{result_path}: computed with other settings than this comparison's "
                                  f"({first_difference(stored, settings)}); delete {folder} to "
@@ -249,8 +253,10 @@ class Comparison:
         train = {k: v for k, v in asdict(pcfg).items() if k not in _NOT_SETTINGS}
         evaluation = {k: getattr(self.cfg, k) for k in ("cv", "label_fractions", "min_prevalence", "min_count",
                                                          "min_test_positives")}
+        # the store by its content digest, not its path: a store rebuilt with other data in the
+        # same folder must not have its old results reused
         return {"model": self.model_cfgs[name][0].to_dict(), "train": train, "evaluation": evaluation,
-                "store": str(self.store.path)}
+                "store": self.store.digest}
 
     def _wants_crosslead(self, name: str) -> bool:
         spec = FAMILY[name]
@@ -331,6 +337,7 @@ class Comparison:
         return rows
 
     def run(self) -> dict:
+        claim_output(self.out, "compare", writes=("compare.json", "compare.md", "compare.png", "runs"))
         results = {}
         for name in self.cfg.models:
             for seed in self.cfg.seeds:

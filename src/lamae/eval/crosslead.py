@@ -85,7 +85,7 @@ def run_ablation(checkpoints: dict[str, str], store_path, out_dir, *, hide=DEFAU
 
     store = EcgStore(store_path)
     results = {name: crosslead_ablation(load(path), store, hide, split=split) for name, path in checkpoints.items()}
-    out = output_dir(out_dir)
+    out = output_dir(out_dir, "ablate", writes=("ablation.json", "ablation.md"))
     atomic_write_text(out / "ablation.json", json.dumps({"store": str(store.path), "checkpoints": checkpoints,
                                                         "results": results}, indent=2))
     atomic_write_text(out / "ablation.md", ablation_markdown(results))

@@ -78,7 +78,7 @@ def reduced_lead_eval(checkpoints: dict[str, str | list[str]], store_path, out_d
     for name, paths in checkpoints.items():
         runs = [probe_sets(path, name if len(paths) == 1 else f"{name} #{i + 1}") for i, path in enumerate(paths)]
         results[name] = runs[0] if len(runs) == 1 else _over_seeds(runs)
-    out = output_dir(out_dir)
+    out = output_dir(out_dir, "leads", writes=("leads.json", "leads.md", "leads.png"))
     report = {"store": str(store.path),
               "checkpoints": {n: p[0] if len(p) == 1 else p for n, p in checkpoints.items()},
               "pooling": pooling, "results": results}

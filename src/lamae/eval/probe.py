@@ -133,7 +133,7 @@ def run_probe(checkpoint, store_path, out_dir, *, min_prevalence: float = 0.01, 
                                               pooling=pooling, device=device, progress=progress,
                                               desc="embed (random init)")
     results = probe_features(feats, targets, splits, min_test_positives=min_test_positives)
-    out = output_dir(out_dir)
+    out = output_dir(out_dir, "probe", writes=("probe.json", "probe.md", "roc.png"))
     y_test = targets.y[splits == "test"]
     y_train = targets.y[splits == "train"]
     report = {

@@ -124,7 +124,7 @@ def save_store_errors(model, store_path, hide, out, *, split: str = "test") -> d
     if not hide:
         raise LamaeError("reconstruction over a store needs the leads to withhold (--hide LEAD ...)")
     errs = reconstruction_errors(model, EcgStore(store_path), hide, split=split)
-    out = output_dir(out)
+    out = output_dir(out, "reconstruct", writes=("errors.json",))
     atomic_write_text(out / "errors.json", json.dumps({"store": str(store_path), "split": split, "errors": errs},
                                                       indent=2))
     return errs

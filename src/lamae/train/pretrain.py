@@ -33,7 +33,7 @@ from ..checkpoint import load_checkpoint, load_trainer_state, read_latest, save_
 from ..config import first_difference
 from ..data.preprocess import Preprocessing
 from ..data.store import EcgStore
-from ..files import atomic_write_text
+from ..files import atomic_write_text, check_claim, claim_output
 from ..errors import LamaeError
 from ..leads import LIMB_LEADS
 from ..models.family import FAMILY, PRETRAINABLE
@@ -134,6 +134,16 @@ def lead_dropout_mask(gen: torch.Generator, present: torch.Tensor, cfg: Pretrain
         keep = torch.where(present, u, torch.full_like(u, -1.0)).argmax(dim=1)
         drop[empty, keep[empty]] = False
     return drop
+
+
+# what a run folder holds: named when a folder of the user's own would be written over
+RUN_FILES = ("latest.json", "checkpoints", "loss.csv", "loss.png", "metrics.csv", "pretrain_config.json",
+             "tensorboard", "wandb")
+
+
+def _shown_steps(out: Path) -> str:
+    names = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
+    return ", ".join(f"checkpoints/{n}" for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _latest_step(out: Path) -> tuple[int, Path] | None:
@@ -279,7 +289,9 @@ class RunRecord:
         save_checkpoint(self.out / name, self.model, self.prep, extra={**self.extra, "step": step, "training": training},
                         trainer_state={"optimizer": self.opt.state_dict(), "step": step})
         atomic_write_text(self.out / "latest.json", json.dumps({"step": step, "path": name}))
-        saved = sorted((self.out / "checkpoints").glob("step-*[0-9]"))
+        # only this run's checkpoints, up to the one just saved, are ever pruned
+        saved = sorted(p for p in (self.out / "checkpoints").glob("step-*[0-9]")
+                       if p.name[5:].isdigit() and int(p.name[5:]) <= step)
         for old in saved[: max(0, len(saved) - self.cfg.keep_checkpoints)]:
             shutil.rmtree(old)
 
@@ -342,9 +354,14 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     torch.manual_seed(cfg.seed)
     model = make_model(model_cfg).to(device)
     opt = make_optimizer(param_groups(model, cfg.weight_decay), cfg.lr, device)
+    # a new or empty folder, or a run lamae made here: never a folder of the user's own files
+    check_claim(out, "run", writes=RUN_FILES)
     start, before = _resume(out, resume, model, opt, prep)
+    if start == 0 and any((out / "checkpoints").glob("step-*")):
+        raise LamaeError(f"{out}: holds checkpoints ({_shown_steps(out)}) but no latest.json naming one, so they "
+                         "belong to no run lamae can resume; choose another --out")
     if start >= cfg.steps:
-        return {"out": str(out), "steps": cfg.steps, "final_loss": before["last_loss"],
+        return {"out": str(out), "steps": start, "asked_steps": cfg.steps, "final_loss": before["last_loss"],
                 "seconds": before["seconds"], "parameters": model.num_parameters(), "already_finished": True,
                 "rank": rank}
     if cfg.batch_size % (world * cfg.grad_accum):
@@ -354,7 +371,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         # rows logged after the checkpoint resumed from (all of them when there is none) are redone
         _trim_log(out / "loss.csv", start)
         _trim_log(out / "metrics.csv", start)
-        out.mkdir(parents=True, exist_ok=True)
+        claim_output(out, "run", writes=RUN_FILES)
         atomic_write_text(out / "pretrain_config.json", json.dumps(asdict(cfg), indent=2))
     net = model
     if world > 1:
@@ -368,7 +385,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
                            half=device.type == "cuda")
     loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps), num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
-    extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store),
+    extra = {"train": asdict(cfg), "store": {"path": str(store.path), "n_rows": len(store), "digest": store.digest,
                                              "format": store.meta.get("format"), "source": store.meta.get("source")}}
     record = RunRecord(out, cfg, before, model, opt, prep, extra, device, world, main)
     finished = False
@@ -435,6 +452,11 @@ def check_finished_run(cfg: PretrainConfig) -> None:
     if now.encoder != "router":  # the routers' settings change no other model
         for key in FORMAT_2_ROUTERS:
             a.pop(key), b.pop(key)
+    trained_on = saved.get("store", {}).get("digest") if isinstance(saved.get("store"), dict) else None
+    if cfg.store and trained_on is not None and trained_on != EcgStore(cfg.store).digest:
+        raise LamaeError(f"{cfg.out}: this finished run was pretrained on other data than the store {cfg.store} "
+                         "holds now (the store's content digest differs); delete the run to retrain it, or choose "
+                         "another out folder")
     if a != b:
         raise LamaeError(f"{cfg.out}: this finished run was trained with other model settings than "
                          f"{cfg.architecture} with these settings builds now ({first_difference(a, b)}); "

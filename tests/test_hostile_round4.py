@@ -1,0 +1,257 @@
+"""The hostile corpus, round 4 (issue 38): a command writes only into a new or empty folder or
+into its own earlier output (recognised by the marker lamae writes, never by file names alone);
+--overwrite removes only what the same kind of command wrote; a result is reused only while its
+inputs' content is the same. Each case is built here, on small synthetic data."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lamae
+from lamae.errors import LamaeError
+from lamae.files import MARKER
+
+from .test_hostile import assert_named, cli
+from .test_hostile_round3 import snapshot, tree
+
+
+def users_folder(base: Path, files: dict) -> Path:
+    """A folder of the user's own files (names lamae also writes), with their content."""
+    base.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_text(text)
+    return base
+
+
+def untouched(folder: Path, before: dict) -> None:
+    assert snapshot(folder) == before, "the user's files were changed"
+    assert not (folder / MARKER).exists()
+
+
+# =========================================================================== 1. data loss
+@pytest.mark.parametrize("files", [
+    {"loss.csv": "step,loss\n1,0.5\n2,0.4\n", "metrics.csv": "step,name,value\n1,acc,0.9\n",
+     "pretrain_config.json": '{"my": "experiment"}'},
+    {"metrics.csv": "step,name,value\n1,acc,0.9\n"},
+    {"checkpoints/step-0000001/notes.txt": "mine", "checkpoints/step-0000003/notes.txt": "mine",
+     "checkpoints/step-0000004/notes.txt": "mine"},
+])
+def test_pretrain_never_writes_into_a_folder_of_the_users_files(store, tmp_path, capsys, files):
+    mine = users_folder(tmp_path / "U", files)
+    before = snapshot(mine)
+    rc, _, err = cli(capsys, "pretrain", "--store", store.path, "--out", mine, "--steps", "5", "--size", "tiny",
+                     "--batch-size", "8")
+    assert_named(rc, err, str(mine), sorted(files)[0].split("/")[0])
+    untouched(mine, before)
+
+
+def test_a_run_whose_latest_json_is_gone_keeps_its_checkpoints(tiny_run, store, tmp_path, capsys):
+    """Another run's checkpoints with no latest.json: nothing is pruned, nothing is started."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "latest.json").unlink()
+    before = snapshot(run)
+    rc, _, err = cli(capsys, "pretrain", "--store", store.path, "--out", run, "--steps", "5", "--size", "tiny",
+                     "--batch-size", "8")
+    assert_named(rc, err, "checkpoints/step-0000020", "no latest.json")
+    assert snapshot(run) == before
+
+
+def test_finetune_never_writes_over_the_users_model_or_report(tiny_run, synth_dir, af_labels, tmp_path, capsys):
+    for mode, files in (("finetune", {"model/weights.bin": "mine", "model.tmp/x": "mine"}),
+                        ("probe", {"report.md": "# mine", "probe.npz": "mine", "roc.png": "mine",
+                                   "metrics.csv": "step,name,value\n"})):
+        mine = users_folder(tmp_path / mode, files)
+        before = snapshot(mine)
+        rc, _, err = cli(capsys, "finetune", synth_dir, "--labels", af_labels, "--checkpoint", tiny_run,
+                         "--out", mine, "--mode", mode, "--steps", "2", "--min-count", "3")
+        assert_named(rc, err, str(mine))
+        untouched(mine, before)
+
+
+@pytest.mark.parametrize("case", ["run", "logs", "checkpoints"])
+def test_prepare_overwrite_removes_only_a_store(tiny_run, tmp_path, capsys, case):
+    data = tree(tmp_path / "data")
+    if case == "run":  # a pretraining run lamae made
+        target = tmp_path / "run"
+        shutil.copytree(tiny_run, target)
+    elif case == "logs":
+        target = users_folder(tmp_path / "logs", {"wandb/run-1/files.txt": "x", "tensorboard/events": "x"})
+    else:
+        target = users_folder(tmp_path / "exp", {"checkpoints/best.pt": "w", "checkpoints/last.pt": "w",
+                                                 "metrics.csv": "a,b\n"})
+    before = snapshot(target)
+    rc, _, err = cli(capsys, "prepare", data, "--out", target, "--overwrite", "--window", "2")
+    assert_named(rc, err, str(target))
+    assert snapshot(target) == before
+
+
+def test_prepare_overwrite_still_replaces_its_own_store(tmp_path, capsys):
+    data = tree(tmp_path / "data")
+    assert cli(capsys, "prepare", data, "--out", tmp_path / "s", "--window", "2")[0] == 0
+    rc, out, err = cli(capsys, "prepare", data, "--out", tmp_path / "s", "--window", "4", "--overwrite")
+    assert rc == 0, err
+    assert lamae.data.store.EcgStore(tmp_path / "s").preprocessing.window_s == 4
+
+
+def test_embed_never_replaces_the_users_files_beside_its_output(synth_dir, tiny_run, tmp_path, capsys):
+    out = tmp_path / "O"
+    users_folder(out, {"emb.parquet.parts/mine.txt": "mine", "emb.records.csv": "a\n1\n", "emb.skipped.csv": "b\n"})
+    before = snapshot(out)
+    for name, word in (("emb.parquet", "emb.parquet.parts"), ("emb.npy", "emb.records.csv")):
+        rc, _, err = cli(capsys, "embed", synth_dir, "--checkpoint", tiny_run, "--out", out / name, "--limit", "4")
+        assert_named(rc, err, word)
+        assert snapshot(out) == before
+    # its own earlier output is replaced on a second run, with nothing else asked
+    mine = tmp_path / "E" / "emb.npy"
+    for _ in range(2):
+        rc, _, err = cli(capsys, "embed", synth_dir, "--checkpoint", tiny_run, "--out", mine, "--limit", "4")
+        assert rc == 0, err
+    assert np.load(mine).shape[0] == 4
+
+
+def test_synth_writes_only_a_new_folder_or_its_own(store, tiny_run, tmp_path, capsys):
+    mimic = users_folder(tmp_path / "mimic", {"record_list.csv": "subject_id,study_id,path\n1,2,files/x\n",
+                                              "records_w_diag_icd10.csv": "study_id,all_diag_all\n2,[]\n"})
+    before = snapshot(mimic)
+    rc, _, err = cli(capsys, "synth", mimic, "--records", "3")
+    assert_named(rc, err, "record_list.csv")
+    untouched(mimic, before)
+    for target in (store.path, tiny_run, tiny_run / "checkpoints" / "step-0000020"):
+        rc, _, err = cli(capsys, "synth", target, "--records", "3")
+        assert_named(rc, err, str(target))
+    assert cli(capsys, "synth", tmp_path / "new", "--records", "3")[0] == 0
+    assert cli(capsys, "synth", tmp_path / "new", "--records", "3")[0] == 0  # its own: resumed
+
+
+def test_reconstruct_explain_and_exports_never_replace_the_users_files(tiny_run, synth_dir, tmp_path, capsys):
+    record = sorted(synth_dir.rglob("*.hea"))[0]
+    model = lamae.load(tiny_run)
+    for command, files in (("reconstruct", {"reconstruction.png": "mine", "errors.json": "{}"}),
+                           ("explain", {"lead_weights.png": "mine", "ecg.png": "mine"})):
+        mine = users_folder(tmp_path / command, files)
+        before = snapshot(mine)
+        extra = ["--hide", "V1"] if command == "reconstruct" else []
+        rc, _, err = cli(capsys, command, record, "--checkpoint", tiny_run, "--out", mine, *extra)
+        assert_named(rc, err, str(mine))
+        untouched(mine, before)
+    rec = lamae.read(record)
+    r = model.reconstruct(rec.signal, rec.fs, rec.leads, hide=["V1"])
+    mine = users_folder(tmp_path / "api", {"errors.json": "{}"})
+    with pytest.raises(LamaeError, match="errors.json"):
+        r.save(mine)
+    assert (mine / "errors.json").read_text() == "{}"
+    assert set(r.save(tmp_path / "fresh")) == {"plot", "errors"} and r.save(tmp_path / "fresh")  # its own, twice
+    from lamae.hub import export_checkpoint
+
+    mine = users_folder(tmp_path / "hub", {"README.md": "# my project", "config.json": '{"mine": 1}'})
+    before = snapshot(mine)
+    with pytest.raises(LamaeError, match="README.md|config.json"):
+        export_checkpoint(model, mine)
+    untouched(mine, before)
+    assert (export_checkpoint(model, tmp_path / "exp") / "model.safetensors").exists()
+    export_checkpoint(model, tmp_path / "exp")  # its own export, replaced
+    try:
+        from lamae.hub import LamaeHub
+
+        hub = LamaeHub(model)
+    except (ImportError, LamaeError):
+        return
+    with pytest.raises(LamaeError, match="README.md|config.json"):
+        hub.save_pretrained(mine)
+    untouched(mine, before)
+
+
+def test_a_command_refuses_another_commands_folder(store, tiny_run, tmp_path, capsys):
+    rc, _, err = cli(capsys, "probe", "--checkpoint", tiny_run, "--store", store.path, "--out", tiny_run)
+    assert_named(rc, err, "pretraining run")
+
+
+def test_probe_reruns_into_its_own_folder(store, tiny_run, tmp_path, capsys):
+    for _ in range(2):
+        rc, _, err = cli(capsys, "probe", "--checkpoint", tiny_run, "--store", store.path, "--out", tmp_path / "p",
+                         "--no-random-baseline", "--min-count", "1")
+        assert rc == 0, err
+
+
+# =========================================================================== 2. reuse keyed on content
+def test_prepare_into_the_same_folder_from_other_data_or_limit_is_refused(tmp_path, capsys):
+    a, b = tree(tmp_path / "a"), tree(tmp_path / "b")
+    pd.read_csv(b / "record_list.csv").iloc[:5].to_csv(b / "record_list.csv", index=False)
+    s = tmp_path / "s"
+    assert cli(capsys, "prepare", a, "--out", s, "--window", "2")[0] == 0
+    rc, _, err = cli(capsys, "prepare", b, "--out", s, "--window", "2")
+    assert_named(rc, err, "other input", "number of records")
+    s2 = tmp_path / "s2"
+    assert cli(capsys, "prepare", a, "--out", s2, "--window", "2", "--limit", "3")[0] == 0
+    rc, _, err = cli(capsys, "prepare", a, "--out", s2, "--window", "2", "--limit", "6")
+    assert_named(rc, err, "number of records 3, now 6")
+    # the same data again: the finished store is returned
+    rc, out, _ = cli(capsys, "prepare", a, "--out", s2, "--window", "2", "--limit", "3")
+    assert rc == 0 and "3 records stored" in out
+
+
+def test_prepare_notices_edited_labels(tmp_path, capsys):
+    a = tree(tmp_path / "a")
+    s = tmp_path / "s"
+    assert cli(capsys, "prepare", a, "--out", s, "--window", "2")[0] == 0
+    labels = pd.read_csv(a / "records_w_diag_icd10.csv", dtype=str, keep_default_na=False)
+    labels.loc[0, "all_diag_all"] = "['Z000']"
+    labels.to_csv(a / "records_w_diag_icd10.csv", index=False)
+    rc, _, err = cli(capsys, "prepare", a, "--out", s, "--window", "2")
+    assert_named(rc, err, "other labels")
+
+
+def test_finetune_with_other_labels_rebuilds_its_store(tiny_run, synth_dir, af_labels, tmp_path, capsys):
+    out = tmp_path / "ft"
+    args = ["finetune", synth_dir, "--checkpoint", tiny_run, "--out", out, "--min-count", "3"]
+    assert cli(capsys, *args, "--labels", af_labels)[0] == 0
+    table = pd.read_csv(af_labels)
+    table["labels"] = [repr(["LVH"]) if "LVH" in x else repr(["AF"]) if i % 2 else "[]"
+                       for i, x in enumerate(table["labels"])]
+    other = tmp_path / "other.csv"
+    table.to_csv(other, index=False)
+    rc, _, err = cli(capsys, *args, "--labels", other)
+    assert rc == 0, err
+    report = json.loads((out / "report.json").read_text())
+    store = lamae.data.store.EcgStore(out / "store")
+    positives = sum("AF" in c for c in store.codes(store.rows()))
+    assert positives == sum("AF" in x for x in table["labels"])  # the new labels, not the old
+    assert report["labels"] == str(other)
+
+
+def test_pretrain_resume_with_fewer_steps_names_the_steps_trained(tiny_run, store, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    rc, out, err = cli(capsys, "pretrain", "--store", store.path, "--out", run, "--resume", "--steps", "2",
+                       "--set", "model.n_latents=4", "--batch-size", "16", "--base-lr", "0.05",
+                       "--set", "warmup_steps=3", "--checkpoint-every", "1000")
+    assert rc == 0, err
+    assert "20 steps trained" in out and "--steps 2 asks for fewer" in out
+
+
+def test_a_finished_run_is_not_reused_on_a_rebuilt_store(tiny_run, store, tmp_path):
+    """ensure_pretrained (compare, benchmark, demo) checks the data a run was trained on by content."""
+    from lamae.train.pretrain import PretrainConfig, ensure_pretrained
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    other = tmp_path / "store"
+    shutil.copytree(store.path, other)
+    cfg = PretrainConfig(store=str(store.path), out=str(run), steps=20, batch_size=16, base_lr=0.05,
+                         warmup_steps=3, checkpoint_every=1000, model={"n_latents": 4})
+    assert ensure_pretrained(cfg, progress=False) is False  # the same data, moved or not: reused
+    meta = json.loads((other / "meta.json").read_text())
+    meta["split_seed"] = 7  # other content, same path
+    from lamae.data.store import meta_digest
+
+    meta["meta_sha256"] = meta_digest(meta)
+    (other / "meta.json").write_text(json.dumps(meta))
+    cfg.store = str(other)
+    with pytest.raises(LamaeError, match="other data"):
+        ensure_pretrained(cfg, progress=False)
