@@ -255,3 +255,76 @@ def test_a_finished_run_is_not_reused_on_a_rebuilt_store(tiny_run, store, tmp_pa
     cfg.store = str(other)
     with pytest.raises(LamaeError, match="other data"):
         ensure_pretrained(cfg, progress=False)
+
+
+# =========================================================================== 3. wrong data with no word
+def test_a_file_naming_one_lead_twice_is_skipped_and_named(tmp_path):
+    """A MUSE export with V1 labelled I, and a 14-channel EDF whose extra channels repeat lead I:
+    refused per file (as WFDB refuses repeated names), never stored with a channel dropped unseen."""
+    pytest.importorskip("ecgdatakit", reason="ecgdatakit is not installed (lamae[formats])")
+    from .data.test_ecgfiles import EIGHT, muse_xml, signal
+
+    leads = ["I", "II", "I", *EIGHT[3:]]  # V1 labelled I
+    (tmp_path / "muse").mkdir()
+    (tmp_path / "muse" / "a.xml").write_text(muse_xml(signal(EIGHT), leads))
+    with pytest.raises(LamaeError, match="two channels are lead I"):
+        lamae.read(tmp_path / "muse" / "a.xml")
+    from .data.test_hospital_formats import _write_edf
+
+    (tmp_path / "edf").mkdir()
+    _write_edf(tmp_path / "edf" / "b.edf", extra=("ECG I", "Lead I"))
+    with pytest.raises(LamaeError, match="two channels are lead I .*'ECG I'"):
+        lamae.read(tmp_path / "edf" / "b.edf")
+
+
+def test_code15_two_exams_naming_one_file_store_the_ecg_once(tmp_path, capsys):
+    from lamae.data.store import EcgStore
+
+    from .test_hostile_round3 import _code15
+
+    rows = [{"exam_id": e, "patient_id": e, "AF": af, "RBBB": "False", "1dAVb": "False", "LBBB": "False",
+             "SB": "False", "ST": "False", "save_file": f} for e, af, f in
+            (("1", "True", "code_15_1.mat"), ("2", "False", "code_15_1.mat"), ("3", "True", "code_15_3.mat"),
+             ("4", "True", "code_15_3.mat"), ("5", "False", "code_15_5.mat"))]
+    data = _code15(tmp_path / "c15", rows, {"1": 3600, "3": 3600, "5": 3600})
+    rc, _, err = cli(capsys, "prepare", data, "--format", "code15", "--out", tmp_path / "st", "--window", "8")
+    assert rc == 0, err
+    st = EcgStore(tmp_path / "st")
+    assert sorted(st.index["record_id"]) == ["1", "3", "5"]
+    labelled = st.index.set_index("record_id")["has_labels"]
+    assert not labelled["1"] and labelled["3"]  # two labels for one ECG: unlabelled; the same label: kept
+    report = json.loads((tmp_path / "st" / "report.json").read_text())
+    problems = [t["problem"] for t in report["table_problems"]]
+    assert "exam 2 names the file of exam 1 with other labels" in problems
+    assert "exam 4 names the file of exam 3" in problems
+
+
+def test_settings_that_ran_silently_wrong_are_refused(tiny_run, synth_dir, af_labels, store, tmp_path, capsys):
+    import torch
+
+    if not torch.cuda.is_available():
+        rc, _, err = cli(capsys, "finetune", synth_dir, "--labels", af_labels, "--checkpoint", tiny_run,
+                         "--out", tmp_path / "ft", "--device", "cuda")
+        assert_named(rc, err, "no CUDA GPU")
+        assert not (tmp_path / "ft" / "store").exists()
+    rc, _, err = cli(capsys, "leads", "--store", store.path, "--checkpoint", f"={tiny_run}", "--out", tmp_path / "l")
+    assert_named(rc, err, "NAME=PATH")
+
+
+def test_api_masked_arrays_generators_and_boolean_rates(tiny_run):
+    model = lamae.load(tiny_run)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 400)) * 0.2
+    leads = ["I", "II", "V1"]
+    masked = np.ma.masked_array(x.copy(), mask=np.zeros_like(x, bool))
+    masked.mask[2] = True  # V1 entirely masked: absent, as NaN would make it
+    masked.data[2] = 1e6   # whatever lies beneath the mask is never read
+    nan = x.copy()
+    nan[2] = np.nan
+    np.testing.assert_allclose(model.embed(masked, 100, leads), model.embed(nan, 100, leads), atol=1e-6)
+    with pytest.raises(LamaeError):
+        model.embed(np.ma.masked_all((3, 400)), 100, leads)
+    weights = model.lead_weights(x, 100, (lead for lead in leads))
+    assert list(weights) == leads and abs(sum(weights.values()) - 1) < 1e-4
+    with pytest.raises(LamaeError, match="sampling rate must be a number"):
+        model.embed(x, True, leads)

@@ -56,6 +56,11 @@ def as_signal_array(signal, record_id: str = "input") -> np.ndarray:
     floats, and torch tensors (detached, moved to the CPU; gradients are not tracked through
     lamae). Complex, boolean, string and object arrays (None, numbers as text) are refused by
     name rather than guessed at."""
+    if isinstance(signal, np.ma.MaskedArray):  # masked samples are missing: NaN, never the buffer beneath
+        if signal.dtype.kind not in "iuf":
+            raise ShapeError(f"{record_id}: signal is a masked array of {signal.dtype}, not real numbers; "
+                             "ECG samples are real millivolts")
+        signal = np.ma.filled(signal.astype(np.float64), np.nan)
     if isinstance(signal, torch.Tensor):
         signal = signal.detach().cpu()
         if signal.dtype == torch.bfloat16:
@@ -193,6 +198,8 @@ class Pretrained:
             raise ShapeError(f"{record_id}: {len(leads)} lead names for a signal with {x.shape[1]} rows "
                              f"(shape {tuple(np.shape(signal))}){hint}")
         leads = list(canonical_leads(leads, source=record_id))
+        if isinstance(fs, (bool, np.bool_)):
+            raise LamaeError(f"{record_id}: sampling rate must be a number in Hz, got {fs!r}")
         try:
             fs = float(fs)
         except (TypeError, ValueError):
@@ -290,6 +297,8 @@ class Pretrained:
 
     def lead_weights(self, signal, fs: float, leads, **kwargs) -> dict[str, float]:
         """The adaptive lead weights of one ECG, by lead name."""
+        if leads is not None and not isinstance(leads, (str, set, frozenset)):
+            leads = list(leads)  # a generator is read once: by the check and by the names alike
         _, w = self.embed(signal, fs, leads, return_weights=True, **kwargs)
         if w.ndim != 1:
             raise ShapeError("lead_weights takes one ECG (leads, samples)")

@@ -454,6 +454,8 @@ def _named_checkpoints(specs, seeds: bool = False) -> dict:
         name, sep, path = spec.partition("=")
         if not sep:
             name, path = Path(spec).name, spec
+        if not name.strip() or not path.strip():
+            raise LamaeError(f"--checkpoint {spec!r}: give NAME=PATH with both a model name and a checkpoint path")
         out.setdefault(name, []).append(path)
     if seeds:
         return out

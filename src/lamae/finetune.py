@@ -156,8 +156,11 @@ def finetune(checkpoint, data, labels, out, *, fmt: str = "auto", mode: str = "p
     from .tracking import open_tracker
     from .train.supervised import SupervisedConfig, predict_supervised, train_supervised
 
+    from .train.common import pick_device
+
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    pick_device(str(device))  # a device this machine lacks is named before any work, as every command does
     out = output_dir(out, "finetune", writes=("report.md", "report.json", "roc.png", "probe.npz", "metrics.csv", "model", "store"))
     model = load(checkpoint)
     table = read_label_csv(labels, id_column=id_column, label_column=label_column, patient_column=patient_column)

@@ -20,6 +20,7 @@ relations and ``meta["derived_leads"]`` names them.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import LamaeError, RecordError
 from ..optional import require
-from .hospital import lead_from_label
+from .hospital import lead_from_label, repeated_lead
 from .record import EcgRecord, sex_code
 from .units import mv_factor
 
@@ -92,12 +93,18 @@ def detect(path: Path) -> str | None:
 
 def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, source: str = "") -> EcgRecord:
     """An ecgdatakit ``ECGRecord`` (parsed with ``units="mV"``) as lamae's :class:`EcgRecord`."""
-    picked, dropped = [], []
+    picked, dropped, labels = [], [], {}
     for lead in rec.leads:
         name = lead_from_label(lead.label)
-        if name is None or any(name == p[0] for p in picked):
+        again = re.fullmatch(r"(.+)_\d+", str(lead.label))
+        if name is None and again and lead_from_label(again.group(1)) in labels:
+            name = lead_from_label(again.group(1))  # ecgdatakit renames a repeated lead 'I' to 'I_2'
+        if name is None:
             dropped.append(lead.label)
             continue
+        if name in labels:  # as WFDB: a file naming one lead twice cannot say which channel it is
+            raise RecordError(record_id, repeated_lead(source, name, labels[name], lead.label))
+        labels[name] = lead.label
         if lead.is_raw:
             raise RecordError(record_id, f"{source}lead {lead.label}: the file gives no scale for its samples "
                                          "(raw ADC counts), so they cannot be read as millivolts")

@@ -51,6 +51,14 @@ def lead_from_label(label: str) -> str | None:
     return None
 
 
+def repeated_lead(source: str, lead: str, first, second) -> str:
+    """The problem of a file whose channels name one lead twice (the record is skipped, not stored
+    with one of them dropped unseen)."""
+    same = f"both labelled {str(first)!r}" if str(first) == str(second) else f"labelled {str(first)!r} and {str(second)!r}"
+    return (f"{source}two channels are lead {lead} ({same}); lamae cannot tell which one is {lead}, so the "
+            "record is skipped: correct the lead labels in the file")
+
+
 def _mv_factor(unit: str, record_id: str, channel: str) -> float:
     factor = mv_factor(unit)
     if factor is None:
@@ -111,12 +119,15 @@ class EdfReader(_FileFolderReader):
         from pyedflib import highlevel
 
         signals, headers, header = highlevel.read_edf(str(path))
-        picked, dropped = [], []
+        picked, dropped, labels = [], [], {}
         for sig, h in zip(signals, headers):
             lead = lead_from_label(h["label"])
-            if lead is None or any(lead == p[0] for p in picked):
+            if lead is None:
                 dropped.append(h["label"])
                 continue
+            if lead in labels:
+                raise RecordError(item.record_id, repeated_lead(f"{path.name}: ", lead, labels[lead], h["label"]))
+            labels[lead] = h["label"]
             picked.append((lead, np.asarray(sig, np.float64) * _mv_factor(h["dimension"], item.record_id, h["label"]),
                            float(h.get("sample_frequency") or h.get("sample_rate"))))
         if not picked:
@@ -155,12 +166,16 @@ class DicomEcgReader(_FileFolderReader):
         for index, group in sorted(enumerate(ds.WaveformSequence), key=lambda g: _group_rank(*g)):
             if _is_beat(group):
                 continue
-            leads, units, keep = [], [], []
+            leads, units, keep, labels = [], [], [], {}
             for c, channel in enumerate(group.ChannelDefinitionSequence):
                 source = channel.ChannelSourceSequence[0]
                 lead = DICOM_LEAD_CODES.get(str(source.CodeValue)) or lead_from_label(source.CodeMeaning)
-                if lead is None or lead in leads:
+                if lead is None:
                     continue
+                if lead in labels:
+                    raise RecordError(item.record_id, repeated_lead(f"{path.name}: ", lead, labels[lead],
+                                                                    f"{source.CodeValue} {source.CodeMeaning}"))
+                labels[lead] = f"{source.CodeValue} {source.CodeMeaning}"
                 unit = (channel.ChannelSensitivityUnitsSequence[0].CodeValue
                         if "ChannelSensitivityUnitsSequence" in channel else "uV")
                 leads.append(lead)

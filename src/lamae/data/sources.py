@@ -363,17 +363,29 @@ class Code15Reader:
         conflicting, repeats = repeated_rows([row["exam_id"].strip() for _, row in rows], codes, file=path,
                                              column="exam_id", lines=[i + 2 for i, _ in rows])
         self.problems += repeats
-        out, seen = [], set()
-        for (_, row), c in zip(rows, codes):
+        out, seen, by_file = [], set(), {}
+        for (i, row), c in zip(rows, codes):
             exam = row["exam_id"].strip()
             if exam in seen:
                 continue
             seen.add(exam)
             rec = row.get("save_file") or f"code_15_{exam}.mat"
+            if rec in by_file:  # one ECG named by two exams: stored once, never twice under two labels
+                first = by_file[rec]
+                same = first.codes == (None if exam in conflicting else c)
+                self.problems.append({"file": str(path), "row": i + 2, "column": "save_file", "cell": rec,
+                                      "problem": f"exam {exam} names the file of exam {first.record_id}"
+                                                 + ("" if same else " with other labels"),
+                                      "action": "row ignored" + ("" if same else f"; exam {first.record_id} stored "
+                                                                                   "unlabelled")})
+                if not same:
+                    first.codes = None
+                continue
             found = files.get(rec)
-            out.append(SourceItem(record_id=exam, patient_id=row["patient_id"].strip() or exam,
-                                  path=str(found.relative_to(self.root)) if found else rec,
-                                  codes=None if exam in conflicting else c))
+            by_file[rec] = SourceItem(record_id=exam, patient_id=row["patient_id"].strip() or exam,
+                                      path=str(found.relative_to(self.root)) if found else rec,
+                                      codes=None if exam in conflicting else c)
+            out.append(by_file[rec])
         return out
 
     def read(self, item: SourceItem) -> EcgRecord:

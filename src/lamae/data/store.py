@@ -184,7 +184,7 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     }
     if (out / "meta.json").exists() and not overwrite:
         existing = EcgStore(out)
-        differs = (f"preprocessing {existing.meta['preprocessing']}" if existing.preprocessing != prep
+        differs = (f"other preprocessing, {existing.meta['preprocessing']}" if existing.preprocessing != prep
                    else _store_differs(existing.meta, fingerprint))
         if differs is None:
             return existing
