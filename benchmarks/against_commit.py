@@ -28,12 +28,14 @@ from pathlib import Path
 import torch
 
 import lamae
+from lamae.errors import LamaeError
 from lamae.models.family import model_config
 from lamae.models.lamae import Lamae
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
 from equal_config import INPUTS, STMEM  # benchmarks/, the folder this script runs from
 from throughput import WARMUP  # the steps every benchmark runs untimed
+from _cli import positive_int, run  # benchmarks/, the folder this script runs from
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def import_at(commit: str, into: Path):
     """The package as it was at ``commit``, imported as ``lamae_<commit>``."""
     name = f"lamae_{commit}"
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src/lamae"], check=True,
-                             capture_output=True).stdout
+    done = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src/lamae"], capture_output=True)
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        raise LamaeError(f"commit {commit!r}: git cannot read lamae at it ({why[-1] if why else 'no such commit'})")
+    archive = done.stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     (into / "src" / "lamae").rename(into / name)
@@ -58,7 +63,7 @@ def main(argv=None):
     ap.add_argument("--member", default="LAMAE")
     ap.add_argument("--size", default="tiny")
     ap.add_argument("--rate", type=float, default=250.0)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=positive_int, default=64)
     ap.add_argument("--stmem", action="store_true", help="ST-MEM's configuration (equal_config.py), batch 16")
     ap.add_argument("--input", choices=sorted(INPUTS),
                     help="with --stmem: ST-MEM's input (default) or MIMIC-IV-ECG's 500 Hz one (equal_config.py)")
@@ -68,8 +73,11 @@ def main(argv=None):
         ap.error("--input picks the input of --stmem's configuration; without it use --rate")
     a.input = a.input or "stmem"
     keep_freed_memory()  # as lamae's training does; process-wide, so both versions get it
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", a.commit], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "--verify", "--quiet",
+                            f"{a.commit}^{{commit}}"], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise LamaeError(f"commit {a.commit!r}: git knows no such commit in {ROOT}")
+    sha = found.stdout.strip()
     shared, size, batch = {"fs": a.rate}, a.size, a.batch_size
     if a.stmem:
         shared, size, batch = {**STMEM, **INPUTS[a.input]}, "small", 16
@@ -112,4 +120,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -37,6 +37,7 @@ from lamae.errors import LamaeError
 from lamae.eval.probe import fit_linear_probe
 from lamae.eval.reconstruction import reconstruction_errors
 from lamae.train.pretrain import PretrainConfig, check_finished_run, ensure_pretrained
+from _cli import positive_int, run  # benchmarks/, the folder this script runs from
 
 TRAIN_KEYS = {"lead_dropout", "limb_dropout"}
 HIDE = ["III", "aVF", "V2", "V5"]
@@ -122,8 +123,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--variant", action="append", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--steps", type=int, default=800)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--steps", type=positive_int, default=800)
+    ap.add_argument("--batch-size", type=positive_int, default=32)
     ap.add_argument("--base-lr", type=float, default=0.024)
     ap.add_argument("--warmup", type=int, default=40)
     ap.add_argument("--cv", action="store_true", help="cross-validate probes over the store's folds (PTB-XL)")
@@ -188,7 +189,4 @@ def print_paired(variants: list[str], results: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except LamaeError as exc:  # a run that cannot be reused or read: its message, not a traceback
-        raise SystemExit(f"error: {exc}") from None
+    run(main)  # a run that cannot be reused or read: its message, not a traceback

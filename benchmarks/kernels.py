@@ -27,6 +27,7 @@ shapes (250 Hz, batch 64): why the tiny model stays far from the matmul peak.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -38,6 +39,7 @@ from lamae.models.layers import _flat_rows, read_latents, take_rows, to_grid
 from lamae.models.leadfield import LeadField, refined_solve
 from lamae.utils.flops import matmul_peak
 from lamae.utils.memory import keep_freed_memory
+from _cli import run  # benchmarks/, the folder this script runs from
 
 
 def timed(fn, repeats: int = 7) -> float:
@@ -172,7 +174,8 @@ def solver_accuracy(seeds: int = 25):
               f"largest source error {largest[name]:.1e} of the largest source")
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     peak = matmul_peak("cpu", torch.float32)
     print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; matmul peak {peak / 1e9:.0f} GFLOP/s\n")
 
@@ -233,4 +236,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

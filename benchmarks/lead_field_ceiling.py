@@ -21,6 +21,7 @@ import numpy as np
 from lamae.data.preprocess import normalize
 from lamae.data.store import EcgStore
 from lamae.leads import STANDARD_LEADS, lead_indices
+from _cli import lead_name, run  # benchmarks/, the folder this script runs from
 
 
 def lead_zscore(x: np.ndarray) -> np.ndarray:
@@ -45,7 +46,7 @@ def ceiling(train: np.ndarray, test: np.ndarray, hidden: list[int]) -> dict[str,
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", required=True)
-    ap.add_argument("--hide", nargs="+", default=["III", "aVF", "V2", "V5"])
+    ap.add_argument("--hide", nargs="+", type=lead_name, default=["III", "aVF", "V2", "V5"])
     ap.add_argument("--fit-split", default="train")
     ap.add_argument("--split", default="test")
     args = ap.parse_args(argv)
@@ -70,4 +71,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

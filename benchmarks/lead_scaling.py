@@ -21,6 +21,7 @@ import torch
 from lamae.models.family import model_config
 from lamae.models.lamae import Lamae
 from lamae.utils.flops import training_step_flops
+from _cli import SIZES, lead_count, positive_float, positive_int, run  # benchmarks/, the folder this script runs from
 
 
 def step_seconds(model, batch: int, n_leads: int, repeats: int) -> float:
@@ -42,11 +43,11 @@ def slope(n, y) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="tiny")
-    ap.add_argument("--fs", type=float, default=500.0)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--leads", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8, 12])
+    ap.add_argument("--size", default="tiny", choices=SIZES)
+    ap.add_argument("--fs", type=positive_float, default=500.0)
+    ap.add_argument("--batch-size", type=positive_int, default=16)
+    ap.add_argument("--repeats", type=positive_int, default=3)
+    ap.add_argument("--leads", type=lead_count, nargs="+", default=[1, 2, 3, 4, 6, 8, 12])
     ap.add_argument("--out", default="lead_scaling.png", help="plot (PNG)")
     a = ap.parse_args(argv)
     torch.manual_seed(0)
@@ -91,4 +92,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -23,6 +23,7 @@ import torch
 from lamae.models.family import FAMILY, model_config
 from lamae.models.lamae import make_model
 from lamae.utils.flops import training_step_flops
+from _cli import positive_float, positive_int, run  # benchmarks/, the folder this script runs from
 
 
 def flops_per_ecg(spec: str, size: str, fs: float) -> tuple[int, int]:
@@ -40,8 +41,8 @@ def main(argv=None) -> None:
     ap.add_argument("--members", nargs="+", default=["LAMAE", "Joint", "IndS"],
                     help=f"members ({', '.join(sorted(FAMILY))}), each optionally NAME:key=value,...")
     ap.add_argument("--size", default="base", choices=["tiny", "small", "base"])
-    ap.add_argument("--fs", type=float, default=500.0)
-    ap.add_argument("--ecgs", type=int, default=800_000, help="corpus size (MIMIC-IV-ECG: 800,000)")
+    ap.add_argument("--fs", type=positive_float, default=500.0)
+    ap.add_argument("--ecgs", type=positive_int, default=800_000, help="corpus size (MIMIC-IV-ECG: 800,000)")
     ap.add_argument("--measured", default="LAMAE=504", metavar="NAME=ECGS_PER_S",
                     help="one member's measured training throughput (default: LAMAE base at 500 Hz, compiled, "
                          "one H100, docs/speed.md)")
@@ -63,4 +64,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

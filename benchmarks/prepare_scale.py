@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _cli import positive_int, run  # benchmarks/, the folder this script runs from
+
 SNIPPET = """
 import sys
 from lamae.data.preprocess import Preprocessing
@@ -41,8 +43,8 @@ def run_prepare(data: Path, out: Path, workers: int) -> tuple[float, float]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    ap.add_argument("--workers", type=int, default=1,
+    ap.add_argument("--sizes", type=positive_int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--workers", type=positive_int, default=1,
                     help="prepare workers (peak memory is the main process's; workers are counted "
                          "by the kernel only as finished children)")
     ap.add_argument("--workdir", help="keep the data here (default: a temporary folder)")
@@ -63,4 +65,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _cli import positive_int, run  # benchmarks/, the folder this script runs from
 
 
 def rate(fn, batches) -> float:
@@ -34,8 +35,8 @@ def rate(fn, batches) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=2000)
-    ap.add_argument("--batches", type=int, default=20, help="random batches of 64 per reader")
+    ap.add_argument("--records", type=positive_int, default=2000)
+    ap.add_argument("--batches", type=positive_int, default=20, help="random batches of 64 per reader")
     ap.add_argument("--workdir", help="keep the data here (default: a temporary folder)")
     a = ap.parse_args(argv)
 
@@ -103,4 +104,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -26,6 +26,7 @@ from lamae.models.lamae import Lamae
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
 from lamae.utils.flops import matmul_peak, training_step_flops
+from _cli import SIZES, positive_float, positive_int, run  # benchmarks/, the folder this script runs from
 
 DEFAULT_BATCH = {"cpu": {"tiny": 64, "small": 16, "base": 4}, "cuda": {"tiny": 512, "small": 256, "base": 128}}
 
@@ -214,10 +215,10 @@ def breakdown(size: str, fs: float, batch: int, device: torch.device, steps: int
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", nargs="+", default=["tiny", "small", "base"])
-    ap.add_argument("--rates", nargs="+", type=float, default=[250.0, 500.0])
-    ap.add_argument("--batch-size", type=int, default=None, help="default depends on size and device")
-    ap.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    ap.add_argument("--sizes", nargs="+", default=["tiny", "small", "base"], choices=SIZES)
+    ap.add_argument("--rates", nargs="+", type=positive_float, default=[250.0, 500.0])
+    ap.add_argument("--batch-size", type=positive_int, default=None, help="default depends on size and device")
+    ap.add_argument("--steps", type=positive_int, default=5, help="timed steps (median reported)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
                     help="through torch.compile, in its default mode or MODE (for example "
@@ -280,4 +281,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

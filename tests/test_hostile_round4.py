@@ -328,3 +328,153 @@ def test_api_masked_arrays_generators_and_boolean_rates(tiny_run):
     assert list(weights) == leads and abs(sum(weights.values()) - 1) < 1e-4
     with pytest.raises(LamaeError, match="sampling rate must be a number"):
         model.embed(x, True, leads)
+
+
+# =========================================================================== 4. tracebacks: the benchmark scripts
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize("script,argv,words", [
+    ("lead_scaling", ["--size", "huge"], "invalid choice"),
+    ("lead_scaling", ["--leads", "0", "13"], "at least 1"),
+    ("lead_scaling", ["--leads", "1", "13"], "1 to 12 leads"),
+    ("lead_scaling", ["--fs", "0"], "positive"),
+    ("lead_scaling", ["--batch-size", "0"], "at least 1"),
+    ("throughput", ["--sizes", "huge"], "invalid choice"),
+    ("throughput", ["--rates", "0"], "positive"),
+    ("throughput", ["--steps", "0"], "at least 1"),
+    ("store_read", ["--records", "0"], "at least 1"),
+    ("store_read", ["--batches", "-1"], "at least 1"),
+    ("prepare_scale", ["--sizes", "0"], "at least 1"),
+    ("lead_field_ceiling", [], "--store"),
+    ("lead_field_ceiling", ["--store", "x", "--hide", "V7"], "unknown lead name 'V7'"),
+    ("design", ["--store", "s", "--out", "o", "--variant", "LAMAE", "--steps", "0"], "at least 1"),
+    ("pass_time", ["--ecgs", "-5"], "at least 1"),
+    ("kernels", ["--bogus"], "unrecognized arguments"),
+    ("against_commit", ["no-such-commit-xyz"], "no-such-commit-xyz"),
+    ("lead_field_ceiling", ["--store", "/nonexistent/store"], "/nonexistent/store"),
+])
+def test_benchmark_scripts_name_bad_flags(script, argv, words, monkeypatch, capsys):
+    """Each user-facing benchmark script ends a bad flag or input in one named line, exit 2."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module(script)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *argv])
+    with pytest.raises(SystemExit) as stop:
+        module.run(module.main)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and words in err, err
+
+
+# =========================================================================== 4. tracebacks: commands
+@pytest.mark.parametrize("text,words", [
+    ("pretrain: {foo: 3}\n", "unknown setting(s) foo"),
+    ("size: huge\n", "size must be one of tiny, small, base"),
+    ("pretrain: {steps: 0}\n", "steps must be an integer >= 1"),
+    ("model: {bogus: 1}\n", "model: unknown setting(s) bogus"),
+    ("min_count: 0\n", "min_count must be a positive integer"),
+])
+def test_a_compare_config_is_checked_whole_before_any_work(store, tmp_path, capsys, text, words):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"store: {store.path}\n" + text)
+    rc, _, err = cli(capsys, "compare", config, "--out", tmp_path / "cmp")
+    assert_named(rc, err, words)
+    assert not (tmp_path / "cmp" / "runs").exists()
+
+
+def test_a_diverging_run_ends_in_the_documented_message(store, tmp_path, capsys):
+    rc, _, err = cli(capsys, "pretrain", "--store", store.path, "--out", tmp_path / "r", "--size", "tiny",
+                     "--steps", "30", "--batch-size", "8", "--base-lr", "1e6", "--set", "model.n_latents=4")
+    assert_named(rc, err, "loss became nan at step", "No checkpoint had been saved yet")
+
+
+# =========================================================================== 5. the right cause, and files that exist
+def test_24_and_32_bit_wfdb_records_are_read(tmp_path):
+    wfdb = pytest.importorskip("wfdb")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1000, 3)) * 2
+    for fmt in ("24", "32"):
+        wfdb.wrsamp(f"r{fmt}", fs=500, units=["mV"] * 3, sig_name=["I", "II", "V1"], p_signal=x, fmt=[fmt] * 3,
+                    adc_gain=[1000.0] * 3, baseline=[0] * 3, write_dir=str(tmp_path))
+        rec = lamae.read(tmp_path / f"r{fmt}.hea")
+        assert rec.leads == ("I", "II", "V1") and np.abs(rec.signal - x.T).max() <= 5e-4
+
+
+def test_everything_skipped_names_a_file_that_exists(tiny_run, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.hea").write_text("a 12 100 1000\n")  # a header with no signal lines
+    rc, _, err = cli(capsys, "prepare", data, "--format", "wfdb", "--out", tmp_path / "st", "--window", "2")
+    assert_named(rc, err, "every record was skipped", "report.json")
+    assert (tmp_path / "st" / "report.json").is_file()
+    rc, _, err = cli(capsys, "embed", data, "--format", "wfdb", "--checkpoint", tiny_run, "--out", tmp_path / "e.parquet")
+    assert_named(rc, err, "every record was skipped", "e.skipped.csv")
+    assert len(pd.read_csv(tmp_path / "e.skipped.csv")) == 1
+
+
+@pytest.mark.parametrize("case,words", [
+    ("swapped", "look swapped"), ("mmhg", "'MMHG', not a voltage unit"),
+    ("nan", "scale is nan"), ("huge", "more than 100 mV a step"),
+])
+def test_damaged_muse_exports_are_named_by_their_real_cause(tmp_path, case, words):
+    pytest.importorskip("ecgdatakit", reason="ecgdatakit is not installed (lamae[formats])")
+    import warnings
+
+    from .data.test_ecgfiles import EIGHT, muse_xml, signal
+
+    x = signal(EIGHT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the writer's own cast of a NaN scale
+        text = {"swapped": lambda: muse_xml(x, EIGHT).replace("Median<", "TMP<").replace("Rhythm<", "Median<")
+                .replace("TMP<", "Rhythm<"),
+                "mmhg": lambda: muse_xml(x, EIGHT).replace("MICROVOLTS", "MMHG"),
+                "nan": lambda: muse_xml(x, EIGHT, uv_per_bit=float("nan")),
+                "huge": lambda: muse_xml(x, EIGHT, uv_per_bit=1e308)}[case]()
+    (tmp_path / "a.xml").write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no raw RuntimeWarning on the way
+        with pytest.raises(LamaeError, match=words):
+            lamae.read(tmp_path / "a.xml")
+
+
+def test_a_500_khz_record_is_named_by_its_rate(tmp_path, capsys):
+    from lamae.data.wfdb_io import write_wfdb
+
+    from .test_hostile_round3 import TWELVE, ecg
+
+    data = tmp_path / "w"
+    data.mkdir()
+    write_wfdb("fast", data, ecg(0.01, fs=500_000), TWELVE, 500_000)
+    write_wfdb("ok", data, ecg(10), TWELVE, 100)
+    rc, _, err = cli(capsys, "prepare", data, "--format", "wfdb", "--out", tmp_path / "st", "--window", "2")
+    assert rc == 0, err
+    report = json.loads((tmp_path / "st" / "report.json").read_text())
+    assert "500000 Hz" in report["skipped"][0]["problem"] and "s of signal" not in report["skipped"][0]["problem"]
+
+
+def test_settings_are_read_as_numbers_and_named_by_the_right_cause(store, synth_dir, tiny_run, tmp_path, capsys):
+    from lamae.config import build_config
+    from lamae.train.pretrain import PretrainConfig
+
+    cfg = build_config(PretrainConfig, flags={"store": "s"}, overrides=["steps=1e3", "model.decode_ratio=1e-9"])
+    assert cfg.steps == 1000 and isinstance(cfg.steps, int) and cfg.model["decode_ratio"] == 1e-9
+    pre = ("pretrain", "--store", store.path)
+    (tmp_path / "folder").mkdir()
+    cases = [
+        ((*pre, "--out", tmp_path / "r1", "--lead-dropout", "1"), "below 1"),
+        ((*pre, "--out", tmp_path / "r2", "--config", tmp_path / "folder"), "is a folder"),
+        (("prepare", tmp_path / "folder" / ".." / "folder", "--out", tmp_path / "s1", "--fs", "nan"), "fs must be a finite"),
+        (("embed", synth_dir / "record_list.csv", "--checkpoint", tiny_run, "--out", tmp_path / "e.npy",
+          "--format", "mimic"), "is a file, not a dataset folder"),
+        (("prepare", synth_dir / "record_list.csv", "--out", tmp_path / "s2"), "is a file, not a dataset folder"),
+    ]
+    for argv, words in cases:
+        rc, _, err = cli(capsys, *argv)
+        assert_named(rc, err, words)
+    model = lamae.load(tiny_run)
+    x = np.random.default_rng(0).standard_normal((3, 400)) * 0.2
+    r = model.reconstruct(x, 100, ["I", "II", "V1"], hide="II")
+    assert r.hidden == ["II"]

@@ -316,6 +316,8 @@ class Pretrained:
         x, fs, leads, single = self._check_input(signal, fs, leads, record_id)
         if not single:
             raise ShapeError(f"{record_id}: reconstruct takes one ECG (leads, samples)")
+        if isinstance(hide, str):  # one lead by name, not a sequence of letters
+            hide = [hide]
         hide = list(canonical_leads(hide, source=record_id)) if hide else []
         unknown = [h for h in hide if h not in leads]
         if unknown:

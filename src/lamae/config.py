@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -53,11 +54,18 @@ def safe_yaml(text: str, where: str):
     return data
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(text: str) -> Any:
     try:
-        return safe_yaml(text, f"value {text[:40]!r}")
+        value = safe_yaml(text, f"value {text[:40]!r}")
     except yaml.YAMLError:
         return text
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads 1e3 and 1e-9 (no dot) as text
+        number = float(value)
+        return int(number) if number.is_integer() and "e-" not in value.lower() else number
+    return value
 
 
 def apply_overrides(d: dict, overrides: list[str] | None) -> dict:
@@ -123,6 +131,8 @@ def load_yaml(path: str | Path | None) -> dict:
     if path is None:
         return {}
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; --config names a YAML file")
     if not path.is_file():
         raise ValueError(f"{path}: config file does not exist")
     try:

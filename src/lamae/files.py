@@ -12,6 +12,15 @@ from pathlib import Path
 from .errors import LamaeError
 
 
+def missing_folder(path: str | os.PathLike) -> str:
+    """Why ``path`` is not a dataset folder: it does not exist, or it is a file (a CSV, one record)."""
+    path = Path(path)
+    if path.is_file():
+        return (f"{path}: is a file, not a dataset folder; give the folder that holds the records "
+                "(`lamae embed` and the API also read one ECG file)")
+    return f"{path}: dataset folder does not exist"
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to a temporary name beside ``path``, then rename: a reader sees the old
     file or the new one, never half of one; a failed write leaves no temporary file behind."""
@@ -97,6 +106,9 @@ KINDS = {"store": "store (`lamae prepare`)", "run": "pretraining run (`lamae pre
          "reconstruct": "reconstruction (`lamae reconstruct`)", "explain": "explanation (`lamae explain`)",
          "synth": "synthetic dataset (`lamae synth`)", "demo": "demo folder (`lamae demo`)",
          "checkpoint": "exported checkpoint (export_checkpoint / save_pretrained)", "embed": "embedding export (`lamae embed`)"}
+# Kinds written beside the user's files: an export goes into a folder that may hold other files
+# (a clone of a Hub repository, notes), as long as it replaces none of them.
+SHARED_FOLDERS = {"checkpoint"}
 # What a store holds: ``prepare --overwrite`` removes a store only when nothing else is in it.
 STORE_NAMES = {"meta.json", "signals.npy", "index.parquet", "report.json", "report.md", "_progress.json", "_parts",
                MARKER}
@@ -221,6 +233,8 @@ def check_claim(path: str | os.PathLike, kind: str, *, writes=()) -> bool:
     if kind in LEGACY and LEGACY[kind](path):
         return True
     clash = [n for n in entries if n in set(writes)]
+    if kind in SHARED_FOLDERS and not clash:
+        return False  # an export beside the user's own files (a clone of a Hub repository): none is replaced
     if clash:
         raise LamaeError(f"{path}: holds files lamae did not write here, and this command would replace "
                          f"{_shown(clash)}; it writes only into a new or empty folder or its own earlier "
@@ -247,8 +261,10 @@ def claim_output(path: str | os.PathLike, kind: str, *, writes=()) -> Path:
     return path
 
 
-def _manifest(out: Path) -> Path:
-    return out.with_name(f".{out.name}.lamae.json")
+def _manifest(out: Path, kind: str) -> Path:
+    """The manifest of a file output: one per name stem, since outputs share side files
+    (emb.parquet and emb.npy both list their skipped records in emb.skipped.csv)."""
+    return out.with_name(f".{out.with_suffix('').name}.{kind}.lamae.json")
 
 
 def claim_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) -> Path:
@@ -260,9 +276,10 @@ def claim_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) ->
     from . import __version__
 
     out = Path(out)
-    manifest = _manifest(out)
+    manifest = _manifest(out, kind)
     data = _read_json(manifest)
     owned = set(data.get("files", [])) if isinstance(data, dict) and data.get("kind") == kind else set()
+    before = set(owned)
     owned |= {Path(f).name for f in owned_anyway}  # recognised by content (an older lamae's unfinished work)
     foreign = [str(f) for f in files if (Path(f).exists() or Path(f).is_symlink()) and Path(f).name not in owned]
     if foreign:
@@ -270,7 +287,7 @@ def claim_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) ->
                          f"{out}; lamae would replace {'it' if len(foreign) == 1 else 'them'}: move "
                          f"{'it' if len(foreign) == 1 else 'them'} or choose another --out")
     atomic_write_text(manifest, json.dumps({"written_by": "lamae", "kind": kind, "lamae_version": __version__,
-                                            "files": sorted(Path(f).name for f in files)}) + "\n")
+                                            "files": sorted(before | {Path(f).name for f in files})}) + "\n")
     return manifest
 
 

@@ -19,6 +19,7 @@ relations and ``meta["derived_leads"]`` names them.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LamaeError, RecordError
+from ..files import missing_folder
 from ..optional import require
 from .hospital import lead_from_label, repeated_lead
 from .record import EcgRecord, sex_code
@@ -105,6 +107,10 @@ def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, sourc
         if name in labels:  # as WFDB: a file naming one lead twice cannot say which channel it is
             raise RecordError(record_id, repeated_lead(source, name, labels[name], lead.label))
         labels[name] = lead.label
+        given = str(getattr(lead, "adc_resolution_unit", "") or "").strip()
+        if lead.is_raw and given and mv_factor(given) is None:  # ecgdatakit leaves a pressure unit unscaled
+            raise RecordError(record_id, f"{source}lead {lead.label} is in {given!r}, not a voltage unit")
+        _check_scale(lead, record_id, source)
         if lead.is_raw:
             raise RecordError(record_id, f"{source}lead {lead.label}: the file gives no scale for its samples "
                                          "(raw ADC counts), so they cannot be read as millivolts")
@@ -119,6 +125,7 @@ def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, sourc
     fs = Counter(p[2] for p in picked).most_common(1)[0][0]
     if not fs > 0:
         raise RecordError(record_id, f"{source}sampling rate {fs} is not positive")
+    _check_not_swapped(rec, picked, fs, record_id, source)
     dropped += [p[0] for p in picked if p[2] != fs]
     picked = [p for p in picked if p[2] == fs]
     lengths = {p[0]: len(p[1]) for p in picked}
@@ -128,6 +135,39 @@ def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, sourc
     meta = {"format": rec.source_format or source.strip(": "), "dropped_channels": dropped, **record_metadata(rec)}
     return EcgRecord(record_id, np.stack([p[1] for p in picked]), tuple(p[0] for p in picked), fs,
                      patient_id=rec.patient.patient_id or patient_id, meta=meta)
+
+
+def _check_scale(lead, record_id: str, source: str) -> None:
+    """A lead's scale (amplitude per stored step) must be a positive number an electrocardiograph
+    could use; NaN, 0 or 1e308 is named as the file's scale, not reported later as NaN samples."""
+    res = getattr(lead, "resolution", None)
+    if res is None or lead.is_raw:
+        return
+    try:
+        res = float(res)
+    except (TypeError, ValueError):
+        raise RecordError(record_id, f"{source}lead {lead.label}: the file's scale {res!r} is not a number") from None
+    unit = str(getattr(lead, "resolution_unit", "") or "uV")
+    if not (math.isfinite(res) and res > 0):
+        raise RecordError(record_id, f"{source}lead {lead.label}: the file's scale is {res!r} {unit} per step, not a "
+                                     "positive number, so its samples cannot be read as millivolts")
+    per_step_mv = res * (mv_factor(unit) or 1e-3)
+    if per_step_mv > 100:  # real ECGs store 0.5-10 uV per step; 100 mV is more than any ECG's whole range
+        raise RecordError(record_id, f"{source}lead {lead.label}: the file's scale of {res:g} {unit} per step is "
+                                     "not one an electrocardiograph uses (more than 100 mV a step)")
+
+
+def _check_not_swapped(rec, picked, fs: float, record_id: str, source: str) -> None:
+    """The rhythm strip is the long recording and the median beat about a second: an export
+    whose beat is longer than its rhythm strip has the two swapped, which is named rather than
+    read as a one-beat ECG."""
+    beats = [len(b.samples) / float(b.sampling_rate) for b in (getattr(rec, "median_beats", None) or [])
+             if getattr(b, "sampling_rate", 0) and float(b.sampling_rate) > 0]
+    rhythm = len(picked[0][1]) / fs
+    if beats and max(beats) > rhythm:
+        raise RecordError(record_id, f"{source}the waveform given as the rhythm strip holds {rhythm:.2f} s per lead and "
+                                     f"the one given as the median beat {max(beats):.2f} s: the two look swapped in "
+                                     "the export, so lamae does not guess which is the ECG")
 
 
 def record_metadata(rec) -> dict:
@@ -158,7 +198,7 @@ class EcgFileReader:
     def __init__(self, root: str | os.PathLike, *, fmt: str = "auto", derive_limb_leads: bool = False):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: dataset folder does not exist")
+            raise FileNotFoundError(missing_folder(self.root))
         if fmt != "auto" and fmt not in ECGDATAKIT_FORMATS:
             raise LamaeError(f"unknown format {fmt!r}; choose auto or one of {sorted(ECGDATAKIT_FORMATS)}")
         if fmt != "auto":  # auto needs ecgdatakit only for the files that need it

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LamaeError, LeadNameError, RecordError
+from ..files import missing_folder
 from ..leads import canonical_lead
 from ..optional import require
 from .record import EcgRecord
@@ -76,7 +77,7 @@ class _FileFolderReader:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: dataset folder does not exist")
+            raise FileNotFoundError(missing_folder(self.root))
         self._check_library()
 
     def _check_library(self) -> None:

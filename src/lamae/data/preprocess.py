@@ -7,6 +7,7 @@ from what it was trained on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
@@ -41,6 +42,10 @@ class Preprocessing:
     max_invalid_fraction: float = 0.5
 
     def __post_init__(self):
+        for name in ("fs", "window_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.fs <= 0 or self.window_s <= 0:
             raise ValueError(f"fs and window_s must be positive, got {self.fs}, {self.window_s}")
         if self.fs > MAX_INPUT_FS or self.window_s > 3600:

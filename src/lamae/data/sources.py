@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LabelError, LamaeError, RecordError
+from ..files import missing_folder
 from ..labels.icd10 import parse_cells, parse_code_list
 from .hospital import DicomEcgReader, EdfReader  # their parsing libraries are imported when used
 from .ecgfiles import ECGDATAKIT_FORMATS, EcgFileReader
@@ -42,7 +43,7 @@ class WfdbFolderReader:
     def __init__(self, root: str | os.PathLike, *, extra_leads: str = "error"):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: dataset folder does not exist")
+            raise FileNotFoundError(missing_folder(self.root))
         self.extra_leads = extra_leads
 
     def items(self) -> list[SourceItem]:
@@ -123,7 +124,7 @@ class MimicEcgReader:
                  label_column: str = "all_diag_all"):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: dataset folder does not exist")
+            raise FileNotFoundError(missing_folder(self.root))
         default = self.root / "records_w_diag_icd10.csv"
         self.labels_path = Path(labels) if labels else (default if default.exists() else None)
         self.label_column = label_column

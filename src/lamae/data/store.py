@@ -35,7 +35,7 @@ from ..files import (ResumableChunks, atomic_write_text, check_claim, check_remo
                      file_sha256, refuse_lamae_folder)
 from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
-from .preprocess import Preprocessing, lead_problems, preprocess
+from .preprocess import MAX_INPUT_FS, Preprocessing, lead_problems, preprocess
 from .record import sex_code
 
 STORE_VERSION = 2  # 2: crc32 per row, index checksum
@@ -70,7 +70,11 @@ def _load_one(source, prep: Preprocessing, item, min_seconds: float = 0.0):
     """
     try:
         rec = source.read(item)
-        seconds = rec.signal.shape[-1] / rec.fs if rec.fs and rec.fs > 0 else 0.0
+        if not (np.isfinite(rec.fs) and 0 < rec.fs <= MAX_INPUT_FS):  # the rate first: it decides every length
+            raise RecordError(item.record_id, f"sampling rate {rec.fs:g} Hz is not one an electrocardiograph records "
+                                              f"(lamae reads up to {MAX_INPUT_FS:g} Hz); check the file's rate and "
+                                              "its units")
+        seconds = rec.signal.shape[-1] / rec.fs
         if seconds < min_seconds:
             raise RecordError(item.record_id, f"{seconds:.3g} s of signal ({rec.signal.shape[-1]} samples at "
                                               f"{rec.fs:g} Hz), shorter than the minimum of {min_seconds:g} s "

@@ -21,6 +21,9 @@ from .record import EcgRecord
 from .units import UNITS_TO_MV, mv_factor
 
 _FMT16_INVALID = -32768
+# WFDB's invalid-sample value of each format (the most negative value it can store)
+_INVALID = {"8": -128, "80": -128, "16": -32768, "61": -32768, "160": -32768, "212": -2048, "310": -512,
+            "311": -512, "24": -(1 << 23), "32": -(1 << 31)}
 # Formats wfdb can read (https://physionet.org/physiotools/wag/signal-5.htm).
 SUPPORTED_FORMATS = {"8", "16", "24", "32", "61", "80", "160", "212", "310", "311", "508", "516", "524"}
 
@@ -139,7 +142,9 @@ def read_wfdb(
         digital = _read_with_wfdb(base, rid)
     digital = digital[:, keep]
     sig = (digital.astype(np.float64) - baselines[keep]) / gains[keep] * scale[keep]
-    sig[digital == _FMT16_INVALID] = np.nan
+    # each format marks a missing sample by its own most negative value
+    invalid = np.asarray([_INVALID.get(str(f).split("x")[0].split("+")[0], _FMT16_INVALID) for f in hdr.fmt])[keep]
+    sig[digital == invalid] = np.nan
     return EcgRecord(
         record_id=rid,
         signal=sig.T.astype(np.float32),
@@ -169,7 +174,8 @@ def _read_fmt16(dat: Path, n_sig: int, sig_len: int, offset: int, rid: str) -> n
 
 def _read_with_wfdb(base: Path, rid: str) -> np.ndarray:
     try:
-        rec = wfdb.rdrecord(str(base), physical=False, return_res=16)
+        # 32-bit integers hold every format's samples (24- and 32-bit ones included)
+        rec = wfdb.rdrecord(str(base), physical=False, return_res=32)
     except FileNotFoundError as exc:
         raise RecordError(rid, f"data file is missing ({exc.filename})") from None
     except Exception as exc:

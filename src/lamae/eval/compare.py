@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from ..files import atomic_write_text, claim_output
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, target_levels
 from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
-from ..models.lamae import Lamae, make_model
+from ..models.lamae import SIZES, Lamae, LamaeConfig, make_model
 from ..train.pretrain import PretrainConfig, ensure_pretrained, with_member_defaults
 from ..train.supervised import SupervisedConfig, predict_supervised, train_supervised
 from ..utils.flops import supervised_step_flops, training_step_flops
@@ -90,6 +90,31 @@ class CompareConfig:
         for name in ("model", "pretrain"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a mapping of settings, got {getattr(self, name)!r}")
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        """The whole configuration, checked before any work: a setting no member knows, a size
+        that does not exist or a value out of range is named here, not by a run hours later."""
+        if self.size not in SIZES:
+            raise ValueError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
+        for name in ("min_prevalence", "parameter_tolerance"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {v!r}")
+        for name in ("min_count", "min_test_positives"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        known = {f.name for f in fields(PretrainConfig)} - {"store", "out", "size", "architecture", "model"}
+        unknown = sorted(set(self.pretrain) - known)
+        if unknown:
+            raise ValueError(f"pretrain: unknown setting(s) {', '.join(map(str, unknown))}; pretrain takes "
+                             f"{', '.join(sorted(known))}")
+        PretrainConfig(**{**self.pretrain, "store": "-", "out": "-", "size": self.size})  # its own range checks
+        known = {f.name for f in fields(LamaeConfig)}
+        unknown = sorted(set(self.model) - known)
+        if unknown:
+            raise ValueError(f"model: unknown setting(s) {', '.join(map(str, unknown))} (see LamaeConfig)")
 
 
 def _targets(store: EcgStore, rows, train_mask, cfg: CompareConfig):

@@ -82,6 +82,8 @@ class PretrainConfig:
                     or (high is not None and value > high):
                 kind = "an integer" if integer else "a number"
                 bounds = "" if low is None else f" {'>' if low_open else '>='} {low}"
+                if high is not None:
+                    bounds += (" and" if bounds else "") + (" below 1" if high == 0.999 else f" <= {high}")
                 raise ValueError(f"{name} must be {kind}{bounds}, got {value!r}")
 
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints", "grad_accum"):
@@ -397,10 +399,15 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             opt.zero_grad(set_to_none=True)
-            mean_loss = _step_loss(model, net, forward, x, present, step, cfg, rank, world, device)
+            try:
+                mean_loss = _step_loss(model, net, forward, x, present, step, cfg, rank, world, device)
+            except torch.linalg.LinAlgError:  # weights gone to inf/nan: the lead field's solve fails first
+                mean_loss = torch.tensor(float("nan"))
             if not torch.isfinite(mean_loss):
-                raise LamaeError(f"loss became {mean_loss.item()} at step {step}; stopping. The last good checkpoint "
-                                 f"is {out / 'latest.json'}; try a lower --base-lr or check the data")
+                saved = (f"The last good checkpoint is named in {out / 'latest.json'}" if (out / "latest.json").exists()
+                         else "No checkpoint had been saved yet")
+                raise LamaeError(f"loss became {mean_loss.item()} at step {step}; stopping. {saved}; try a lower "
+                                 "--base-lr or check the data")
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             record.step_done(mean_loss.item(), x.shape[0] * world)
