@@ -275,6 +275,26 @@ def test_a_file_naming_one_lead_twice_is_skipped_and_named(tmp_path):
     _write_edf(tmp_path / "edf" / "b.edf", extra=("ECG I", "Lead I"))
     with pytest.raises(LamaeError, match="two channels are lead I .*'ECG I'"):
         lamae.read(tmp_path / "edf" / "b.edf")
+    from .data.test_ecgfiles import mortara_xml
+
+    (tmp_path / "mortara").mkdir()  # three channels named I
+    (tmp_path / "mortara" / "c.xml").write_text(mortara_xml(signal(["I", "I", "I", "V2"]), ["I", "I", "I", "V2"]))
+    with pytest.raises(LamaeError, match="two channels are lead I"):
+        lamae.read(tmp_path / "mortara" / "c.xml")
+    pytest.importorskip("pydicom", reason="pydicom is not installed (lamae[formats])")
+    import pydicom
+
+    from .data.test_hospital_formats import _dicom_folder
+
+    (tmp_path / "dcm").mkdir()
+    folder = _dicom_folder(tmp_path / "dcm")
+    ds = pydicom.dcmread(folder / "ecg.dcm")
+    first, second = ds.WaveformSequence[0].ChannelDefinitionSequence[:2]
+    second.ChannelSourceSequence[0].CodeValue = first.ChannelSourceSequence[0].CodeValue  # lead II coded as I
+    second.ChannelSourceSequence[0].CodeMeaning = first.ChannelSourceSequence[0].CodeMeaning
+    ds.save_as(folder / "ecg.dcm")
+    with pytest.raises(LamaeError, match="two channels are lead I"):
+        lamae.read(folder / "ecg.dcm")
 
 
 def test_code15_two_exams_naming_one_file_store_the_ecg_once(tmp_path, capsys):
@@ -478,3 +498,22 @@ def test_settings_are_read_as_numbers_and_named_by_the_right_cause(store, synth_
     x = np.random.default_rng(0).standard_normal((3, 400)) * 0.2
     r = model.reconstruct(x, 100, ["I", "II", "V1"], hide="II")
     assert r.hidden == ["II"]
+
+
+def test_folders_an_older_lamae_wrote_are_recognised_by_their_content(store, tiny_run, synth_dir, tmp_path, capsys):
+    """A store and a run made before the marker existed are still resumed and reused."""
+    from lamae.data.sources import MimicEcgReader
+    from lamae.data.store import prepare
+
+    from .conftest import TEST_PREP
+
+    old_store, old_run = tmp_path / "store", tmp_path / "run"
+    shutil.copytree(store.path, old_store)
+    shutil.copytree(tiny_run, old_run)
+    for folder in (old_store, old_run):
+        (folder / MARKER).unlink()
+    assert prepare(MimicEcgReader(synth_dir), old_store, TEST_PREP, chunk_size=32, progress=False).path == old_store
+    rc, out, err = cli(capsys, "pretrain", "--store", old_store, "--out", old_run, "--resume", "--steps", "20",
+                       "--set", "model.n_latents=4", "--batch-size", "16", "--base-lr", "0.05",
+                       "--set", "warmup_steps=3", "--checkpoint-every", "1000")
+    assert rc == 0 and "already finished" in out, err

@@ -38,7 +38,7 @@ def _add_tracker(p, default=None):
 
 def _add_synth(sub):
     p = sub.add_parser("synth", help="write a synthetic MIMIC-IV-ECG-style dataset with ICD-10 labels")
-    p.add_argument("out", help="output folder")
+    p.add_argument("out", help="output folder (new, empty, or one an earlier `lamae synth` wrote)")
     p.add_argument("--records", type=int, default=1000, help="number of ECGs (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes writing records")
@@ -95,8 +95,8 @@ def _add_prepare(sub):
     p.add_argument("--min-length", type=float, metavar="SECONDS",
                    help="skip (and report) records shorter than this (default: half the window)")
     p.add_argument("--overwrite", action="store_true",
-                   help="discard an existing or unfinished store (only a folder lamae wrote: never the input, "
-                        "the current, home or root folder, or a folder holding other files)")
+                   help="discard an existing or unfinished store (only a store lamae wrote, holding nothing else: "
+                        "never a run, logs, the input, the current, home or root folder)")
     p.set_defaults(func=cmd_prepare)
 
 
