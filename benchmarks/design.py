@@ -33,7 +33,6 @@ from lamae.eval.compare import CompareConfig, Comparison, _level_macro
 from lamae.eval.crosslead import crosslead_ablation, has_latents
 from lamae.eval.metrics import node_aurocs
 from lamae.embedding import embed_store
-from lamae.errors import LamaeError
 from lamae.eval.probe import fit_linear_probe
 from lamae.eval.reconstruction import reconstruction_errors
 from lamae.train.pretrain import PretrainConfig, check_finished_run, ensure_pretrained

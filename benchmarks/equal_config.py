@@ -32,8 +32,8 @@ import time
 import torch
 import yaml
 
-from lamae.models.family import FAMILY, count_parameters, match_parameters
-from lamae.models.lamae import SIZES, LamaeConfig, make_model
+from lamae.models.family import FAMILY, count_parameters, make_model, match_parameters
+from lamae.models.config import SIZES, LamaeConfig
 from lamae.train.common import make_optimizer, param_groups
 from lamae.utils.memory import keep_freed_memory
 from lamae.utils.flops import matmul_peak, training_step_flops

@@ -20,8 +20,7 @@ import argparse
 
 import torch
 
-from lamae.models.family import FAMILY, model_config
-from lamae.models.lamae import make_model
+from lamae.models.family import FAMILY, make_model, model_config
 from lamae.utils.flops import training_step_flops
 from _cli import positive_float, positive_int, run  # benchmarks/, the folder this script runs from
 

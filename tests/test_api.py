@@ -132,7 +132,7 @@ def test_a_dropped_lead_is_reconstructed_better_than_zeros(store):
 
     from lamae.api import Pretrained
     from lamae.data.sources import MimicEcgReader
-    from lamae.models.lamae import build_model
+    from lamae.models.family import build_model
 
     rows = store.rows("train")[:16]
     x, present = store.batch(rows)

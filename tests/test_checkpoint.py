@@ -12,7 +12,8 @@ import torch
 from lamae.checkpoint import load_checkpoint, save_checkpoint
 from lamae.data.preprocess import Preprocessing
 from lamae.errors import LamaeError
-from lamae.models.lamae import MODEL_FORMAT, build_model
+from lamae.models.config import MODEL_FORMAT
+from lamae.models.family import build_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v0_1"
 OLD = {"global": ("per_lead", "latent"), "nvembed": ("per_lead", "latent"), "tokens": ("per_lead", "latent"),

@@ -63,7 +63,7 @@ def test_ablate_reports_every_condition(tiny_run, store, tmp_path, capsys):
 
 def test_every_reader_is_a_format_the_command_line_takes():
     from lamae.cli import FORMATS
-    from lamae.data.sources import READERS
+    from lamae.data.readers import READERS
 
     assert sorted(FORMATS) == sorted(READERS)
 

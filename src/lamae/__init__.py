@@ -7,7 +7,7 @@
     rec = lamae.read("exports/ecg_0001.xml")         # the file as an EcgRecord (signal in mV, leads, fs, meta)
 """
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 
 def load(path, device="cpu"):
@@ -19,7 +19,7 @@ def load(path, device="cpu"):
 
 def read(path, *, derive_limb_leads=False):
     """One ECG file of any format lamae reads (WFDB, EDF, DICOM, GE MUSE, Philips, HL7 aECG,
-    SCP-ECG, ...), detected by its content; see :mod:`lamae.data.ecgfiles`."""
-    from .data.ecgfiles import read as _read
+    SCP-ECG, ...), detected by its content; see :mod:`lamae.data.readers`."""
+    from .data.readers import read as _read
 
     return _read(path, derive_limb_leads=derive_limb_leads)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
+from .eval.metrics import lead_error
 from .files import output_dir
 from .embedding import embed_arrays
 from .data.preprocess import MAX_INPUT_FS, Preprocessing, lead_problems, preprocess_windows
@@ -42,13 +43,6 @@ from .leads import LEAD_INDEX, STANDARD_LEADS, canonical_leads
 from .models.lamae import Lamae
 
 WINDOWS = ("tile", "start", "center")
-
-
-def lead_error(original: np.ndarray, reconstruction: np.ndarray) -> dict[str, float]:
-    """MSE of a reconstructed lead, MSE of predicting zeros (its mean), and the correlation."""
-    o, r = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
-    corr = float(np.corrcoef(o, r)[0, 1]) if o.std() > 0 and r.std() > 0 else 0.0
-    return {"mse": float(np.mean((o - r) ** 2)), "mse_zeros": float(np.mean(o ** 2)), "corr": corr}
 
 
 def as_signal_array(signal, record_id: str = "input") -> np.ndarray:
@@ -271,7 +265,7 @@ class Pretrained:
         its own rate and leads are used (``fs`` and ``leads`` are then left out)."""
         check_batch_size(batch_size)
         if isinstance(signal, (str, os.PathLike)):
-            from .data.ecgfiles import read
+            from .data.readers import read
 
             if fs is not None or leads is not None:
                 raise LamaeError(f"{signal}: a file brings its own rate and leads; pass fs and leads only with an array")

@@ -15,12 +15,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import __version__
+from .version import __version__
 from .data.preprocess import Preprocessing
 from .errors import LamaeError
 from .files import file_sha256, write_error
 from .modelcard import write_model_card
-from .models.lamae import MODEL_FORMAT, Lamae, LamaeConfig, make_model, migrate_v1_state
+from .models.config import MODEL_FORMAT, LamaeConfig
+from .models.lamae import Lamae, migrate_v1_state
+from .models.family import make_model
 
 
 def save_checkpoint(folder: Path, model: Lamae, prep: Preprocessing, *, extra: dict | None = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import LamaeError
 from .tracking import TRACKERS
 
-# the dataset layouts --format takes: data.sources.READERS's names (kept here so that building
+# the dataset layouts --format takes: data.readers.READERS's names (kept here so that building
 # the parser imports no data code; a test checks the two agree)
 FORMATS = ["auto", "wfdb", "mimic", "ptbxl", "challenge", "code15", "ptb", "edf", "dicom",
            "muse", "philips", "aecg", "scp", "ishne", "mfer", "mortara"]
@@ -19,7 +19,7 @@ FORMAT_HELP = ("auto: each file by its content (WFDB, EDF, DICOM and every forma
                "SNOMED labels; code15: CODE-15%% .mat + meta.csv; ptb: PTB Diagnostic (12 of 15 channels); "
                "wfdb: any WFDB folder; edf: EDF/EDF+/BDF; dicom: DICOM ECG waveforms; muse: GE MUSE XML; "
                "philips: Philips Sierra XML; aecg: HL7 aECG; scp: SCP-ECG; ishne: ISHNE Holter; mfer: MFER; "
-               "mortara: Mortara ELI XML (edf, dicom and the hospital formats need pip install 'lamae[formats]')")
+               "mortara: Mortara ELI XML (edf and dicom need pip install 'lamae[formats]')")
 
 
 def _add_derive(p):
@@ -101,7 +101,7 @@ def _add_prepare(sub):
 
 
 def cmd_prepare(a):
-    from .data.sources import open_source
+    from .data.readers import open_source
     from .data.store import prepare
 
     kwargs = {"mimic": {"labels": a.labels, "label_column": a.label_column},
@@ -367,7 +367,7 @@ def _add_reconstruct(sub):
 
 def cmd_reconstruct(a):
     from . import load
-    from .data.ecgfiles import read as read_ecg
+    from .data.readers import read as read_ecg
 
     model = load(a.checkpoint)
     out = Path(a.out)
@@ -402,7 +402,7 @@ def _add_explain(sub):
 
 def cmd_explain(a):
     from . import load
-    from .data.ecgfiles import read as read_ecg
+    from .data.readers import read as read_ecg
 
     model = load(a.checkpoint)  # a damaged checkpoint is named before the record is read
     rec = read_ecg(a.record)
@@ -476,12 +476,22 @@ def cmd_ablate(a):
 def _add_models(sub):
     p = sub.add_parser("models", help="the model family: names for `pretrain --model` and `compare`")
     p.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    p.add_argument("--settings", metavar="NAME", choices=PRETRAINABLE + ["LAMAE_E", "Scratch", "Random"],
+                   help="the settings one member uses, by component (encoder, cross-lead path, aggregator, "
+                        "objective, decoder), with their values at --size")
     p.set_defaults(func=cmd_models)
 
 
 def cmd_models(a):
     from .models.family import FAMILY, count_parameters, model_config
 
+    if a.settings:
+        cfg = model_config(a.settings, a.size)
+        print(f"{a.settings} ({a.size}, 100 Hz): the settings it uses, by component; override any with "
+              "--set model.NAME=VALUE")
+        for group, values in cfg.settings_in_use().items():
+            print(f"  {group}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        return
     print(f"{'name':<14}{'kind':<8}{'encoder':<10}{'aggregator':<11}{'params (' + a.size + ', 100 Hz)':>22}  what it is")
     for name, spec in FAMILY.items():
         cfg = model_config(name, a.size)
@@ -508,7 +518,7 @@ def cmd_demo(a):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(prog="lamae", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lamae {__version__}")

@@ -88,7 +88,7 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "l
                   progress: bool = True, **reader_kwargs) -> dict:
     """Embed every record of ``data`` with ``checkpoint`` into ``out`` (.parquet or .npy)."""
     from . import load
-    from .data.sources import open_source
+    from .data.readers import open_source
 
     for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)) + ((("limit", limit),) if limit is not None else ()):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

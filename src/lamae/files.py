@@ -247,7 +247,7 @@ def claim_output(path: str | os.PathLike, kind: str, *, writes=()) -> Path:
     """Check (as :func:`check_claim`), create the folder and mark it as ``kind``'s output."""
     import json
 
-    from . import __version__
+    from .version import __version__
 
     path = Path(path)
     check_claim(path, kind, writes=writes)
@@ -273,7 +273,7 @@ def claim_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) ->
     lists them. Returns the manifest's path."""
     import json
 
-    from . import __version__
+    from .version import __version__
 
     out = Path(out)
     manifest = _manifest(out, kind)

@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.sources import SourceItem, open_source, repeated_rows
+from .data.readers import open_source
+from .data.record import SourceItem
+from .data.sources import repeated_rows
 from .errors import LabelError, LamaeError
 from .files import output_dir
 from .labels.icd10 import parse_cells

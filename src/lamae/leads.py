@@ -6,6 +6,7 @@ any order is valid input and the same lead always gets the same embedding.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from .errors import LeadNameError
@@ -55,3 +56,18 @@ def canonical_leads(names: Iterable[str], *, source: str = "input") -> tuple[str
 
 def lead_indices(names: Sequence[str], *, source: str = "input") -> list[int]:
     return [LEAD_INDEX[n] for n in canonical_leads(names, source=source)]
+
+
+_PREFIX = re.compile(r"^(ecg|ekg|lead)[\s_\-:]*", re.IGNORECASE)
+_SUFFIX = re.compile(r"\s*\(.*\)\s*$")
+
+
+def lead_from_label(label: str) -> str | None:
+    """'ECG I', 'EKG V1', 'Lead I (Einthoven)', 'avr' -> the canonical name; None if not a lead."""
+    text = _SUFFIX.sub("", _PREFIX.sub("", str(label).strip()))
+    for candidate in (text, text.replace(" ", ""), text.replace("-", "")):
+        try:
+            return canonical_lead(candidate)
+        except LeadNameError:
+            continue
+    return None

@@ -7,7 +7,7 @@ import importlib
 from .errors import LamaeError
 
 
-def require(module: str, extra: str, purpose: str, package: str | None = None):
+def require(module: str, extra: str | None, purpose: str, package: str | None = None):
     """Import ``module`` for ``purpose``, or raise a LamaeError naming the extra to install.
 
     ``package``: the pip name where it differs from the module's (``torch.utils.tensorboard``
@@ -16,4 +16,5 @@ def require(module: str, extra: str, purpose: str, package: str | None = None):
         return importlib.import_module(module)
     except ImportError:
         package = package or module.split(".")[0]
-        raise LamaeError(f"{purpose} needs {package}: pip install 'lamae[{extra}]' (or pip install {package})") from None
+        how = f"pip install 'lamae[{extra}]' (or pip install {package})" if extra else f"pip install {package}"
+        raise LamaeError(f"{purpose} needs {package}: {how}") from None

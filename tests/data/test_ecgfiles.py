@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import lamae
-from lamae.data.ecgfiles import derive_limb_leads
+from lamae.data.record import derive_limb_leads
 from lamae.data.store import EcgStore
 from lamae.data.wfdb_io import write_wfdb
 from lamae.errors import LamaeError, RecordError
@@ -230,7 +230,8 @@ def test_ecgdatakit_and_lamaes_own_edf_and_dicom_readers_agree(tmp_path):
     from ecgdatakit import FileParser
     from pydicom.data import get_testdata_file
 
-    from lamae.data.hospital import DicomEcgReader, EdfReader, lead_from_label
+    from lamae.data.hospital import DicomEcgReader, EdfReader
+    from lamae.leads import lead_from_label
     from .test_hospital_formats import _write_edf
 
     (tmp_path / "d").mkdir()

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from lamae.cli import main
-from lamae.data.hospital import DicomEcgReader, EdfReader, lead_from_label
+from lamae.data.hospital import DicomEcgReader, EdfReader
 from lamae.errors import RecordError
+from lamae.leads import lead_from_label
 from lamae.leads import STANDARD_LEADS
 
 LABELS = ["ECG I", "EKG II", "Lead III", "aVR", "ECG aVL", "ECG AVF", "V1", "EKG V2", "ECG V3", "V4", "V5", "ECG V6"]

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from lamae.models.cpc import S4D, info_nce_loss
-from lamae.models.family import FAMILY, model_config
-from lamae.models.lamae import LamaeConfig, make_model
+from lamae.models.family import FAMILY, make_model, model_config
+from lamae.models.config import LamaeConfig
 
 from .state_space import check_a_subset_is_the_twelve_with_the_rest_absent, idle_weights, short_pretraining
 

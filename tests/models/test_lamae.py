@@ -3,8 +3,10 @@ import torch
 
 from lamae.errors import ShapeError
 from lamae.leads import STANDARD_LEADS
-from lamae.models.family import FAMILY, PRETRAINABLE, model_config
-from lamae.models.lamae import SIZES, Lamae, LamaeConfig, build_model, make_model, random_masking, share_limb_noise
+from lamae.models.family import FAMILY, PRETRAINABLE, build_model, make_model, model_config
+from lamae.models.config import SIZES, LamaeConfig
+from lamae.models.inputs import random_masking, share_limb_noise
+from lamae.models.lamae import Lamae
 from lamae.utils.flops import training_step_flops
 
 T = 200  # 2 s at 100 Hz: 8 patches of 25

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lamae.leads import lead_indices
-from lamae.models.lamae import LamaeConfig, build_model
+from lamae.models.config import LamaeConfig
+from lamae.models.family import build_model
 from lamae.models.leadfield import LeadField
 
 

@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 import torch
 
-from lamae.models.family import model_config
-from lamae.models.lamae import LamaeConfig, make_model
+from lamae.models.family import make_model, model_config
+from lamae.models.config import LamaeConfig
 from lamae.models.layers import take_rows
 
 T = 200  # 2 s at 100 Hz: 8 patches of 25; 2 visible and 6 masked per lead at 75%

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from lamae.leads import STANDARD_LEADS
-from lamae.models.family import model_config
-from lamae.models.lamae import LamaeConfig, make_model
+from lamae.models.family import make_model, model_config
+from lamae.models.config import LamaeConfig
 
 from .state_space import check_a_subset_is_the_twelve_with_the_rest_absent, idle_weights, short_pretraining
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lamae.models.lamae import LamaeConfig, build_model
+from lamae.models.config import LamaeConfig
+from lamae.models.family import build_model
 from lamae.train.pretrain import PretrainConfig
 from lamae.train.supervised import SupervisedConfig, predict_supervised, train_supervised
 

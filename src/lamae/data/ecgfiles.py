@@ -1,7 +1,8 @@
 """ECG files as hospitals export them (GE MUSE, Philips, HL7 aECG, SCP-ECG, ...), read through
-ecgdatakit, and ``--format auto``, which picks a reader for each file by its content.
+ecgdatakit. ``readers.py`` picks this reader (or WFDB's, EDF's, DICOM's) for each file by its
+content (``--format auto``).
 
-ecgdatakit (Apache-2.0, ``pip install 'lamae[formats]'``) parses 13 formats into one record
+ecgdatakit (Apache-2.0, a dependency of lamae) parses 13 formats into one record
 model, detects a file's format from its bytes and parses XML through defusedxml, so an XML
 bomb or an external entity is refused rather than expanded. lamae keeps its own readers where a
 dedicated library reads more: WFDB (wfdb, and a checked fast path for format 16), EDF/EDF+/BDF
@@ -20,7 +21,6 @@ relations and ``meta["derived_leads"]`` names them.
 from __future__ import annotations
 
 import math
-import os
 import re
 import warnings
 from collections import Counter
@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LamaeError, RecordError
-from ..files import missing_folder
+from ..leads import lead_from_label
 from ..optional import require
-from .hospital import lead_from_label, repeated_lead
-from .record import EcgRecord, sex_code
+from .record import EcgRecord, repeated_lead, sex_code
 from .units import mv_factor
 
 # lamae's --format names for the formats read through ecgdatakit -> ecgdatakit's FORMAT_NAME
@@ -45,52 +44,13 @@ ECGDATAKIT_FORMATS = {
     "mfer": "MFER",
     "mortara": "Mortara ELI (EL250/ELI280)",
 }
-_SUFFIXES = {"muse": (".xml",), "philips": (".xml",), "aecg": (".xml",), "mortara": (".xml",),
-             "scp": (".scp", ".bin"), "ishne": (".ecg",), "mfer": (".mwf", ".mfer", ".mfr")}
-# Files a dataset folder holds beside its ECGs, which --format auto passes over without a word
-_SIDE_SUFFIXES = {".csv", ".tsv", ".md", ".txt", ".json", ".parquet", ".npy", ".npz", ".py", ".yaml", ".yml",
-                  ".png", ".pdf", ".html", ".zip", ".gz", ".sha256", ".atr", ".qrs"}
-_SIDE_NAMES = {"COPYING", "LICENSE", "LICENCE", "README", "RECORDS", "SHA256SUMS"}
-
-
-def derive_limb_leads(signal: np.ndarray, leads: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...], list[str]]:
-    """Add III, aVR, aVL and aVF from I and II where the record lacks them (Einthoven:
-    III = II - I; Goldberger: aVR = -(I + II) / 2, aVL = I - II / 2, aVF = II - I / 2).
-    Returns the signal, its lead names and the leads derived."""
-    if "I" not in leads or "II" not in leads:
-        return signal, leads, []
-    i, ii = signal[leads.index("I")].astype(np.float64), signal[leads.index("II")].astype(np.float64)
-    formulas = {"III": ii - i, "aVR": -(i + ii) / 2, "aVL": i - ii / 2, "aVF": ii - i / 2}
-    derived = [name for name in formulas if name not in leads]
-    if not derived:
-        return signal, leads, []
-    rows = np.concatenate([signal, np.stack([formulas[d] for d in derived]).astype(signal.dtype)])
-    return rows, tuple(leads) + tuple(derived), derived
-
-
-def _library():
-    require("ecgdatakit", "formats", "reading hospital ECG exports (MUSE, Philips, HL7 aECG, SCP-ECG, ...)")
+def ecgdatakit_library():
+    """The ecgdatakit module (a dependency of lamae), or a LamaeError saying how to install it."""
+    # a dependency of lamae; named here for an install made without its dependencies
+    require("ecgdatakit", None, "reading hospital ECG exports (MUSE, Philips, HL7 aECG, SCP-ECG, ...)")
     import ecgdatakit
 
     return ecgdatakit
-
-
-def detect(path: Path) -> str | None:
-    """The reader for one file, by its content: ``wfdb`` (a header), ``edf``, ``dicom``, or one of
-    :data:`ECGDATAKIT_FORMATS` (or another format ecgdatakit reads, by its name); None if none."""
-    if path.suffix.lower() == ".hea":
-        return "wfdb"
-    with open(path, "rb") as f:
-        head = f.read(256)
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "dicom"
-    if head[:8] == b"0       " or head[:8] == b"\xffBIOSEMI":
-        return "edf"
-    found = _library().FileParser.detect_format(path)
-    if found is None:
-        return None
-    name = found["name"]
-    return next((k for k, v in ECGDATAKIT_FORMATS.items() if v == name), name)
 
 
 def record_from_ecgdatakit(rec, record_id: str, patient_id: str | None, *, source: str = "") -> EcgRecord:
@@ -185,114 +145,18 @@ def record_metadata(rec) -> dict:
     }
 
 
-class EcgFileReader:
-    """A folder of ECG files: one format through ecgdatakit (``muse``, ``philips``, ``aecg``,
-    ``scp``, ``ishne``, ``mfer``, ``mortara``), or ``auto``: every file, each read by the reader its
-    content calls for (WFDB, EDF, DICOM, or ecgdatakit's), so one folder may mix formats.
-
-    A file that is not what its format needs (truncated or garbage XML, an XML bomb, base64 that
-    does not decode, an empty waveform) is skipped and named, as for WFDB records."""
-
-    label_kind = "none"
-
-    def __init__(self, root: str | os.PathLike, *, fmt: str = "auto", derive_limb_leads: bool = False):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(missing_folder(self.root))
-        if fmt != "auto" and fmt not in ECGDATAKIT_FORMATS:
-            raise LamaeError(f"unknown format {fmt!r}; choose auto or one of {sorted(ECGDATAKIT_FORMATS)}")
-        if fmt != "auto":  # auto needs ecgdatakit only for the files that need it
-            _library()
-        self.name, self.fmt, self.derive = fmt, fmt, derive_limb_leads
-        self._others = {}
-
-    def _candidates(self) -> list[Path]:
-        files = sorted(p for p in self.root.rglob("*") if p.is_file() or p.is_fifo())
-        if self.fmt != "auto":
-            return [p for p in files if p.suffix.lower() in _SUFFIXES[self.fmt]]
-        heads = {p.with_suffix("") for p in files if p.suffix.lower() == ".hea"}
-        out = []
-        for p in files:
-            if p.name.startswith(".") or p.suffix.lower() in _SIDE_SUFFIXES or p.stem.upper() in _SIDE_NAMES:
-                continue
-            if p.suffix.lower() != ".hea" and p.with_suffix("") in heads:
-                continue  # a WFDB record's data file: read through its header
-            out.append(p)
-        return out
-
-    def items(self):
-        """The folder's files to read (for ``auto``, all but a dataset's side files)."""
-        from .sources import SourceItem
-
-        files = [f.relative_to(self.root) for f in self._candidates()]
-        stems = Counter(str(rel.with_suffix("")) for rel in files)
-        out = []
-        for rel in files:
-            # a record is named by its path without the extension, unless two files share it
-            # (ecg.xml beside ecg.scp): then each keeps its extension
-            rid = str(rel.with_suffix("")) if stems[str(rel.with_suffix(""))] == 1 else str(rel)
-            out.append(SourceItem(record_id=rid, patient_id=rid, path=str(rel)))
-        return out
-
-    def _reader(self, kind: str):
-        """lamae's own folder reader for ``wfdb``, ``edf`` and ``dicom`` (made once)."""
-        if kind not in self._others:
-            from .hospital import DicomEcgReader, EdfReader
-            from .sources import WfdbFolderReader
-
-            self._others[kind] = {"wfdb": WfdbFolderReader, "edf": EdfReader, "dicom": DicomEcgReader}[kind](self.root)
-        return self._others[kind]
-
-    def read(self, item) -> EcgRecord:
-        """One file as an :class:`EcgRecord`, or a RecordError naming the file and the problem;
-        with ``derive_limb_leads``, completed from I and II whichever reader read it."""
-        rec = self._read(item)
-        signal, leads, derived = derive_limb_leads(rec.signal, rec.leads) if self.derive else (rec.signal, rec.leads, [])
-        return EcgRecord(rec.record_id, signal, leads, rec.fs, rec.patient_id, {**rec.meta, "derived_leads": derived})
-
-    def _read(self, item) -> EcgRecord:
-        path = self.root / item.path
-        if not path.is_file():
-            raise RecordError(item.record_id, f"{item.path}: is not a regular file (a pipe, device or folder)")
-        try:
-            kind = detect(path)
-        except OSError as exc:
-            raise RecordError(item.record_id, f"{item.path}: cannot be read ({exc.strerror or exc})") from None
-        if kind is None:
-            raise RecordError(item.record_id, f"{item.path}: not an ECG format lamae reads (by its content: none "
-                                              f"of WFDB, EDF, DICOM, {', '.join(ECGDATAKIT_FORMATS.values())})")
-        if self.fmt != "auto" and kind != self.fmt:
-            raise RecordError(item.record_id, f"{item.path}: not a {ECGDATAKIT_FORMATS[self.fmt]} file "
-                                              f"(by its content: {kind}); --format auto reads each file as it is")
-        if kind in ("wfdb", "edf", "dicom"):
-            return self._reader(kind).read(item if kind != "wfdb" else type(item)(
-                item.record_id, item.patient_id, str(Path(item.path).with_suffix(""))))
-        ekd = _library()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                parsed = ekd.FileParser.parse(path, units="mV")
-        except ImportError as exc:
-            raise LamaeError(f"{item.path}: reading {kind} needs {exc.name or exc}") from None
-        except Exception as exc:  # ecgdatakit's errors and whatever a damaged file raises inside a parser
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise RecordError(item.record_id, f"{item.path}: cannot be read as {ECGDATAKIT_FORMATS.get(kind, kind)} "
-                                              f"({type(exc).__name__}{': ' + text[:200] if text else ''})") from None
-        return record_from_ecgdatakit(parsed, item.record_id, item.patient_id, source=f"{item.path}: ")
-
-
-def read(path: str | os.PathLike, *, derive_limb_leads: bool = False) -> EcgRecord:
-    """One ECG file of any format lamae reads (WFDB record, EDF, DICOM, MUSE, Philips, HL7 aECG,
-    SCP-ECG, ...), detected by content: an :class:`EcgRecord` in canonical leads and millivolts."""
-    path = Path(path)
-    if path.suffix.lower() in ("", ".dat") and path.with_suffix(".hea").exists():
-        path = path.with_suffix(".hea")
-    if not path.exists():
-        raise LamaeError(f"{path}: no such file")
-    if path.is_dir():
-        raise LamaeError(f"{path}: is a folder; lamae.read takes one ECG file (lamae prepare reads folders)")
-    from .sources import SourceItem
-
-    reader = EcgFileReader(path.parent, fmt="auto", derive_limb_leads=derive_limb_leads)
-    rid = path.stem
-    return reader.read(SourceItem(record_id=rid, patient_id=rid, path=path.name))
+def read_ecgdatakit_file(path: Path, item, kind: str) -> EcgRecord:
+    """One file of a format ecgdatakit parses (``kind``: one of ``ECGDATAKIT_FORMATS`` or another
+    name its detection gives) as an :class:`EcgRecord`, or a RecordError naming the file."""
+    ekd = ecgdatakit_library()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = ekd.FileParser.parse(path, units="mV")
+    except ImportError as exc:
+        raise LamaeError(f"{item.path}: reading {kind} needs {exc.name or exc}") from None
+    except Exception as exc:  # ecgdatakit's errors and whatever a damaged file raises inside a parser
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RecordError(item.record_id, f"{item.path}: cannot be read as {ECGDATAKIT_FORMATS.get(kind, kind)} "
+                                          f"({type(exc).__name__}{': ' + text[:200] if text else ''})") from None
+    return record_from_ecgdatakit(parsed, item.record_id, item.patient_id, source=f"{item.path}: ")

@@ -14,18 +14,15 @@ out and named in the record's ``meta["dropped_channels"]``.
 
 from __future__ import annotations
 
-import os
-import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import LamaeError, LeadNameError, RecordError
-from ..files import missing_folder
-from ..leads import canonical_lead
+from ..errors import RecordError
+from ..leads import lead_from_label
 from ..optional import require
-from .record import EcgRecord
+from .record import EcgRecord, FileFolderReader, repeated_lead
 from .units import UNITS_TO_MV, mv_factor
 
 # DICOM channel source codes of the 12 standard leads: SCPECG (5.6.3-9-N) and MDC (2:N)
@@ -37,29 +34,6 @@ DICOM_LEAD_CODES = {
     "2:3": "V1", "2:4": "V2", "2:5": "V3", "2:6": "V4", "2:7": "V5", "2:8": "V6",
 }
 
-_PREFIX = re.compile(r"^(ecg|ekg|lead)[\s_\-:]*", re.IGNORECASE)
-_SUFFIX = re.compile(r"\s*\(.*\)\s*$")
-
-
-def lead_from_label(label: str) -> str | None:
-    """'ECG I', 'EKG V1', 'Lead I (Einthoven)', 'avr' -> the canonical name; None if not a lead."""
-    text = _SUFFIX.sub("", _PREFIX.sub("", str(label).strip()))
-    for candidate in (text, text.replace(" ", ""), text.replace("-", "")):
-        try:
-            return canonical_lead(candidate)
-        except LeadNameError:
-            continue
-    return None
-
-
-def repeated_lead(source: str, lead: str, first, second) -> str:
-    """The problem of a file whose channels name one lead twice (the record is skipped, not stored
-    with one of them dropped unseen)."""
-    same = f"both labelled {str(first)!r}" if str(first) == str(second) else f"labelled {str(first)!r} and {str(second)!r}"
-    return (f"{source}two channels are lead {lead} ({same}); lamae cannot tell which one is {lead}, so the "
-            "record is skipped: correct the lead labels in the file")
-
-
 def _mv_factor(unit: str, record_id: str, channel: str) -> float:
     factor = mv_factor(unit)
     if factor is None:
@@ -68,44 +42,7 @@ def _mv_factor(unit: str, record_id: str, channel: str) -> float:
     return factor
 
 
-class _FileFolderReader:
-    """Every file with one of ``suffixes`` under a folder, one record each."""
-
-    suffixes: tuple[str, ...] = ()
-    label_kind = "none"
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(missing_folder(self.root))
-        self._check_library()
-
-    def _check_library(self) -> None:
-        pass
-
-    def items(self):
-        from .sources import SourceItem
-
-        files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in self.suffixes)
-        out = []
-        for f in files:
-            rel = f.relative_to(self.root)
-            rid = str(rel.with_suffix(""))
-            out.append(SourceItem(record_id=rid, patient_id=rid, path=str(rel)))
-        return out
-
-    def read(self, item) -> EcgRecord:
-        path = self.root / item.path
-        try:
-            return self._read(path, item)
-        except (RecordError, LamaeError):
-            raise
-        except Exception as exc:  # the library's own errors for a damaged or foreign file
-            raise RecordError(item.record_id, f"{path.name}: cannot be read as {self.name.upper()} "
-                                              f"({type(exc).__name__}: {exc})") from None
-
-
-class EdfReader(_FileFolderReader):
+class EdfReader(FileFolderReader):
     """A folder of EDF / EDF+ / BDF files (pyedflib). Channels labelled as ECG leads are read in
     their physical units and converted to millivolts; the leads must share one sampling rate
     (channels at another rate are left out, like non-ECG channels)."""
@@ -144,7 +81,7 @@ class EdfReader(_FileFolderReader):
                                "start": str(header.get("startdate", ""))})
 
 
-class DicomEcgReader(_FileFolderReader):
+class DicomEcgReader(FileFolderReader):
     """A folder of DICOM ECG waveform files (12-lead, general, ambulatory; pydicom). The rhythm
     strip is read: groups labelled as a median or representative beat are never taken, a group
     labelled RHYTHM comes first, then the longest group with ECG leads; each

@@ -7,31 +7,18 @@ so ``prepare`` can stream millions of records with flat memory and resume mid-wa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import LabelError, LamaeError, RecordError
+from ..errors import LabelError, RecordError
 from ..files import missing_folder
 from ..labels.icd10 import parse_cells, parse_code_list
-from .hospital import DicomEcgReader, EdfReader  # their parsing libraries are imported when used
-from .ecgfiles import ECGDATAKIT_FORMATS, EcgFileReader
-from .record import EcgRecord
+from .record import EcgRecord, SourceItem
 from .wfdb_io import read_wfdb
 
 ICD_COLUMNS = ("ed_diag_ed", "ed_diag_hosp", "hosp_diag_hosp", "all_diag_hosp", "all_diag_all")
-
-
-@dataclass(slots=True)
-class SourceItem:  # slots: 800k of these are listed for MIMIC-IV-ECG
-    record_id: str
-    patient_id: str
-    path: str
-    codes: tuple[str, ...] | None = None  # None: no label row for this record
-    extra: dict = field(default_factory=dict)
 
 
 class WfdbFolderReader:
@@ -426,24 +413,3 @@ class PtbReader(WfdbFolderReader):
 
     def __init__(self, root: str | os.PathLike):
         super().__init__(root, extra_leads="drop")
-
-
-READERS = {"mimic": MimicEcgReader, "wfdb": WfdbFolderReader, "ptbxl": PtbXlReader,
-           "challenge": ChallengeReader, "code15": Code15Reader, "ptb": PtbReader,
-           "edf": EdfReader, "dicom": DicomEcgReader,
-           # every file by its content, and the hospital exports read through ecgdatakit
-           **{name: partial(EcgFileReader, fmt=name) for name in ("auto", *ECGDATAKIT_FORMATS)}}
-# Formats whose readers take derive_limb_leads (8-lead exports completed from I and II)
-FILE_FORMATS = ("auto", *ECGDATAKIT_FORMATS)
-
-
-def open_source(kind: str, root, *, derive_limb_leads: bool = False, **kwargs):
-    """The reader of dataset folder ``root`` in format ``kind``. ``derive_limb_leads`` (file
-    formats only) completes 8-lead exports with III, aVR, aVL and aVF."""
-    if kind not in READERS:
-        raise ValueError(f"unknown dataset format {kind!r}; choose from {sorted(READERS)}")
-    if derive_limb_leads:
-        if kind not in FILE_FORMATS:
-            raise LamaeError(f"--derive-limb-leads applies to --format {', '.join(FILE_FORMATS)}, not {kind!r}")
-        kwargs["derive_limb_leads"] = True
-    return READERS[kind](root, **kwargs)

@@ -30,8 +30,9 @@ from ..data.store import EcgStore
 from ..files import atomic_write_text, claim_output
 from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, target_levels
-from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, match_parameters, model_config
-from ..models.lamae import SIZES, Lamae, LamaeConfig, make_model
+from ..models.family import FAMILY, PRETRAINABLE, REFERENCE, count_parameters, make_model, match_parameters, model_config
+from ..models.config import SIZES, LamaeConfig
+from ..models.lamae import Lamae
 from ..train.pretrain import PretrainConfig, ensure_pretrained, with_member_defaults
 from ..train.supervised import SupervisedConfig, predict_supervised, train_supervised
 from ..utils.flops import supervised_step_flops, training_step_flops
@@ -453,7 +454,7 @@ def _setting_defaults() -> dict:
     of model format 3: results stored before them ran full-width routers)."""
     from dataclasses import fields
 
-    from ..models.lamae import FORMAT_2_ROUTERS, LamaeConfig
+    from ..models.config import FORMAT_2_ROUTERS, LamaeConfig
 
     return {**{f.name: f.default for cls in (LamaeConfig, PretrainConfig) for f in fields(cls)
                if not callable(f.default_factory)}, **FORMAT_2_ROUTERS}
@@ -464,7 +465,7 @@ def _as_current(stored: dict, now: dict) -> dict:
     stored (absent from it, present in ``now``) takes its default, which is what that run used,
     and the entries that change no result and are no longer recorded (``tracker``) are dropped.
     Compare the outcome with ``now``."""
-    from ..models.lamae import FORMAT_2_ROUTERS
+    from ..models.config import FORMAT_2_ROUTERS
 
     defaults = _setting_defaults()
 

@@ -5,6 +5,8 @@
 - ``scorable``: the one rule for "this label can be scored on these records": both classes
   present.
 - ``node_aurocs`` / ``macro_auroc``: per label, and their mean over the scorable labels.
+- ``lead_error``: a rebuilt lead against the original (MSE, the MSE of predicting zeros, the
+  correlation), for the API's ``reconstruct`` and the store-wide reconstruction tables alike.
 
 Bootstrap intervals and paired differences are in ``bootstrap.py``; tests across seeds in
 ``stats.py``.
@@ -43,3 +45,10 @@ def macro_auroc(y: np.ndarray, p: np.ndarray, columns=None) -> float:
     cols = range(y.shape[1]) if columns is None else columns
     vals = [v for v in (auroc(y[:, j], p[:, j]) for j in cols) if np.isfinite(v)]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def lead_error(original: np.ndarray, reconstruction: np.ndarray) -> dict[str, float]:
+    """MSE of a reconstructed lead, MSE of predicting zeros (its mean), and the correlation."""
+    o, r = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    corr = float(np.corrcoef(o, r)[0, 1]) if o.std() > 0 and r.std() > 0 else 0.0
+    return {"mse": float(np.mean((o - r) ** 2)), "mse_zeros": float(np.mean(o ** 2)), "corr": corr}

@@ -23,7 +23,7 @@ from ..errors import LamaeError
 from ..labels.icd10 import build_label_targets, describe, target_levels
 from ..leads import STANDARD_LEADS
 from ..modelcard import record_evaluation
-from ..models.lamae import Lamae, make_model
+from ..models.family import make_model
 from ..plots import save_figure
 from .metrics import auroc, macro_auroc, node_aurocs, scorable
 

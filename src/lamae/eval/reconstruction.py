@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..api import lead_error
 from ..data.store import EcgStore
 from ..errors import LamaeError
 from ..files import atomic_write_text, output_dir
 from ..leads import STANDARD_LEADS, canonical_leads, lead_indices
+from .metrics import lead_error
 
 
 def _summary(v: dict) -> dict:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .config import READOUTS
 from .encoders import Encoded
 from .layers import Block, CrossAttention, Mlp
 
@@ -53,9 +54,6 @@ class MeanAggregator(nn.Module):
     def forward(self, enc: Encoded, present) -> Aggregate:
         pooled, w = mean_of_leads(enc.tokens, present)
         return Aggregate(pooled[:, None], pooled, w)
-
-
-READOUTS = ("latents", "cls_latents", "patch_latents")
 
 
 class RouterReadout(nn.Module):

@@ -38,7 +38,7 @@ from torch import nn
 from ..errors import ShapeError
 from ..leads import STANDARD_LEADS
 from .aggregators import uniform_lead_weights
-from .lamae import EcgInputs
+from .inputs import EcgInputs
 
 
 class S4D(nn.Module):

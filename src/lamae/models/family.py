@@ -7,6 +7,10 @@ encoder read as the mean of its lead CLS tokens), ``kind`` says whether it is pr
 (``mae``), trained supervised from scratch (``scratch``) or frozen at random initialisation
 (``random``). ``pretrain`` holds a member's recommended pretraining settings, used where the
 run does not set them. ``lamae pretrain --model NAME`` and ``lamae compare`` take these names.
+
+This is the registry: the one module that knows every member and builds it (``make_model``);
+``lamae.py`` and ``cpc.py`` each know only their own models and the shared input (``inputs.py``)
+and settings (``config.py``) below them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,27 @@ import dataclasses
 
 import torch
 
-from .lamae import SIZES, Lamae, LamaeConfig, make_model
+from torch import nn
+
+from .config import SIZES, LamaeConfig
+from .cpc import Cpc, S4Mae
+from .lamae import Lamae
+
+
+def make_model(cfg: LamaeConfig) -> nn.Module:
+    """The model a configuration describes: a ``Lamae`` (masked autoencoder), or for the s4
+    encoder (models/cpc.py) a ``Cpc`` (the cpc objective: the same interface without a decoder)
+    or an ``S4Mae`` (the masked objective)."""
+    if cfg.encoder == "s4":
+        return Cpc(cfg) if cfg.objective == "cpc" else S4Mae(cfg)
+    return Lamae(cfg)
+
+
+def build_model(size: str = "tiny", **overrides) -> nn.Module:
+    """A model of a named size (``SIZES``) with ``overrides`` of its settings."""
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose from {sorted(SIZES)}")
+    return make_model(LamaeConfig(**{**SIZES[size], **overrides}))
 
 # LAMAE: router latents at every patch position, fed by an 8-source lead field (leadfield.py).
 # Chosen by design.py runs on two normalisations x 2 seeds of PTB-XL and the synthetic set: the

@@ -36,8 +36,9 @@ from ..data.store import EcgStore
 from ..files import atomic_write_text, check_claim, claim_output
 from ..errors import LamaeError
 from ..leads import LIMB_LEADS
-from ..models.family import FAMILY, PRETRAINABLE
-from ..models.lamae import FORMAT_2_ROUTERS, MODEL_FORMAT, SIZES, Lamae, LamaeConfig, make_model
+from ..models.family import FAMILY, PRETRAINABLE, make_model
+from ..models.config import FORMAT_2_ROUTERS, MODEL_FORMAT, SIZES, LamaeConfig
+from ..models.lamae import Lamae
 from ..plots import save_figure
 from ..tracking import TRACKERS, open_tracker
 from ..utils.memory import keep_freed_memory

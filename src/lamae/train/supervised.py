@@ -13,7 +13,9 @@ import torch
 from tqdm import tqdm
 
 from ..data.store import EcgStore
-from ..models.lamae import Lamae, LamaeConfig, make_model
+from ..models.config import LamaeConfig
+from ..models.lamae import Lamae
+from ..models.family import make_model
 from ..utils.memory import keep_freed_memory
 from .common import StoreBatches, lr_at, make_optimizer, param_groups, pick_device
 
