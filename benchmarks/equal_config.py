@@ -44,7 +44,10 @@ STMEM = dict(fs=250.0, window_s=9.0, patch_size=75, dim=384, depth=12, heads=6, 
              latent_heads=6, router_every=3, router_latents=2, n_latents=8)
 # The two inputs of issue 27: ST-MEM's (12 x 2250 at 250 Hz, patch 75) and MIMIC-IV-ECG's native
 # one (12 x 5000 at 500 Hz, patch 50), each with the same ViT-S encoder and decoder.
-INPUTS = {"stmem": {}, "mimic500": dict(fs=500.0, window_s=10.0, patch_size=50)}
+# ptbxl100: the comparisons' input (PTB-XL at 100 Hz, 10 s, patch 25), where issue 40 asks the
+# state-space cells' cost of.
+INPUTS = {"stmem": {}, "mimic500": dict(fs=500.0, window_s=10.0, patch_size=50),
+          "ptbxl100": dict(fs=100.0, window_s=10.0, patch_size=25)}
 # The model: ST-MEM's ViT-S (above), or one of lamae's named sizes (its widths, depths and router
 # spacing) at the same input.
 MODEL_SIZES = {"vit-s": {}, **{k: v for k, v in SIZES.items() if k != "base"}}
@@ -164,7 +167,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", nargs="+", default=MEMBERS, choices=sorted(FAMILY))
     ap.add_argument("--input", default="stmem", choices=sorted(INPUTS),
-                    help="stmem: 12 x 2250 at 250 Hz, patch 75 (ST-MEM's); mimic500: 12 x 5000 at 500 Hz, patch 50")
+                    help="stmem: 12 x 2250 at 250 Hz, patch 75 (ST-MEM's); mimic500: 12 x 5000 at 500 Hz, patch 50; "
+                         "ptbxl100: 12 x 1000 at 100 Hz, patch 25 (the comparisons')")
     ap.add_argument("--size", default="vit-s", choices=sorted(MODEL_SIZES),
                     help="vit-s: ST-MEM's encoder and decoder (default); tiny, small: lamae's sizes at the same input")
     ap.add_argument("--router-every", type=int, help="LAMAE: a router after every k-th block (default 3)")

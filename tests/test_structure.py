@@ -89,17 +89,21 @@ def test_no_module_of_lamae_imports_one_that_imports_it_back():
 def test_the_model_family_is_built_by_one_registry():
     graph = import_graph()
     # the members' own modules know their models and the shared input and settings, not the registry
-    for member in ("lamae.models.lamae", "lamae.models.cpc"):
+    members = ("lamae.models.lamae", "lamae.models.cpc", "lamae.models.s4lead")
+    for member in members:
         assert "lamae.models.family" not in graph[member]
         assert {"lamae.models.config", "lamae.models.inputs"} & graph[member]
     assert "lamae.models.lamae" not in graph["lamae.models.cpc"] and "lamae.models.cpc" not in graph["lamae.models.lamae"]
-    assert not {"lamae.models.lamae", "lamae.models.cpc", "lamae.models.family"} & graph["lamae.models.config"]
+    for a in members:  # each member's module knows only its own models
+        assert not (set(members) - {a}) & graph[a], (a, graph[a])
+    assert not {*members, "lamae.models.family"} & graph["lamae.models.config"]
     from lamae.models.cpc import Cpc, S4Mae
     from lamae.models.family import FAMILY, make_model, model_config
     from lamae.models.lamae import Lamae
+    from lamae.models.s4lead import S4Lamae
 
     kinds = {type(make_model(model_config(name, "tiny"))) for name in FAMILY}
-    assert kinds == {Lamae, Cpc, S4Mae}
+    assert kinds == {Lamae, Cpc, S4Mae, S4Lamae}
 
 
 def test_the_format_readers_sit_side_by_side_under_the_one_that_picks():

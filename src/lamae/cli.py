@@ -27,7 +27,7 @@ def _add_derive(p):
                    help="files that store 8 leads (MUSE: I, II, V1-V6): add III, aVR, aVL and aVF computed from "
                         "I and II (Einthoven, Goldberger); the store and tables record which leads were derived")
 # the members `lamae pretrain --model` trains: models.family.PRETRAINABLE (same reason, same test)
-PRETRAINABLE = ["LAMAE", "LAMAE-attn", "LAMAE-summary", "LAMAE-global", "LAMAE-mean", "IndS", "IndP", "MVMAE", "Joint", "CPC", "S4-MAE"]
+PRETRAINABLE = ["LAMAE", "LAMAE-attn", "LAMAE-summary", "LAMAE-global", "LAMAE-mean", "IndS", "IndP", "MVMAE", "Joint", "CPC", "S4-MAE", "S4-LAMAE", "S4-IndS"]
 
 
 def _add_tracker(p, default=None):

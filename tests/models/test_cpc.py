@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lamae.models.cpc import S4D, info_nce_loss
+from lamae.models.cpc import info_nce_loss
+from lamae.models.ssm import S4D
 from lamae.models.family import FAMILY, make_model, model_config
 from lamae.models.config import LamaeConfig
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-ENCODERS = ("router", "per_lead", "private", "joint", "s4")
+ENCODERS = ("router", "per_lead", "private", "joint", "s4", "s4_lead")
 OBJECTIVES = ("mae", "cpc")
 AGGREGATORS = ("latent", "mean", "none")
 READOUTS = ("latents", "cls_latents", "patch_latents")  # what the latent aggregator pools
@@ -36,12 +36,12 @@ MAX_PARAMETERS = 5e9
 SETTING_GROUPS = {
     "input": (("fs", "window_s", "patch_size", "input_scale"), lambda c: True),
     "encoder": (("encoder", "dim", "depth", "mlp_ratio"), lambda c: True),
-    "encoder: attention": (("heads",), lambda c: c.encoder != "s4"),
-    "encoder: state space": (("s4_state", "cpc_stride"), lambda c: c.encoder == "s4"),
+    "encoder: attention": (("heads",), lambda c: c.encoder not in ("s4", "s4_lead")),
+    "encoder: state space": (("s4_state", "cpc_stride"), lambda c: c.encoder in ("s4", "s4_lead")),
     "cross-lead path: routers": (("router_latents", "router_every", "readout", "lead_gates", "router_width",
-                                  "latent_mlp"), lambda c: c.encoder == "router"),
-    "cross-lead path: lead field": (("lead_field",), lambda c: c.encoder == "router" and c.lead_field > 0),
-    "latent attention": (("latent_heads",), lambda c: c.encoder == "router" or _global_latents(c)),
+                                  "latent_mlp"), lambda c: _routers(c)),
+    "cross-lead path: lead field": (("lead_field",), lambda c: _routers(c) and c.lead_field > 0),
+    "latent attention": (("latent_heads",), lambda c: _routers(c) or _global_latents(c)),
     "aggregator": (("aggregator",), lambda c: c.encoder != "s4"),
     "aggregator: global latents": (("n_latents", "latent_depth", "latent_mode", "latent_input"), lambda c: _global_latents(c)),
     "objective": (("objective",), lambda c: True),
@@ -51,13 +51,18 @@ SETTING_GROUPS = {
     "objective: view alignment (MVMAE)": (("align", "align_weight", "align_temperature"),
                                           lambda c: c.align != "none"),
     "decoder": (("decoder_dim", "decoder_depth"), lambda c: c.objective == "mae"),
-    "decoder: attention": (("decoder_heads",), lambda c: c.objective == "mae" and c.encoder != "s4"),
+    "decoder: attention": (("decoder_heads",), lambda c: c.objective == "mae" and c.encoder not in ("s4", "s4_lead")),
 }
+
+
+def _routers(c) -> bool:
+    """LAMAE's lead routers: the router encoder, or the per-lead state-space one with them on."""
+    return c.encoder == "router" or (c.encoder == "s4_lead" and c.aggregator == "latent")
 
 
 def _global_latents(c) -> bool:
     """K latents attending over the leads (GlobalLatentAttention: LAMAE-global, MVMAE's pooling)."""
-    return c.aggregator == "latent" and c.encoder != "router" and c.encoder != "s4"
+    return c.aggregator == "latent" and c.encoder in ("per_lead", "private", "joint")
 
 
 @dataclass
@@ -141,6 +146,14 @@ class LamaeConfig:
             raise ValueError("the s4 encoder's representation is its context's mean: use aggregator 'none' with it")
         if self.encoder == "joint" and self.aggregator != "none":
             raise ValueError("the joint encoder already mixes all leads: use aggregator 'none' with it")
+        if self.encoder == "s4_lead" and self.aggregator not in ("latent", "none"):
+            raise ValueError("the s4_lead encoder takes aggregator 'latent' (LAMAE's routers between the leads) or "
+                             "'none' (independent leads)")
+        if self.encoder == "s4_lead" and self.objective != "mae":
+            raise ValueError("the s4_lead encoder is trained with the masked objective (objective 'mae')")
+        if self.encoder == "s4_lead" and self.patch_size % self.cpc_stride:
+            raise ValueError(f"the s4_lead encoder's frames must tile its patches: patch_size {self.patch_size} is "
+                             f"not a multiple of cpc_stride {self.cpc_stride}")
         if self.encoder == "router" and self.aggregator != "latent":
             raise ValueError("the router encoder's latents are its aggregator: use aggregator 'latent' with it "
                              "(for the mean or no aggregator, use encoder 'per_lead')")
@@ -167,7 +180,7 @@ class LamaeConfig:
                              "(0 < fs <= 50000 Hz, 0 < window_s <= 3600 s, 0 < mlp_ratio <= 16)")
         if self.encoder == "s4" and self.align != "none":
             raise ValueError("align compares per-lead embeddings; the s4 encoder has none (leads enter as channels)")
-        if self.encoder == "s4" and self.s4_state % 2:
+        if self.encoder in ("s4", "s4_lead") and self.s4_state % 2:
             raise ValueError(f"s4_state must be even (complex conjugate pairs), got {self.s4_state}")
         if self.encoder == "s4" and self.objective == "mae" and self.n_samples % self.cpc_stride:
             raise ValueError(f"S4-MAE rebuilds every sample from its frames: the window's {self.n_samples} samples "
@@ -195,8 +208,9 @@ class LamaeConfig:
                              f"above lamae's limit of {MAX_PARAMETERS / 1e9:g}e9")
         if isinstance(self.lead_field, bool) or not isinstance(self.lead_field, int) or not 0 <= self.lead_field <= 64:
             raise ValueError(f"lead_field must be an integer from 0 (none) to 64 sources, got {self.lead_field!r}")
-        if self.lead_field and self.encoder != "router":
-            raise ValueError("lead_field feeds the router latents: use it with encoder 'router'")
+        if self.lead_field and not (self.encoder == "router" or (self.encoder == "s4_lead" and self.aggregator == "latent")):
+            raise ValueError("lead_field feeds the router latents: use it with encoder 'router' (or 's4_lead' with "
+                             "aggregator 'latent')")
         if self.lead_field and self.norm_target:
             raise ValueError("lead_field predicts patches in the input's units: it cannot be used with norm_target")
         if self.n_samples % self.patch_size:
@@ -208,7 +222,7 @@ class LamaeConfig:
         value = self.decode_ratio
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
             raise ValueError(f"decode_ratio must be a fraction in (0, 1], got {value!r}")
-        if self.encoder == "s4" and value != 1:
+        if self.encoder in ("s4", "s4_lead") and value != 1:
             raise ValueError("decode_ratio needs a patch decoder: the s4 members rebuild every frame (use 1)")
 
     @property

@@ -24,6 +24,7 @@ from torch import nn
 from .config import SIZES, LamaeConfig
 from .cpc import Cpc, S4Mae
 from .lamae import Lamae
+from .s4lead import S4Lamae
 
 
 def make_model(cfg: LamaeConfig) -> nn.Module:
@@ -32,6 +33,8 @@ def make_model(cfg: LamaeConfig) -> nn.Module:
     or an ``S4Mae`` (the masked objective)."""
     if cfg.encoder == "s4":
         return Cpc(cfg) if cfg.objective == "cpc" else S4Mae(cfg)
+    if cfg.encoder == "s4_lead":
+        return S4Lamae(cfg)
     return Lamae(cfg)
 
 
@@ -88,6 +91,14 @@ FAMILY: dict[str, dict] = {
                "pooling": "latent",
                "about": "CPC's state-space encoder (made bidirectional) under LAMAE's masked objective, with a "
                         "state-space decoder: separates the encoder from the objective"},
+    # issue 40's factorial: the state-space encoder per lead, with and without LAMAE's cross-lead
+    # path (the transformer cells are LAMAE and IndS); models/s4lead.py
+    "S4-LAMAE": {"kind": "mae", "model": {"encoder": "s4_lead", "aggregator": "latent", "lead_field": 8},
+                 "pooling": "latent", "pretrain": {"lead_dropout": 0.25},
+                 "about": "a state-space stack per lead over 50 ms frames with LAMAE's lead routers at every frame "
+                          "and its lead field (the factorial's state-space x cross-lead cell)"},
+    "S4-IndS": {"kind": "mae", "model": {"encoder": "s4_lead", "aggregator": "none"}, "pooling": "latent",
+                "about": "the same state-space stack per lead with no cross-lead path (the state-space x none cell)"},
     "Scratch": {"kind": "scratch", "model": _LAMAE, "pooling": "latent",
                 "about": "LAMAE's architecture trained supervised from random initialisation"},
     "Random": {"kind": "random", "model": _LAMAE, "pooling": "latent",
