@@ -32,3 +32,22 @@ def check_a_subset_is_the_twelve_with_the_rest_absent(model, x):
     torch.testing.assert_close(w, torch.full((x.shape[0], 3), 1 / 3))
     full, _ = model.embed(x, torch.arange(12))
     assert not torch.allclose(subset, full)
+
+
+def check_it_pretrains_loads_and_rebuilds_a_lead(store, out, name: str, class_name: str, encoder: str,
+                                                 fall: float = 0.8):
+    """60 steps of ``lamae pretrain --model name`` lower the loss below ``fall`` of where it
+    started; the checkpoint loads as ``class_name``; ``lamae reconstruct`` rebuilds lead III
+    from the other eleven."""
+    from lamae.api import load
+    from lamae.checkpoint import load_checkpoint
+    from lamae.leads import STANDARD_LEADS
+
+    loss = short_pretraining(store, out, name)
+    assert loss[-3:].mean() < fall * loss[:3].mean(), loss
+    model, config = load_checkpoint(out)
+    assert type(model).__name__ == class_name and config["model"]["encoder"] == encoder
+    ecg = store.batch(store.rows("test")[:1], "cpu")[0][0].numpy()
+    rebuilt = load(out).reconstruct(ecg, 100.0, list(STANDARD_LEADS), hide=["III"])
+    assert rebuilt.reconstruction.shape == ecg.shape and set(rebuilt.errors) == {"III"}
+    assert "III" not in rebuilt.inputs and len(rebuilt.inputs) == 11

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from lamae.leads import STANDARD_LEADS
 from lamae.models.family import make_model, model_config
 from lamae.models.config import LamaeConfig
 
-from .state_space import check_a_subset_is_the_twelve_with_the_rest_absent, idle_weights, short_pretraining
+from .state_space import (check_a_subset_is_the_twelve_with_the_rest_absent, check_it_pretrains_loads_and_rebuilds_a_lead,
+                          idle_weights)
 
 T = 200  # 2 s at 100 Hz: 8 patches of 25 samples, 40 frames of 5
 
@@ -77,17 +77,6 @@ def test_s4mae_settings_are_checked():
 
 
 def test_every_s4mae_weight_learns_and_short_pretraining_lowers_the_loss(store, tmp_path):
-    from lamae.api import load
-    from lamae.checkpoint import load_checkpoint
-
     assert not idle_weights(s4mae(), T)
-    out = tmp_path / "run"
-    loss = short_pretraining(store, out, "S4-MAE")
-    assert loss[-3:].mean() < 0.8 * loss[:3].mean(), loss
-    model, config = load_checkpoint(out)
-    assert type(model).__name__ == "S4Mae" and config["model"]["encoder"] == "s4"
     # unlike CPC it rebuilds leads: lamae reconstruct takes it
-    ecg = store.batch(store.rows("test")[:1], "cpu")[0][0].numpy()
-    rebuilt = load(out).reconstruct(ecg, 100.0, list(STANDARD_LEADS), hide=["III"])
-    assert rebuilt.reconstruction.shape == ecg.shape and set(rebuilt.errors) == {"III"}
-    assert rebuilt.inputs == [lead for lead in rebuilt.inputs if lead != "III"] and len(rebuilt.inputs) == 11
+    check_it_pretrains_loads_and_rebuilds_a_lead(store, tmp_path / "run", "S4-MAE", "S4Mae", "s4")
