@@ -107,6 +107,9 @@ def test_embed_never_replaces_the_users_files_beside_its_output(synth_dir, tiny_
         rc, _, err = cli(capsys, "embed", synth_dir, "--checkpoint", tiny_run, "--out", out / name, "--limit", "4")
         assert_named(rc, err, word)
         assert snapshot(out) == before
+    # a run that fails before any work (no such checkpoint) leaves nothing beside the output
+    rc, _, err = cli(capsys, "embed", synth_dir, "--checkpoint", tmp_path / "nope", "--out", tmp_path / "F" / "emb.npy")
+    assert rc == 2 and not any((tmp_path / "F").iterdir())
     # its own earlier output is replaced on a second run, with nothing else asked
     mine = tmp_path / "E" / "emb.npy"
     for _ in range(2):

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .api import Pretrained
 from .data.store import INFO_COLUMNS, EcgStore, record_info
-from .files import ResumableChunks, claim_files, ensure_output_file
+from .files import ResumableChunks, check_files, claim_files, ensure_output_file
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
 from .embedding import embed_store
 from .leads import STANDARD_LEADS
@@ -99,11 +99,12 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "l
     parts = Path(str(out) + ".parts")
     records_path = out.with_suffix(".records.csv")
     skipped_path = Path(str(out.with_suffix("")) + ".skipped.csv")
-    # every file this writes is new, or an earlier `lamae embed` to the same --out wrote it
+    outputs = [out, parts, skipped_path] + ([records_path] if out.suffix == ".npy" else [])
+    # every file this writes is new, or an earlier `lamae embed` to the same --out wrote it:
+    # checked before any work, the manifest saying so written once the inputs are known good
     progress_file = parts / "progress.json"
     legacy = [parts] if progress_file.is_file() and "pooling" in str(_read_state(progress_file)) else []
-    claim_files(out, "embed", [out, parts, skipped_path] + ([records_path] if out.suffix == ".npy" else []),
-                owned_anyway=legacy)
+    check_files(out, "embed", outputs, owned_anyway=legacy)
     model = load(checkpoint, device)
     data = Path(data)
     store = None
@@ -122,6 +123,7 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "l
         todo = todo[:limit]
     if len(todo) == 0:
         raise LamaeError(f"{data}: no records found")
+    claim_files(out, "embed", outputs, owned_anyway=legacy)
     fingerprint = {"checkpoint": str(model.config.get("path")), "data": str(data.resolve()), "format": source_name,
                    "n": len(todo), "pooling": pooling, "windows": windows, "chunk_size": chunk_size}
     state = ResumableChunks(parts / "progress.json", parts, fingerprint, {"done": 0},

@@ -267,27 +267,34 @@ def _manifest(out: Path, kind: str) -> Path:
     return out.with_name(f".{out.with_suffix('').name}.{kind}.lamae.json")
 
 
-def claim_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) -> Path:
-    """A command that writes the files ``files`` (beside and including ``out``) claims them: each
-    must be absent or listed in the manifest a run of ``kind`` left for ``out``; then the manifest
-    lists them. Returns the manifest's path."""
-    import json
-
-    from .version import __version__
-
+def check_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) -> set[str]:
+    """Whether a command of ``kind`` may write the files ``files`` (beside and including ``out``):
+    each must be absent or listed in the manifest a run of ``kind`` left for ``out`` (or be in
+    ``owned_anyway``, recognised by its content); otherwise a LamaeError naming them. Returns the
+    names the manifest lists."""
     out = Path(out)
-    manifest = _manifest(out, kind)
-    data = _read_json(manifest)
-    owned = set(data.get("files", [])) if isinstance(data, dict) and data.get("kind") == kind else set()
-    before = set(owned)
-    owned |= {Path(f).name for f in owned_anyway}  # recognised by content (an older lamae's unfinished work)
+    data = _read_json(_manifest(out, kind))
+    listed = set(data.get("files", [])) if isinstance(data, dict) and data.get("kind") == kind else set()
+    owned = listed | {Path(f).name for f in owned_anyway}  # an older lamae's unfinished work
     foreign = [str(f) for f in files if (Path(f).exists() or Path(f).is_symlink()) and Path(f).name not in owned]
     if foreign:
         raise LamaeError(f"{_shown(foreign, 3)}: already there and not written by an earlier `lamae {kind}` to "
                          f"{out}; lamae would replace {'it' if len(foreign) == 1 else 'them'}: move "
                          f"{'it' if len(foreign) == 1 else 'them'} or choose another --out")
+    return listed
+
+
+def claim_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) -> Path:
+    """Check (as :func:`check_files`), then list ``files`` in the manifest of ``out``, beside the
+    names it listed already. Returns the manifest's path."""
+    import json
+
+    from .version import __version__
+
+    listed = check_files(out, kind, files, owned_anyway=owned_anyway)
+    manifest = _manifest(Path(out), kind)
     atomic_write_text(manifest, json.dumps({"written_by": "lamae", "kind": kind, "lamae_version": __version__,
-                                            "files": sorted(before | {Path(f).name for f in files})}) + "\n")
+                                            "files": sorted(listed | {Path(f).name for f in files})}) + "\n")
     return manifest
 
 
