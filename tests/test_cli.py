@@ -78,3 +78,12 @@ def test_pretrain_help_names_every_pretrainable_member(capsys, monkeypatch):
         cli.main(["pretrain", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert all(name in help_text for name in PRETRAINABLE)
+
+
+def test_models_settings_shows_any_member_and_names_an_unknown_one(capsys):
+    from lamae.cli import main
+
+    assert main(["models", "--settings", "LAMAE_E"]) == 0  # a member pretrain cannot train, read all the same
+    assert "cross-lead path: routers" in capsys.readouterr().out
+    assert main(["models", "--settings", "LAMAE2"]) == 2
+    assert "unknown model 'LAMAE2'" in capsys.readouterr().err

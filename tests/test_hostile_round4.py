@@ -520,3 +520,21 @@ def test_folders_an_older_lamae_wrote_are_recognised_by_their_content(store, tin
                        "--set", "model.n_latents=4", "--batch-size", "16", "--base-lr", "0.05",
                        "--set", "warmup_steps=3", "--checkpoint-every", "1000")
     assert rc == 0 and "already finished" in out, err
+
+
+def test_embed_recognises_an_older_lamaes_unfinished_parts_by_their_content(synth_dir, tiny_run, tmp_path, capsys):
+    """A .parts folder an older lamae left (no manifest) is its own when its progress file is one;
+    a folder of that name holding anything else is the user's."""
+    out = tmp_path / "emb.parquet"
+    parts = tmp_path / "emb.parquet.parts"
+    parts.mkdir()
+    (parts / "progress.json").write_text(json.dumps({"fingerprint": {"pooling": "latent", "n": -1}, "done": 0}))
+    rc, _, err = cli(capsys, "embed", synth_dir, "--checkpoint", tiny_run, "--out", out, "--limit", "4")
+    assert_named(rc, err, "an unfinished run with other settings")  # taken as embed's own, then refused as stale
+    mine = tmp_path / "mine" / "emb.parquet.parts"
+    mine.mkdir(parents=True)
+    (mine / "progress.json").write_text(json.dumps({"my": "notes"}))
+    rc, _, err = cli(capsys, "embed", synth_dir, "--checkpoint", tiny_run, "--out", mine.parent / "emb.parquet",
+                     "--limit", "4")
+    assert_named(rc, err, "emb.parquet.parts", "not written by an earlier `lamae embed`")
+    assert (mine / "progress.json").read_text() == json.dumps({"my": "notes"})

@@ -476,7 +476,7 @@ def cmd_ablate(a):
 def _add_models(sub):
     p = sub.add_parser("models", help="the model family: names for `pretrain --model` and `compare`")
     p.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
-    p.add_argument("--settings", metavar="NAME", choices=PRETRAINABLE + ["LAMAE_E", "Scratch", "Random"],
+    p.add_argument("--settings", metavar="NAME",
                    help="the settings one member uses, by component (encoder, cross-lead path, aggregator, "
                         "objective, decoder), with their values at --size")
     p.set_defaults(func=cmd_models)

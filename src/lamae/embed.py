@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .api import Pretrained
 from .data.store import INFO_COLUMNS, EcgStore, record_info
-from .files import ResumableChunks, check_files, claim_files, ensure_output_file
+from .files import ResumableChunks, check_files, claim_files, ensure_output_file, read_json
 from .errors import LamaeError, LeadNameError, RecordError, ShapeError
 from .embedding import embed_store
 from .leads import STANDARD_LEADS
@@ -74,15 +74,6 @@ def _rows_from_source(model: Pretrained, source, items, pooling, batch_size, win
     return out, skipped
 
 
-def _read_state(path: Path):
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-
-
 def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "latent", windows: str = "tile",
                   batch_size: int = 64, chunk_size: int = 512, limit: int | None = None, device: str = "cpu",
                   progress: bool = True, **reader_kwargs) -> dict:
@@ -102,8 +93,8 @@ def embed_dataset(checkpoint, data, out, *, fmt: str = "auto", pooling: str = "l
     outputs = [out, parts, skipped_path] + ([records_path] if out.suffix == ".npy" else [])
     # every file this writes is new, or an earlier `lamae embed` to the same --out wrote it:
     # checked before any work, the manifest saying so written once the inputs are known good
-    progress_file = parts / "progress.json"
-    legacy = [parts] if progress_file.is_file() and "pooling" in str(_read_state(progress_file)) else []
+    state = read_json(parts / "progress.json")  # an older lamae's unfinished run, which had no manifest
+    legacy = [parts] if isinstance(state, dict) and "pooling" in (state.get("fingerprint") or {}) else []
     check_files(out, "embed", outputs, owned_anyway=legacy)
     model = load(checkpoint, device)
     data = Path(data)

@@ -106,6 +106,13 @@ KINDS = {"store": "store (`lamae prepare`)", "run": "pretraining run (`lamae pre
          "reconstruct": "reconstruction (`lamae reconstruct`)", "explain": "explanation (`lamae explain`)",
          "synth": "synthetic dataset (`lamae synth`)", "demo": "demo folder (`lamae demo`)",
          "checkpoint": "exported checkpoint (export_checkpoint / save_pretrained)", "embed": "embedding export (`lamae embed`)"}
+
+
+def _label(kind: str) -> str:
+    """'pretraining run' for 'run': the kind's name in messages, without its command."""
+    return KINDS[kind].split(" (")[0]
+
+
 # Kinds written beside the user's files: an export goes into a folder that may hold other files
 # (a clone of a Hub repository, notes), as long as it replaces none of them.
 SHARED_FOLDERS = {"checkpoint"}
@@ -133,18 +140,19 @@ def _transient(name: str) -> bool:
     return name.startswith(_PROBE) or any(name.endswith(s) for s in _TEMPORARY)
 
 
-def _read_json(path: Path):
+def read_json(path: str | os.PathLike):
+    """A JSON file's content, or None where it is missing, unreadable or not JSON."""
     import json
 
     try:
-        return json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return None
 
 
 def marker_kind(folder: str | os.PathLike) -> str | None:
     """The kind of lamae output ``folder`` holds by its marker, or None."""
-    data = _read_json(Path(folder) / MARKER)
+    data = read_json(Path(folder) / MARKER)
     if isinstance(data, dict) and data.get("written_by") == "lamae" and data.get("kind") in KINDS:
         return data["kind"]
     return None
@@ -155,40 +163,40 @@ def _legacy_store(folder: Path) -> bool:
     or an unfinished conversion's progress file), not by its file names."""
     if not (folder / "signals.npy").is_file():
         return False
-    meta = _read_json(folder / "meta.json")
+    meta = read_json(folder / "meta.json")
     if isinstance(meta, dict) and "preprocessing" in meta and "n_rows" in meta and "index_sha256" in meta:
         return True
-    progress = _read_json(folder / "_progress.json")
+    progress = read_json(folder / "_progress.json")
     return isinstance(progress, dict) and isinstance(progress.get("fingerprint"), dict) and "next_item" in progress
 
 
 def _legacy_run(folder: Path) -> bool:
     """A run written before the marker existed: its latest.json names a checkpoint whose config
     says it was saved at that step by lamae."""
-    latest = _read_json(folder / "latest.json")
+    latest = read_json(folder / "latest.json")
     if not (isinstance(latest, dict) and isinstance(latest.get("path"), str) and isinstance(latest.get("step"), int)):
         return False
-    config = _read_json(folder / latest["path"] / "config.json")
+    config = read_json(folder / latest["path"] / "config.json")
     return isinstance(config, dict) and "lamae_version" in config and config.get("step") == latest["step"]
 
 
 def _legacy_checkpoint(folder: Path) -> bool:
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     return ((folder / "model.safetensors").is_file() and isinstance(config, dict) and "lamae_version" in config
             and "model" in config and "preprocessing" in config)
 
 
 def _legacy_probe(folder: Path) -> bool:
-    report = _read_json(folder / "probe.json")
+    report = read_json(folder / "probe.json")
     return isinstance(report, dict) and {"checkpoint", "store", "pooling", "nodes"} <= set(report)
 
 
 def _legacy_compare(folder: Path) -> bool:
     """A comparison an older lamae wrote: its report, or per-seed results that record their settings."""
-    report = _read_json(folder / "compare.json")
+    report = read_json(folder / "compare.json")
     if isinstance(report, dict) and {"config", "store"} <= set(report):
         return True
-    results = [_read_json(r) for r in folder.glob("runs/*/seed-*/result.json")]
+    results = [read_json(r) for r in folder.glob("runs/*/seed-*/result.json")]
     return bool(results) and all(isinstance(r, dict) and "settings" in r for r in results)
 
 
@@ -207,39 +215,38 @@ LEGACY = {"store": _legacy_store, "run": _legacy_run, "checkpoint": _legacy_chec
           "compare": _legacy_compare, "demo": _legacy_demo, "benchmark": _legacy_benchmark}
 
 
-def _shown(names: list[str], n: int = 5) -> str:
+def shown(names: list[str], n: int = 5) -> str:
+    """The first ``n`` names, and how many more."""
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def check_claim(path: str | os.PathLike, kind: str, *, writes=()) -> bool:
-    """Whether ``kind`` may write into the folder ``path``: True when it holds ``kind``'s own
-    earlier output (its marker, or a store or run an older lamae wrote), False when the folder is
-    new or empty; otherwise a LamaeError naming what is there (``writes``: the names the command
-    would replace, named first)."""
+def check_claim(path: str | os.PathLike, kind: str, *, writes=()) -> None:
+    """Refuse, naming what is there, to let ``kind`` write into the folder ``path`` unless it is
+    new, empty, or holds ``kind``'s own earlier output (its marker, or what an older lamae wrote,
+    recognised by content); an export (``SHARED_FOLDERS``) may also go beside other files it
+    would not replace. ``writes``: the names the command would replace, named first."""
     path = Path(path)
     if not path.exists():
-        return False
+        return
     if not path.is_dir():
         raise LamaeError(f"{path}: is a file, not a folder; choose another --out")
     found = marker_kind(path)
     if found == kind:
-        return True
+        return
     if found is not None:
-        raise LamaeError(f"{path}: holds a lamae {KINDS[found]}; a {KINDS[kind].split(' (')[0]} is written only "
+        raise LamaeError(f"{path}: holds a lamae {KINDS[found]}; a {_label(kind)} is written only "
                          "into a new or empty folder or its own earlier output: choose another --out")
     entries = sorted(p.name for p in path.iterdir() if not _transient(p.name))
-    if not entries:
-        return False
-    if kind in LEGACY and LEGACY[kind](path):
-        return True
-    clash = [n for n in entries if n in set(writes)]
+    if not entries or (kind in LEGACY and LEGACY[kind](path)):
+        return
+    clash = sorted(set(entries) & set(writes))
     if kind in SHARED_FOLDERS and not clash:
-        return False  # an export beside the user's own files (a clone of a Hub repository): none is replaced
+        return  # an export beside the user's own files (a clone of a Hub repository): none is replaced
     if clash:
         raise LamaeError(f"{path}: holds files lamae did not write here, and this command would replace "
-                         f"{_shown(clash)}; it writes only into a new or empty folder or its own earlier "
+                         f"{shown(clash)}; it writes only into a new or empty folder or its own earlier "
                          "output: choose another --out")
-    raise LamaeError(f"{path}: is not empty and holds no lamae {KINDS[kind].split(' (')[0]} ({_shown(entries)}); "
+    raise LamaeError(f"{path}: is not empty and holds no lamae {_label(kind)} ({shown(entries)}); "
                      "lamae writes only into a new or empty folder or its own earlier output: choose another --out")
 
 
@@ -273,12 +280,12 @@ def check_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) ->
     ``owned_anyway``, recognised by its content); otherwise a LamaeError naming them. Returns the
     names the manifest lists."""
     out = Path(out)
-    data = _read_json(_manifest(out, kind))
+    data = read_json(_manifest(out, kind))
     listed = set(data.get("files", [])) if isinstance(data, dict) and data.get("kind") == kind else set()
     owned = listed | {Path(f).name for f in owned_anyway}  # an older lamae's unfinished work
     foreign = [str(f) for f in files if (Path(f).exists() or Path(f).is_symlink()) and Path(f).name not in owned]
     if foreign:
-        raise LamaeError(f"{_shown(foreign, 3)}: already there and not written by an earlier `lamae {kind}` to "
+        raise LamaeError(f"{shown(foreign, 3)}: already there and not written by an earlier `lamae {kind}` to "
                          f"{out}; lamae would replace {'it' if len(foreign) == 1 else 'them'}: move "
                          f"{'it' if len(foreign) == 1 else 'them'} or choose another --out")
     return listed
@@ -298,9 +305,9 @@ def claim_files(out: str | os.PathLike, kind: str, files, *, owned_anyway=()) ->
     return manifest
 
 
-def check_removable(out: str | os.PathLike, *, inputs=(), option: str = "--overwrite", kind: str = "store") -> Path:
-    """Refuse to delete ``out`` unless it is a lamae ``kind`` folder (by its marker or, for a store
-    an older lamae wrote, by its content) holding nothing else, and none of: an input of the
+def check_removable(out: str | os.PathLike, *, inputs=(), option: str = "--overwrite") -> Path:
+    """Refuse to delete ``out`` unless it is a lamae store (by its marker or, for a store an older
+    lamae wrote, by its content) holding nothing else, and none of: an input of the
     command, a folder containing an input or inside one, the current directory, the home
     directory, the root. Returns the path, resolved."""
     text = str(out)
@@ -330,17 +337,15 @@ def check_removable(out: str | os.PathLike, *, inputs=(), option: str = "--overw
     if not entries:
         return path
     found = marker_kind(path)
-    label = KINDS[kind].split(" (")[0]
-    if found is not None and found != kind:
-        raise LamaeError(f"{out}: holds a lamae {KINDS[found]}, not a {label}; {option} removes only a {label}: "
+    if found is not None and found != "store":
+        raise LamaeError(f"{out}: holds a lamae {KINDS[found]}, not a store; {option} removes only a store: "
                          "choose another --out")
-    if found is None and not LEGACY.get(kind, lambda _: False)(path):
-        raise LamaeError(f"{out}: holds files lamae did not write ({_shown(entries)}) and no lamae {label}; "
-                         f"{option} removes only a {label}: choose another --out")
-    names = STORE_NAMES if kind == "store" else None
-    foreign = [n for n in entries if names is not None and n not in names]
+    if found is None and not _legacy_store(path):
+        raise LamaeError(f"{out}: holds files lamae did not write ({shown(entries)}) and no lamae store; "
+                         f"{option} removes only a store: choose another --out")
+    foreign = [n for n in entries if n not in STORE_NAMES]
     if foreign:
-        raise LamaeError(f"{out}: holds files lamae did not write ({_shown(foreign)}) beside its {label}; "
+        raise LamaeError(f"{out}: holds files lamae did not write ({shown(foreign)}) beside its store; "
                          f"{option} would delete them: choose another --out")
     return path
 

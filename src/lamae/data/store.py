@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ..errors import LamaeError, LeadNameError, RecordError, ShapeError
 from ..files import (ResumableChunks, atomic_write_text, check_claim, check_removable, claim_output,
-                     file_sha256, refuse_lamae_folder)
+                     file_sha256, read_json, refuse_lamae_folder)
 from ..labels.splits import patient_split
 from ..leads import LEAD_INDEX, STANDARD_LEADS
 from .preprocess import MAX_INPUT_FS, Preprocessing, lead_problems, preprocess
@@ -169,8 +169,9 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
         if dst == src or src.is_relative_to(dst):
             raise LamaeError(f"{out}: is the input dataset {root} or contains it; choose another --out")
     refuse_lamae_folder(out, allow="store")
-    if overwrite and out.exists():
-        check_removable(out, inputs=[root], kind="store")
+    removable = overwrite and out.exists()
+    if removable:  # checked before the listing, which can take a while
+        check_removable(out, inputs=[root])
     else:  # a new or empty folder, or a store (finished or not) lamae made here
         check_claim(out, "store", writes=("meta.json", "signals.npy", "index.parquet", "report.json", "report.md"))
     items = source.items()
@@ -197,10 +198,11 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
                              "--overwrite to replace it or choose another --out")
         overwrite = True
     elif (out / "_progress.json").exists() and rebuild_changed:
-        state = _read_progress(out / "_progress.json")
-        overwrite = state is None or state.get("fingerprint") != fingerprint
+        state = read_json(out / "_progress.json")
+        overwrite = not isinstance(state, dict) or state.get("fingerprint") != fingerprint
     if overwrite and out.exists():
-        check_removable(out, inputs=[root], kind="store")
+        if not removable:  # a store rebuilt because its input changed: checked as --overwrite checks
+            check_removable(out, inputs=[root])
         shutil.rmtree(out)
     parts = out / "_parts"
 
@@ -237,13 +239,6 @@ def prepare(source, out_dir, prep: Preprocessing, *, split_seed: int = 0,
     return _finish(out, state, source, prep, fingerprint, split_seed, split_fractions, table_problems, time.time() - t0)
 
 
-def _read_progress(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-
-
 def items_digest(items) -> str:
     """sha256 of a dataset's listing: each record's id, patient, file and labels, in order. Two
     runs of prepare agree on it only when they would store the same records with the same labels
@@ -267,8 +262,7 @@ def _store_differs(meta: dict, fingerprint: dict) -> str | None:
                   "min_length_s": meta.get("min_length_s", fingerprint["min_length_s"]),
                   "split_seed": meta.get("split_seed", fingerprint["split_seed"])}
     names = {"source": "dataset folder", "format": "format", "n_items": "number of records",
-             "items_sha256": "records or their labels", "first": "first record", "last": "last record",
-             "min_length_s": "minimum length", "split_seed": "split seed"}
+             "items_sha256": "records or their labels", "min_length_s": "minimum length", "split_seed": "split seed"}
     for key, label in names.items():
         if key == "source" and "items_sha256" in stored:
             continue  # the listing's content decides, wherever the folder now lies

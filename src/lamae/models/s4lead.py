@@ -29,7 +29,6 @@ the present leads and frames of the last layer (IndS-like). Every frame is decod
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..leads import STANDARD_LEADS
@@ -114,10 +113,6 @@ class S4Lamae(EcgInputs, nn.Module):
         self.head = nn.Linear(cfg.decoder_dim, stride)   # a frame's samples of its lead
         nn.init.normal_(self.lead_embed.weight, std=0.02)
 
-    @property
-    def partial_decoding(self) -> bool:
-        return False  # every frame is decoded: a state-space decoder runs along the whole lead
-
     # ------------------------------------------------------------------ parts
     def _sources(self, x, leads, visible):
         """The lead field's sources (B, N, K, P) from the patches ``visible`` (B, L, N), or None."""
@@ -150,7 +145,7 @@ class S4Lamae(EcgInputs, nn.Module):
         for blk in self.decoder:
             h = blk(h)
         samples = self.head(self.decoder_norm(h)).reshape(b, n_leads, n_frames * self.cfg.cpc_stride)
-        return self.patchify(F.pad(samples, (0, self.cfg.n_samples - samples.shape[-1])))
+        return self.patchify(samples)  # frames tile the patches (LamaeConfig checks it)
 
     def _pool(self, enc: Encoded, present, pooling: str = "latent"):
         """(pooled (B, D), lead weights (B, L)): the router latents' mean, or the mean over the

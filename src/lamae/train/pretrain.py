@@ -33,7 +33,7 @@ from ..checkpoint import load_checkpoint, load_trainer_state, read_latest, save_
 from ..config import first_difference
 from ..data.preprocess import Preprocessing
 from ..data.store import EcgStore
-from ..files import atomic_write_text, check_claim, claim_output
+from ..files import atomic_write_text, check_claim, claim_output, shown
 from ..errors import LamaeError
 from ..leads import LIMB_LEADS
 from ..models.family import FAMILY, PRETRAINABLE, make_model
@@ -142,11 +142,6 @@ def lead_dropout_mask(gen: torch.Generator, present: torch.Tensor, cfg: Pretrain
 # what a run folder holds: named when a folder of the user's own would be written over
 RUN_FILES = ("latest.json", "checkpoints", "loss.csv", "loss.png", "metrics.csv", "pretrain_config.json",
              "tensorboard", "wandb")
-
-
-def _shown_steps(out: Path) -> str:
-    names = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
-    return ", ".join(f"checkpoints/{n}" for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _latest_step(out: Path) -> tuple[int, Path] | None:
@@ -360,8 +355,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     # a new or empty folder, or a run lamae made here: never a folder of the user's own files
     check_claim(out, "run", writes=RUN_FILES)
     start, before = _resume(out, resume, model, opt, prep)
-    if start == 0 and any((out / "checkpoints").glob("step-*")):
-        raise LamaeError(f"{out}: holds checkpoints ({_shown_steps(out)}) but no latest.json naming one, so they "
+    strays = sorted(f"checkpoints/{p.name}" for p in (out / "checkpoints").glob("step-*")) if start == 0 else []
+    if strays:
+        raise LamaeError(f"{out}: holds checkpoints ({shown(strays, 3)}) but no latest.json naming one, so they "
                          "belong to no run lamae can resume; choose another --out")
     if start >= cfg.steps:
         return {"out": str(out), "steps": start, "asked_steps": cfg.steps, "final_loss": before["last_loss"],
@@ -461,7 +457,8 @@ def check_finished_run(cfg: PretrainConfig) -> None:
         for key in FORMAT_2_ROUTERS:
             a.pop(key), b.pop(key)
     trained_on = saved.get("store", {}).get("digest") if isinstance(saved.get("store"), dict) else None
-    if cfg.store and trained_on is not None and trained_on != EcgStore(cfg.store).digest:
+    # the digest is meta.json's checksum: no need to verify every row each time a run is reused
+    if cfg.store and trained_on is not None and trained_on != EcgStore(cfg.store, verify=False).digest:
         raise LamaeError(f"{cfg.out}: this finished run was pretrained on other data than the store {cfg.store} "
                          "holds now (the store's content digest differs); delete the run to retrain it, or choose "
                          "another out folder")
