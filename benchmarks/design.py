@@ -4,7 +4,9 @@ For every variant x seed: pretrain (resumable; finished runs are reused), then
 
 - probe every readout of the frozen encoder (the router latents' mean, the CLS-position
   latents, the patch-position latents, the mean of the lead CLS tokens = LAMAE_E), with
-  linear probes cross-validated over the store's folds (PTB-XL) or on its split;
+  linear probes cross-validated over the store's folds (PTB-XL) or on its split; the member's
+  own pooled readout also with 1% and 10% of the training patients' labels (``lamae compare``'s
+  label efficiency: the same patients drawn for the same seed);
 - reconstruct withheld leads (III, aVF, V2, V5 together) on the held-out split (nMSE, r);
 - ablate the latents (zero / shuffle) and report the change in hidden-lead and same-lead error.
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from lamae.api import load
 from lamae.data.store import EcgStore
-from lamae.eval.compare import CompareConfig, Comparison, _level_macro
+from lamae.eval.compare import CompareConfig, Comparison, _level_macro, _patient_subset
 from lamae.eval.crosslead import crosslead_ablation, has_latents
 from lamae.eval.metrics import node_aurocs
 from lamae.embedding import embed_store
@@ -40,6 +42,7 @@ from _cli import positive_int, run  # benchmarks/, the folder this script runs f
 
 TRAIN_KEYS = {"lead_dropout", "limb_dropout"}
 HIDE = ["III", "aVF", "V2", "V5"]
+FRACTIONS = ("0.01", "0.1")  # label fractions probed for the pooled readout (100% is "probe")
 
 
 def parse_variant(spec: str) -> tuple[str, dict, dict]:
@@ -51,12 +54,16 @@ def parse_variant(spec: str) -> tuple[str, dict, dict]:
     return name, over, train
 
 
-def probe_cv(cmp: Comparison, feats: np.ndarray) -> float:
-    """Macro AUROC of linear probes over the comparison's plans (pooled out-of-fold predictions)."""
+def probe_cv(cmp: Comparison, feats: np.ndarray, fraction: float = 1.0, seed: int = 0) -> float:
+    """Macro AUROC of linear probes over the comparison's plans (pooled out-of-fold predictions),
+    each fitted on the labels of ``fraction`` of its training patients (drawn as ``lamae compare``
+    draws them for ``seed``)."""
     y = cmp.targets.y.astype(np.float64)
     oof = np.full(y.shape, np.nan)
     scored = np.zeros(len(y), bool)
     for tr, va, te in cmp.plans:
+        if fraction < 1:
+            tr = tr[_patient_subset(cmp.store, cmp.rows[tr], fraction, seed)]
         probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va])
         oof[te] = probe.predict(feats[te])
         scored[te] = True
@@ -85,7 +92,11 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
                          folds=args.pretrain_folds, **train_over)
     if result_path.exists():
         check_finished_run(cfg)  # a member's default may have changed since the run
-        return json.loads(result_path.read_text())
+        res = json.loads(result_path.read_text())
+        if "fractions" not in res:  # a result from before the label fractions: add them
+            res["fractions"] = fraction_probes(cmp, store, load(folder / "pretrain"), seed)
+            result_path.write_text(json.dumps(res, indent=2))
+        return res
     ensure_pretrained(cfg, progress=False)
     model = load(folder / "pretrain")
     res = {"variant": spec, "seed": seed, "probe": {},
@@ -97,6 +108,7 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
         res["probe"][label] = probe_cv(cmp, feats)
     if model.model.cfg.encoder == "router":
         model.model.aggregator.readout = model.model.cfg.readout
+    res["fractions"] = fraction_probes(cmp, store, model, seed)
     if model.model.cfg.objective == "mae":  # CPC rebuilds no lead
         rec = reconstruction_errors(model, store, HIDE, split=args.split)
         res["recon"] = {h: {"nmse": v["nmse"], "corr": v["corr"]} for h, v in rec.items()}
@@ -107,6 +119,12 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
     folder.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(res, indent=2))
     return res
+
+
+def fraction_probes(cmp: Comparison, store: EcgStore, model, seed: int) -> dict[str, float]:
+    """The member's own pooled readout probed with ``FRACTIONS`` of the training patients' labels."""
+    feats, _ = embed_store(model.model, store, cmp.rows, pooling="latent", progress=False)
+    return {f: probe_cv(cmp, feats, float(f), seed) for f in FRACTIONS}
 
 
 def ms(vals) -> str:
@@ -141,6 +159,7 @@ def main(argv=None):
     print("| variant | readout | probe macro AUROC | " + " | ".join(f"{h} nMSE / r" for h in HIDE)
           + " | hidden nMSE: intact / zero / shuffle | same-lead nMSE: intact / zero / shuffle |")
     print("|---|---|---|" + "---|" * len(HIDE) + "---|---|")
+    fractions = []
     for v in args.variant:
         rs = [r for r in results if r["variant"] == v]
         for label in rs[0]["probe"]:
@@ -152,8 +171,19 @@ def main(argv=None):
             else:
                 hid = same = "-"
             print(f"| {v} | {label} | {ms([r['probe'][label] for r in rs])} | {rec} | {hid} | {same} |")
+        fractions.append(f"| {v} | " + " | ".join(ms([r["fractions"][f] for r in rs]) for f in FRACTIONS)
+                         + f" | {ms([pooled(r) for r in rs])} |")
+    print("\nthe pooled readout with fewer labels (fractions of the training patients)\n")
+    print("| variant | " + " | ".join(f"{float(f):.0%}" for f in FRACTIONS) + " | 100% |")
+    print("|---|" + "---|" * (len(FRACTIONS) + 1))
+    print("\n".join(fractions))
     if len(args.variant) > 1 and len(args.seeds) > 1:
         print_paired(args.variant, results)
+
+
+def pooled(r: dict) -> float:
+    """A result's pooled probe: the router latents' mean for the router members, else the pooled readout."""
+    return r["probe"].get("latents", r["probe"].get("pooled", np.nan))
 
 
 def print_paired(variants: list[str], results: list[dict]) -> None:
@@ -167,13 +197,16 @@ def print_paired(variants: list[str], results: list[dict]) -> None:
         if what == "hidden nMSE":
             return r.get("ablation", {}).get("none", {}).get("hidden_nmse", np.nan)
         if what == "pooled":
-            return r["probe"].get("latents", r["probe"].get("pooled", np.nan))
+            return pooled(r)
+        if what in FRACTIONS:
+            return r["fractions"][what]
         return r["probe"].get(what, np.nan)
 
     first = {r["seed"]: r for r in results if r["variant"] == variants[0]}
-    whats = ["pooled", "lead_cls", "hidden nMSE"]
+    whats = ["pooled", *FRACTIONS, "lead_cls", "hidden nMSE"]
     print(f"\npaired against {variants[0]} (difference of the means over the same seeds; t, p of the paired t-test)\n")
-    print("| variant | seeds | " + " | ".join(whats) + " |")
+    heads = {"pooled": "pooled", "0.01": "pooled, 1% of labels", "0.1": "pooled, 10%"}
+    print("| variant | seeds | " + " | ".join(heads.get(w, w) for w in whats) + " |")
     print("|---|---|" + "---|" * len(whats))
     for v in variants[1:]:
         rs = {r["seed"]: r for r in results if r["variant"] == v and r["seed"] in first}

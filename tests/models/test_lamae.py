@@ -28,7 +28,8 @@ VARIANTS = [{}, {"router_every": 0}, {"router_every": 2, "depth": 3}, {"router_l
             {"encoder": "per_lead", "latent_depth": 1}, {"encoder": "per_lead", "aggregator": "mean"},
             {"encoder": "per_lead", "aggregator": "none"}, {"encoder": "private", "aggregator": "none"},
             {"encoder": "joint", "aggregator": "none"}, {"input_scale": "rms"}, {"lead_gates": True},
-            {"router_width": 1.0, "latent_mlp": True}]  # model format 2's full-width routers
+            {"router_width": 1.0, "latent_mlp": True},  # model format 2's full-width routers
+            {"stem": "conv"}]
 
 
 @pytest.mark.parametrize("kw", VARIANTS)
@@ -43,7 +44,7 @@ def test_embedding_is_invariant_to_lead_order(kw):
     torch.testing.assert_close(w.sum(1), torch.ones(3))
 
 
-@pytest.mark.parametrize("kw", VARIANTS[:8])
+@pytest.mark.parametrize("kw", VARIANTS[:8] + [{"stem": "conv"}])
 def test_reconstruction_is_equivariant_to_lead_order(kw):
     m = tiny(**kw)
     x = torch.randn(2, 12, T)
@@ -65,7 +66,8 @@ def test_any_subset_of_leads_by_name():
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{}, {"router_every": 0}, {"encoder": "per_lead"}, {"input_scale": "rms"}])
+@pytest.mark.parametrize("kw", [{}, {"router_every": 0}, {"encoder": "per_lead"}, {"input_scale": "rms"},
+                                {"stem": "conv"}])
 def test_absent_leads_do_not_change_the_embedding(kw):
     m = tiny(**kw)
     x = torch.randn(2, 12, T)
@@ -145,6 +147,24 @@ def test_every_built_parameter_learns(name):
     assert not idle, idle
 
 
+def test_the_conv_stem_learns_and_a_dropped_lead_is_an_absent_one():
+    m = member("LAMAE", stem="conv").train()
+    assert m.patch_embed is None and m.num_parameters("encoder") > member("LAMAE").num_parameters("encoder")
+    m(torch.randn(3, 12, T), torch.arange(12))["loss"].backward()
+    idle = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not idle, idle
+    # a lead hidden by lead dropout enters the encoder as an absent one does: the other leads'
+    # predictions and the pooled output are the same either way
+    m.eval()
+    x, noise = torch.randn(2, 12, T), torch.rand(2, 12, 8)
+    drop = torch.zeros(2, 12, dtype=torch.bool)
+    drop[:, 4] = True
+    dropped = m(x, torch.arange(12), noise=noise, drop=drop)
+    absent = m(x, torch.arange(12), ~drop, noise=noise)
+    torch.testing.assert_close(dropped["pooled"], absent["pooled"])
+    torch.testing.assert_close(dropped["pred"][~drop], absent["pred"][~drop])
+
+
 def test_unused_parts_are_not_built():
     names = lambda m: {n.split(".")[0] + "." + n.split(".")[1] for n, _ in m.named_parameters() if "." in n}  # noqa: E731
     assert "decoder.cond" not in names(member("IndS")) and not list(member("IndS").aggregator.parameters())
@@ -189,9 +209,11 @@ def test_other_leads_reach_a_lead_only_through_the_latents():
     torch.testing.assert_close(q1, q2)  # no cross-lead path at all
 
 
-def test_the_router_is_mask_aware():
-    """A masked patch or an absent lead changes nothing: only visible tokens enter the latents."""
-    m = member("LAMAE")
+@pytest.mark.parametrize("stem", ["linear", "conv"])
+def test_the_router_is_mask_aware(stem):
+    """A masked patch or an absent lead changes nothing: only visible tokens enter the latents
+    (the conv stem, which runs along the whole lead, reads masked samples as zeros)."""
+    m = member("LAMAE", stem=stem)
     x = torch.randn(1, 12, T)
     noise = torch.rand(1, 12, 8, generator=torch.Generator().manual_seed(0))
     present = torch.ones(1, 12, dtype=torch.bool)

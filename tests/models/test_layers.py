@@ -134,3 +134,28 @@ def test_the_narrow_router_leaves_unheld_positions_alone_and_ignores_absent_lead
     # every weight takes part: a gradient reaches the narrow projections
     (out_x.sum() + out_z.sum()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in r.parameters())
+
+
+def test_the_conv_stem_matches_a_direct_sum():
+    """ConvStem against its definition written out sample by sample: frames of f samples, each
+    frame mixed with its two neighbours (zero past the ends), then the frames of each patch."""
+    from lamae.models.layers import ConvStem
+
+    torch.manual_seed(0)
+    patch, f, dim = 10, 5, 16
+    stem = ConvStem(patch, f, dim)
+    x, seen = torch.randn(2, 3, 40), (torch.rand(2, 3, 40) > 0.3).float()
+    got = stem(x, seen)
+    w1, b1 = stem.frames.weight, stem.frames.bias          # (C, 2, f)
+    w2, b2 = stem.mix.weight, stem.mix.bias                # (C, C, 3)
+    w3, b3 = stem.patch.weight, stem.patch.bias            # (D, C, patch / f)
+    for b in range(2):
+        for lead in range(3):
+            inp = torch.stack([x[b, lead] * seen[b, lead], seen[b, lead]])          # (2, T)
+            frames = [F.gelu(b1 + sum(w1[:, :, j] @ inp[:, i * f + j] for j in range(f))) for i in range(8)]
+            pad = [torch.zeros_like(frames[0])] + frames + [torch.zeros_like(frames[0])]
+            mixed = [F.gelu(b2 + sum(w2[:, :, k] @ pad[i + k] for k in range(3))) for i in range(8)]
+            for n in range(4):
+                want = b3 + sum(w3[:, :, j] @ mixed[n * 2 + j] for j in range(2))
+                torch.testing.assert_close(got[b, lead, n], want, atol=1e-5, rtol=1e-5)
+    assert got.shape == (2, 3, 4, dim)

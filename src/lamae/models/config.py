@@ -22,7 +22,7 @@ FORMAT_2_ROUTERS = {"router_width": 1.0, "latent_mlp": True}
 SIZE_LIMITS = {"patch_size": 100_000, "dim": 8192, "depth": 128, "heads": 128, "decoder_dim": 8192,
                "decoder_depth": 128, "decoder_heads": 128, "latent_heads": 128, "router_latents": 256,
                "n_latents": 1024, "latent_depth": 128, "router_every": 128, "cpc_steps": 1024,
-               "cpc_stride": 100_000, "s4_state": 1024}
+               "cpc_stride": 100_000, "s4_state": 1024, "stem_frame": 100_000}
 MAX_PARAMETERS = 5e9
 
 
@@ -37,6 +37,7 @@ SETTING_GROUPS = {
     "input": (("fs", "window_s", "patch_size", "input_scale"), lambda c: True),
     "encoder": (("encoder", "dim", "depth", "mlp_ratio"), lambda c: True),
     "encoder: attention": (("heads",), lambda c: c.encoder not in ("s4", "s4_lead")),
+    "encoder: patch embedding": (("stem", "stem_frame"), lambda c: c.encoder not in ("s4", "s4_lead")),
     "encoder: state space": (("s4_state", "cpc_stride"), lambda c: c.encoder in ("s4", "s4_lead")),
     "cross-lead path: routers": (("router_latents", "router_every", "readout", "lead_gates", "router_width",
                                   "latent_mlp"), lambda c: _routers(c)),
@@ -48,6 +49,7 @@ SETTING_GROUPS = {
     "objective: masked reconstruction": (("mask_ratio", "mask_limb_together", "decode_ratio", "norm_target"),
                                          lambda c: c.objective == "mae"),
     "objective: contrastive predictive coding": (("cpc_steps",), lambda c: c.objective == "cpc"),
+    "objective: masked contrastive term": (("nce_weight",), lambda c: c.encoder == "s4_lead"),
     "objective: view alignment (MVMAE)": (("align", "align_weight", "align_temperature"),
                                           lambda c: c.align != "none"),
     "decoder": (("decoder_dim", "decoder_depth"), lambda c: c.objective == "mae"),
@@ -86,11 +88,19 @@ class LamaeConfig:
     #               objective "cpc" contrastive predictive coding (CPC, no decoder), with "mae"
     #               the masked objective through a state-space decoder (S4-MAE)
     encoder: str = "router"
+    stem: str = "linear"              # transformer encoders' patch embedding: "linear" (each patch's samples
+                                      #   projected, as ViT and MAE), "conv" (a strided convolution per lead
+                                      #   over frames of stem_frame samples, one more over neighbouring frames,
+                                      #   then one per patch: Xiao et al. 2021's early convolutions)
+    stem_frame: int = 5               # conv stem: samples per frame (50 ms at 100 Hz)
     aggregator: str = "latent"
     objective: str = "mae"            # "mae": masked reconstruction; "cpc": contrastive predictive coding
     cpc_steps: int = 12               # cpc: future frames predicted (InfoNCE per step)
     cpc_stride: int = 5               # s4: samples per frame of the strided front end
     s4_state: int = 32                # s4: state size of each S4D channel (conjugate pairs: even)
+    nce_weight: float = 0.0           # s4_lead: weight of a contrastive term beside reconstruction: each
+                                      #   masked frame's encoding picks its own frame among its lead's
+                                      #   other frames and the batch's (wav2vec 2.0's task; 0 = none)
     router_latents: int = 2           # router: latents per position
     router_every: int = 1             # router: after every k-th block (0: one router after the encoder)
     readout: str = "latents"          # router: pooled embedding = mean of all latents (see aggregators.py)
@@ -133,6 +143,7 @@ class LamaeConfig:
         for name, value, allowed in (("encoder", self.encoder, ENCODERS),
                                      ("aggregator", self.aggregator, AGGREGATORS),
                                      ("readout", self.readout, READOUTS),
+                                     ("stem", self.stem, ("linear", "conv")),
                                      ("latent_mode", self.latent_mode, ("pma", "nvembed")),
                                      ("latent_input", self.latent_input, ("cls", "tokens")),
                                      ("align", self.align, ("none", "mse", "cosine", "infonce")),
@@ -151,6 +162,17 @@ class LamaeConfig:
                              "'none' (independent leads)")
         if self.encoder == "s4_lead" and self.objective != "mae":
             raise ValueError("the s4_lead encoder is trained with the masked objective (objective 'mae')")
+        value = self.nce_weight
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"nce_weight must be a finite number >= 0, got {value!r}")
+        if value and self.encoder != "s4_lead":
+            raise ValueError("nce_weight is the s4_lead encoder's contrastive term: use it with encoder 's4_lead'")
+        if self.stem == "conv" and self.encoder in ("s4", "s4_lead"):
+            raise ValueError("stem 'conv' embeds the transformer encoders' patches; the s4 encoders have their own "
+                             "strided front end (cpc_stride)")
+        if self.stem == "conv" and self.patch_size % self.stem_frame:
+            raise ValueError(f"the conv stem's frames must tile the patches: patch_size {self.patch_size} is not a "
+                             f"multiple of stem_frame {self.stem_frame}")
         if self.encoder == "s4_lead" and self.patch_size % self.cpc_stride:
             raise ValueError(f"the s4_lead encoder's frames must tile its patches: patch_size {self.patch_size} is "
                              f"not a multiple of cpc_stride {self.cpc_stride}")
@@ -158,7 +180,8 @@ class LamaeConfig:
             raise ValueError("the router encoder's latents are its aggregator: use aggregator 'latent' with it "
                              "(for the mean or no aggregator, use encoder 'per_lead')")
         for name in ("patch_size", "dim", "depth", "heads", "decoder_dim", "decoder_depth", "decoder_heads",
-                     "latent_heads", "router_latents", "n_latents", "cpc_steps", "cpc_stride", "s4_state"):
+                     "latent_heads", "router_latents", "n_latents", "cpc_steps", "cpc_stride", "s4_state",
+                     "stem_frame"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -31,7 +31,7 @@ from ..leads import STANDARD_LEADS
 from .aggregators import build_aggregator, mean_of_leads
 from .decoder import LeadDecoder
 from .encoders import build_encoder, intervene_latents
-from .layers import sincos_1d, take_rows
+from .layers import ConvStem, sincos_1d, take_rows
 from .leadfield import LeadField
 from .config import MODEL_FORMAT, SIZES, LamaeConfig
 from .inputs import EcgInputs, n_decoded, n_visible, random_masking, share_limb_noise
@@ -80,7 +80,8 @@ class Lamae(EcgInputs, nn.Module):
         self.cfg = cfg
         d, n_vocab = cfg.dim, len(STANDARD_LEADS)
         # Tokens: patch embedding + time position + lead identity; one CLS per lead
-        self.patch_embed = nn.Linear(cfg.patch_size, d)
+        self.patch_embed = nn.Linear(cfg.patch_size, d) if cfg.stem == "linear" else None
+        self.stem = ConvStem(cfg.patch_size, cfg.stem_frame, d) if cfg.stem == "conv" else None
         self.register_buffer("pos", sincos_1d(cfg.n_patches, d), persistent=False)
         self.lead_embed = nn.Embedding(n_vocab, d)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
@@ -95,7 +96,8 @@ class Lamae(EcgInputs, nn.Module):
         self.lead_field = LeadField(n_vocab, cfg.lead_field, cfg.patch_size, d) if cfg.lead_field else None
         # As in MAE: the patch projection starts at xavier scale so a patch's content is not
         # drowned by the (unit-amplitude) sine-cosine positions; learning stalls otherwise.
-        nn.init.xavier_uniform_(self.patch_embed.weight)
+        if self.patch_embed is not None:
+            nn.init.xavier_uniform_(self.patch_embed.weight)
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.decoder.mask_token, std=0.02)
 
@@ -118,14 +120,24 @@ class Lamae(EcgInputs, nn.Module):
             return None
         return self.lead_field.sources(self.patchify(x), leads, visible.bool())
 
+    def embed_patches(self, x, present, keep):
+        """The tokens (B, L, n_keep, D) of the patches ``keep`` (B, L, n_keep) of each lead: only
+        those are embedded (a quarter of them at 75% masking); the conv stem runs along the whole
+        lead, reading only the kept patches of present leads."""
+        if self.stem is None:
+            return self.patch_embed(take_rows(self.patchify(x), keep))
+        b, n_leads, _ = x.shape
+        seen = torch.zeros(b, n_leads, self.cfg.n_patches, dtype=x.dtype, device=x.device)
+        seen = seen.scatter(2, keep, 1.0) * present[..., None].to(x.dtype)
+        tokens = self.stem(x, seen.repeat_interleave(self.cfg.patch_size, dim=2))
+        return take_rows(tokens, keep)
+
     def encode(self, x, leads, present, keep, intervene=None, sources=None):
         """Encode each lead's visible patches (``keep`` (B, L, n_keep)); the CLS comes first.
         ``sources`` (B, N, K, P): the lead field's, added to the router latents of their position."""
         b, n_leads, _ = x.shape
         lead_e = self.lead_embed(leads)  # (B, L, D)
-        # only the visible patches are embedded (a quarter of them at 75% masking)
-        patches = take_rows(self.patchify(x), keep)
-        vis = self.patch_embed(patches) + self.pos[keep] + lead_e[:, :, None, :]
+        vis = self.embed_patches(x, present, keep) + self.pos[keep] + lead_e[:, :, None, :]
         cls = self.cls_token.expand(b, n_leads, -1)[:, :, None, :] + lead_e[:, :, None, :]
         seq = torch.cat([cls, vis], dim=2)
         pos = torch.cat([keep.new_zeros(b, n_leads, 1), keep + 1], dim=2)  # grid position; 0 = CLS
@@ -226,6 +238,6 @@ class Lamae(EcgInputs, nn.Module):
 
     def num_parameters(self, part: str = "all") -> int:
         if part == "encoder":
-            mods = [self.patch_embed, self.lead_embed, self.encoder, self.norm]
+            mods = [m for m in (self.patch_embed, self.stem) if m is not None] + [self.lead_embed, self.encoder, self.norm]
             return sum(p.numel() for m in mods for p in m.parameters()) + self.cls_token.numel()
         return sum(p.numel() for p in self.parameters())

@@ -138,6 +138,35 @@ BLOCK_TO_GROUPED = {"norm1.": "norm1.", "attn.qkv.": "qkv.", "attn.proj.": "proj
                     "mlp.0.": "fc1.", "mlp.2.": "fc2."}
 
 
+class ConvStem(nn.Module):
+    """Early convolutions in place of the linear patch embedding (Xiao et al. 2021, "Early
+    convolutions help transformers see better"), per lead:
+
+        frames = GELU(Conv(k = s = frame)([x * seen, seen]))   # frames of ``frame`` samples
+        frames = GELU(Conv(k = 3)(frames))                      # each frame reads its neighbours,
+                                                                #   across patch borders too
+        tokens = Conv(k = s = patch / frame)(frames)            # one token per patch
+
+    x (B, L, T) and seen (B, L, T) (1 where the sample may be read: masked patches enter as zeros
+    with seen 0, so a visible patch next to a masked one learns nothing of it) -> (B, L, N, dim).
+    ``width`` channels inside (a quarter of ``dim``: the stem costs about a tenth of a ``tiny``
+    LAMAE step)."""
+
+    def __init__(self, patch_size: int, frame: int, dim: int):
+        super().__init__()
+        width = max(8, dim // 4)
+        self.frames = nn.Conv1d(2, width, kernel_size=frame, stride=frame)
+        self.mix = nn.Conv1d(width, width, kernel_size=3, padding=1)
+        self.patch = nn.Conv1d(width, dim, kernel_size=patch_size // frame, stride=patch_size // frame)
+
+    def forward(self, x: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        b, n_leads, t = x.shape
+        seen = seen.to(x.dtype)
+        h = F.gelu(self.frames(torch.stack([x * seen, seen], dim=2).flatten(0, 1)))
+        h = self.patch(F.gelu(self.mix(h)))                                # (B*L, dim, N)
+        return h.transpose(1, 2).reshape(b, n_leads, h.shape[-1], -1)
+
+
 def sincos_1d(n: int, dim: int) -> torch.Tensor:
     """Fixed 1-D sine-cosine position embedding (n, dim), as in MAE."""
     pos = torch.arange(n, dtype=torch.float64)[:, None]

@@ -29,6 +29,7 @@ the present leads and frames of the last layer (IndS-like). Every frame is decod
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..leads import STANDARD_LEADS
@@ -38,6 +39,29 @@ from .inputs import EcgInputs
 from .layers import sincos_1d
 from .leadfield import LeadField
 from .ssm import S4Block
+
+
+def masked_info_nce(q: torch.Tensor, z: torch.Tensor, scored: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The contrastive term (``nce_weight``): each masked frame's encoding picks its own frame.
+
+    q (N, F, d): each sequence's (one lead of one ECG) encoding at each frame, made from the
+    masked input; z (N, F, d): its frames as the front end encodes them from the unmasked input;
+    scored (N, F): the frames to score (the masked ones); valid (N,): the sequences that hold a
+    signal (present leads). The candidates of frame t of sequence n are every frame of n (its
+    other frames are the negatives that make the term about the signal's shape, as in CPC's
+    ``info_nce_loss``) and frame t of every other valid sequence (the negatives that contrast one
+    ECG's or lead's morphology with another's). Dot-product scores, cross-entropy of picking
+    (n, t), averaged over the scored frames."""
+    n, f, _ = q.shape
+    q, z = q.float(), z.float()
+    own = torch.bmm(q, z.transpose(1, 2))                                   # (N, F, F')
+    across = torch.einsum("ntd,mtd->ntm", q, z)                             # (N, F, N): frame t of m
+    other = valid[None, :] & ~torch.eye(n, dtype=torch.bool, device=q.device)
+    logits = torch.cat([own, across.masked_fill(~other[:, None, :], float("-inf"))], dim=-1)[scored]
+    if logits.shape[0] == 0:
+        return q.new_zeros(())
+    right = torch.arange(f, device=q.device).expand(n, -1)[scored]
+    return F.cross_entropy(logits, right)
 
 
 class S4LeadEncoder(nn.Module):
@@ -111,6 +135,8 @@ class S4Lamae(EcgInputs, nn.Module):
                                      for _ in range(cfg.decoder_depth))
         self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)
         self.head = nn.Linear(cfg.decoder_dim, stride)   # a frame's samples of its lead
+        # the contrastive term's prediction of a masked frame's front-end encoding (nce_weight)
+        self.nce_head = nn.Linear(d, d) if cfg.nce_weight else None
         nn.init.normal_(self.lead_embed.weight, std=0.02)
 
     # ------------------------------------------------------------------ parts
@@ -182,8 +208,22 @@ class S4Lamae(EcgInputs, nn.Module):
             mask = torch.where(drop[..., None], torch.ones_like(mask), mask)
         recon = self.reconstruction_loss(x, pred, mask, targets)
         pooled, weights = self._pool(enc, present)
-        return {"loss": recon, "reconstruction": recon, "pred": pred * scale[..., None], "mask": mask,
-                "pooled": pooled, "lead_weights": weights, "decoded": None}
+        out = {"loss": recon, "reconstruction": recon, "pred": pred * scale[..., None], "mask": mask,
+               "pooled": pooled, "lead_weights": weights, "decoded": None}
+        if self.nce_head is not None:
+            out["nce"] = self.contrastive_term(x, targets, mask, enc.tokens)
+            out["loss"] = recon + self.cfg.nce_weight * out["nce"]
+        return out
+
+    def contrastive_term(self, x, targets, mask, tokens) -> torch.Tensor:
+        """``masked_info_nce`` over the masked frames of every target lead (those lead dropout hid
+        included): the encoding at the frame against the front end's frames of the unmasked lead."""
+        b, n_leads, t = x.shape
+        seen = targets.to(x.dtype)[..., None].expand(-1, -1, t)
+        clean = self.frames(torch.stack([x * seen, seen], dim=2).flatten(0, 1)).transpose(1, 2)  # (B*L, F, D)
+        scored = mask.bool().repeat_interleave(self.cfg.patch_size // self.cfg.cpc_stride, dim=2) & targets[..., None]
+        q = self.nce_head(tokens).flatten(0, 1)
+        return masked_info_nce(q, clean, scored.flatten(0, 1), targets.flatten())
 
     def features(self, x, leads, present=None, pooling: str = "latent"):
         """One vector per ECG from the unmasked input: the router latents' mean (S4-LAMAE) or the
