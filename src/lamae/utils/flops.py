@@ -2,10 +2,16 @@
 
 torch's counter has no formula for the CPU flash-attention kernels that
 ``scaled_dot_product_attention`` dispatches to, so attention would count as free on CPU;
-they are mapped here onto torch's own SDPA formulas.
+they are mapped here onto torch's own SDPA formulas. Nor has it one for FFTs, so the
+state-space members' long convolutions (S4D kernels applied by FFT, models/ssm.py) would count as
+free: an FFT of n points is counted as the radix-2 figure, 5 n log2 n real operations for a
+complex transform and half that for a real one (forward and inverse), per transform.
+Elementwise work (the spectra's product, activations, norms) is not counted, for any member.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.utils import flop_counter as fc
@@ -19,9 +25,32 @@ def _cpu_sdpa_backward(grad_out, query, key, value, *args, out_shape=None, **kwa
     return fc.sdpa_backward_flop_count(grad_out, query, key, value)
 
 
+def _fft_points(shape, dim) -> tuple[int, int]:
+    """(transforms, points per transform) of an FFT over the dims ``dim`` of ``shape``."""
+    dims = [d % len(shape) for d in dim]
+    n = math.prod(shape[d] for d in dims)
+    return math.prod(shape) // max(n, 1), n
+
+
+def _fft_flops(n_transforms: int, n: int, real: bool) -> int:
+    return int(n_transforms * (2.5 if real else 5.0) * n * math.log2(max(n, 2)))
+
+
+def _fft_r2c(self, dim, normalization, onesided, *args, out_shape=None, **kwargs):
+    return _fft_flops(*_fft_points(self, dim), real=True)
+
+
+def _fft_c2r(self, dim, normalization, last_dim_size, *args, out_shape=None, **kwargs):
+    return _fft_flops(*_fft_points(out_shape, dim), real=True)
+
+
+def _fft_c2c(self, dim, normalization, forward, *args, out_shape=None, **kwargs):
+    return _fft_flops(*_fft_points(self, dim), real=False)
+
+
 def _custom_mapping():
-    mapping = {}
     aten = torch.ops.aten
+    mapping = {aten._fft_r2c: _fft_r2c, aten._fft_c2r: _fft_c2r, aten._fft_c2c: _fft_c2c}
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
         mapping[aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_sdpa
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
