@@ -337,8 +337,9 @@ def test_family_members_are_consistent():
         assert spec["kind"] in ("mae", "scratch", "random")
         if spec.get("reuse"):
             assert model_config(spec["reuse"], "tiny") == cfg
-    # LAMAE is the default router model plus its lead field, trained with partial decoding;
-    # LamaeConfig itself defaults to no lead field and full decoding, so checkpoints written
-    # before either existed load as they were trained
-    assert model_config("LAMAE", "tiny") == LamaeConfig(**SIZES["tiny"], lead_field=8, decode_ratio=0.5)
-    assert model_config("LAMAE-attn", "tiny") == LamaeConfig(**SIZES["tiny"], decode_ratio=0.5)
+    # LAMAE is the default router model plus its lead field and full-width routers with the
+    # latents' MLP, trained with partial decoding; LamaeConfig itself defaults to no lead field,
+    # narrow routers and full decoding, so checkpoints written before any existed load as trained
+    full = {"router_width": 1.0, "latent_mlp": True}
+    assert model_config("LAMAE", "tiny") == LamaeConfig(**SIZES["tiny"], lead_field=8, decode_ratio=0.5, **full)
+    assert model_config("LAMAE-attn", "tiny") == LamaeConfig(**SIZES["tiny"], decode_ratio=0.5, **full)
