@@ -506,10 +506,11 @@ def compare_markdown(r: dict) -> str:
              f"{r['config']['min_test_positives']} test positives and negatives enter the macro averages",
              "- representation: frozen encoder + linear probe, except Scratch (trained end to end)", "",
              "## (a) Matched controls", "",
-             "| model | params | vs LAMAE | matched | width / MLP ratio | mask | optimizer | schedule | steps | epochs | batch | GFLOPs/step | wall-clock s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | params | vs LAMAE | matched | width / MLP ratio | mask | optimizer | schedule | steps | epochs | batch | GFLOPs/step | GFLOP/ECG | wall-clock s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in r["controls"]:
         fl = "-" if c["flops_per_step"] is None else f"{c['flops_per_step'] / 1e9:.2f}"
+        per_ecg = "-" if c["flops_per_step"] is None else f"{c['flops_per_step'] / c['batch'] / 1e9:.3f}"
         wc = "-" if c["wall_clock_s"] is None else f"{c['wall_clock_s']:.0f}"
         note = f" (reads {c['reads']})" if c["reads"] else ""
         mask = ("-" if c["mask_ratio"] is None else f"{c['mask_ratio']}") + (
@@ -517,7 +518,7 @@ def compare_markdown(r: dict) -> str:
         lines.append(f"| {c['model']}{note} | {c['parameters']:,} | {c['parameter_ratio']:.2f} | "
                      f"{'yes' if c['matched'] else 'no'} | {c['width']} / {c['mlp_ratio']} | "
                      f"{mask} | {c['optimizer']} | "
-                     f"{c['schedule']} | {c['steps']} | {c['epochs']} | {c['batch']} | {fl} | {wc} |")
+                     f"{c['schedule']} | {c['steps']} | {c['epochs']} | {c['batch']} | {fl} | {per_ecg} | {wc} |")
     levels = list(next(iter(r["hierarchy"].values())))
     lines += ["", "## (b) Macro AUROC per label level (mean ± std over seeds)", "",
               "| level | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
