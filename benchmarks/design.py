@@ -43,6 +43,7 @@ from _cli import positive_int, run  # benchmarks/, the folder this script runs f
 TRAIN_KEYS = {"lead_dropout", "limb_dropout"}
 HIDE = ["III", "aVF", "V2", "V5"]
 FRACTIONS = ("0.01", "0.1")  # label fractions probed for the pooled readout (100% is "probe")
+POOLED = ("latents", "pooled")  # the readout that is a member's own pooled output (see ``pooled``)
 
 
 def parse_variant(spec: str) -> tuple[str, dict, dict]:
@@ -94,7 +95,8 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
         check_finished_run(cfg)  # a member's default may have changed since the run
         res = json.loads(result_path.read_text())
         if "fractions" not in res:  # a result from before the label fractions: add them
-            res["fractions"] = fraction_probes(cmp, store, load(folder / "pretrain"), seed)
+            feats, _ = embed_store(load(folder / "pretrain").model, store, cmp.rows, pooling="latent", progress=False)
+            res["fractions"] = fraction_probes(cmp, feats, seed)
             result_path.write_text(json.dumps(res, indent=2))
         return res
     ensure_pretrained(cfg, progress=False)
@@ -106,9 +108,10 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
             model.model.aggregator.readout = readout
         feats, _ = embed_store(model.model, store, cmp.rows, pooling=pooling, progress=False)
         res["probe"][label] = probe_cv(cmp, feats)
+        if label in POOLED:  # the member's own pooled readout: also with fewer labels
+            res["fractions"] = fraction_probes(cmp, feats, seed)
     if model.model.cfg.encoder == "router":
         model.model.aggregator.readout = model.model.cfg.readout
-    res["fractions"] = fraction_probes(cmp, store, model, seed)
     if model.model.cfg.objective == "mae":  # CPC rebuilds no lead
         rec = reconstruction_errors(model, store, HIDE, split=args.split)
         res["recon"] = {h: {"nmse": v["nmse"], "corr": v["corr"]} for h, v in rec.items()}
@@ -121,9 +124,8 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
     return res
 
 
-def fraction_probes(cmp: Comparison, store: EcgStore, model, seed: int) -> dict[str, float]:
-    """The member's own pooled readout probed with ``FRACTIONS`` of the training patients' labels."""
-    feats, _ = embed_store(model.model, store, cmp.rows, pooling="latent", progress=False)
+def fraction_probes(cmp: Comparison, feats: np.ndarray, seed: int) -> dict[str, float]:
+    """The pooled readout's features probed with ``FRACTIONS`` of the training patients' labels."""
     return {f: probe_cv(cmp, feats, float(f), seed) for f in FRACTIONS}
 
 
@@ -183,7 +185,7 @@ def main(argv=None):
 
 def pooled(r: dict) -> float:
     """A result's pooled probe: the router latents' mean for the router members, else the pooled readout."""
-    return r["probe"].get("latents", r["probe"].get("pooled", np.nan))
+    return next((r["probe"][k] for k in POOLED if k in r["probe"]), np.nan)
 
 
 def print_paired(variants: list[str], results: list[dict]) -> None:

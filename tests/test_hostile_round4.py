@@ -376,6 +376,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ("kernels", ["--bogus"], "unrecognized arguments"),
     ("against_commit", ["no-such-commit-xyz"], "no-such-commit-xyz"),
     ("lead_field_ceiling", ["--store", "/nonexistent/store"], "/nonexistent/store"),
+    ("contrastive_term", ["/nonexistent/run", "--store", "s"], "/nonexistent/run"),
+    ("contrastive_term", ["r", "--store", "s", "--batch-size", "0"], "at least 1"),
 ])
 def test_benchmark_scripts_name_bad_flags(script, argv, words, monkeypatch, capsys):
     """Each user-facing benchmark script ends a bad flag or input in one named line, exit 2."""
@@ -390,6 +392,18 @@ def test_benchmark_scripts_name_bad_flags(script, argv, words, monkeypatch, caps
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and words in err, err
+
+
+def test_the_contrastive_term_script_names_a_run_without_the_term(tiny_run, store, monkeypatch, capsys):
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("contrastive_term")
+    monkeypatch.setattr(sys, "argv", ["contrastive_term.py", str(tiny_run), "--store", str(store.path)])
+    with pytest.raises(SystemExit) as stop:
+        module.run(module.main)
+    assert stop.value.code == 2 and "has no contrastive term" in capsys.readouterr().err
 
 
 # =========================================================================== 4. tracebacks: commands

@@ -146,13 +146,18 @@ class S4Lamae(EcgInputs, nn.Module):
             return None
         return self.lead_field.sources(self.patchify(x), leads, visible.bool())
 
+    def frame_features(self, x, seen) -> torch.Tensor:
+        """Each lead's frames (B, L, F, D) through the front end: x (B, L, T) zero where ``seen``
+        (B, L, T) is off, and ``seen`` itself as a second channel."""
+        b, n_leads, _ = x.shape
+        seen = seen.to(x.dtype)
+        frames = self.frames(torch.stack([x * seen, seen], dim=2).flatten(0, 1))       # (B*L, D, F)
+        return frames.transpose(1, 2).reshape(b, n_leads, self.n_frames, -1)
+
     def encode(self, x, leads, present, seen, intervene=None, sources=None) -> Encoded:
         """x (B, L, T); seen (B, L, T) the samples the encoder may read; present (B, L) the
         leads the routers read."""
-        b, n_leads, t = x.shape
-        seen = seen.to(x.dtype)
-        frames = self.frames(torch.stack([x * seen, seen], dim=2).flatten(0, 1))       # (B*L, D, F)
-        tokens = frames.transpose(1, 2).reshape(b, n_leads, self.n_frames, -1) + self.lead_embed(leads)[:, :, None]
+        tokens = self.frame_features(x, seen) + self.lead_embed(leads)[:, :, None]
         field = None
         if sources is not None:  # per patch -> every frame of the patch
             field = self.lead_field.latent(sources).repeat_interleave(self.cfg.patch_size // self.cfg.cpc_stride, dim=1)
@@ -218,12 +223,10 @@ class S4Lamae(EcgInputs, nn.Module):
     def contrastive_term(self, x, targets, mask, tokens) -> torch.Tensor:
         """``masked_info_nce`` over the masked frames of every target lead (those lead dropout hid
         included): the encoding at the frame against the front end's frames of the unmasked lead."""
-        b, n_leads, t = x.shape
-        seen = targets.to(x.dtype)[..., None].expand(-1, -1, t)
-        clean = self.frames(torch.stack([x * seen, seen], dim=2).flatten(0, 1)).transpose(1, 2)  # (B*L, F, D)
+        clean = self.frame_features(x, targets[..., None].expand_as(x))
         scored = mask.bool().repeat_interleave(self.cfg.patch_size // self.cfg.cpc_stride, dim=2) & targets[..., None]
-        q = self.nce_head(tokens).flatten(0, 1)
-        return masked_info_nce(q, clean, scored.flatten(0, 1), targets.flatten())
+        return masked_info_nce(self.nce_head(tokens).flatten(0, 1), clean.flatten(0, 1), scored.flatten(0, 1),
+                               targets.flatten())
 
     def features(self, x, leads, present=None, pooling: str = "latent"):
         """One vector per ECG from the unmasked input: the router latents' mean (S4-LAMAE) or the

@@ -302,11 +302,6 @@ class RunRecord:
             self.log.close()
 
 
-# Terms a model adds to its reconstruction loss (``res["loss"] - res["reconstruction"]``): MVMAE's
-# view alignment, the s4_lead encoder's contrastive term (``nce_weight``).
-EXTRA_TERMS = ("align", "nce")
-
-
 def _step_loss(model: Lamae, net, forward, x, present, step: int, cfg: PretrainConfig, rank: int, world: int,
                device) -> torch.Tensor:
     """Forward and backward of one step's batch (this process's rows); returns the step's mean
@@ -334,8 +329,9 @@ def _step_loss(model: Lamae, net, forward, x, present, step: int, cfg: PretrainC
                           align_scale=align_scale_at(step, cfg))
             # DDP averages gradients over processes: scale by world to sum them instead
             loss = res["reconstruction"] * (model.n_targets(pc, dc) / total * world)
-            if any(term in res for term in EXTRA_TERMS):  # weighed by the part's share of the batch's ECGs
-                loss = loss + (res["loss"] - res["reconstruction"]) * (len(xc) / len(x))
+            # whatever a model adds to its reconstruction (MVMAE's alignment, the contrastive term;
+            # zero for the others), a mean over ECGs: weighed by the part's share of the batch
+            loss = loss + (res["loss"] - res["reconstruction"]) * (len(xc) / len(x))
         with ctx:
             loss.backward()
         mean_loss += loss.detach()
