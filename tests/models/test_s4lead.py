@@ -148,6 +148,7 @@ def test_the_trainer_adds_the_contrastive_term_and_short_pretraining_lowers_the_
     """``lamae pretrain`` optimises the term, not only the reconstruction: the logged first-step
     loss with the term exceeds the one without it by about the term (near log of its candidates);
     60 steps with it lower the loss by a tenth."""
+    import numpy as np
     import pandas as pd
 
     from lamae.train.pretrain import PretrainConfig, pretrain
@@ -162,3 +163,10 @@ def test_the_trainer_adds_the_contrastive_term_and_short_pretraining_lowers_the_
         losses[weight] = pd.read_csv(out / "loss.csv")["loss"].to_numpy()
     assert losses[1.0][0] - losses[0.0][0] > 2.0, losses
     assert losses[1.0][-3:].mean() < 0.9 * losses[1.0][:3].mean(), losses[1.0]
+    # metrics.csv logs the loss's terms: the total is the reconstruction plus the weighted term
+    m = pd.read_csv(tmp_path / "w1.0" / "metrics.csv").pivot(index="step", columns="name", values="value")
+    m = m[m.index > 0]
+    np.testing.assert_allclose(m["train/loss"], m["train/reconstruction"] + 1.0 * m["train/nce"], rtol=1e-4)
+    assert (m["train/nce"] > 0).all() and m["train/nce"].iloc[-1] < m["train/nce"].iloc[0]
+    m0 = pd.read_csv(tmp_path / "w0.0" / "metrics.csv")
+    assert "train/nce" not in set(m0["name"]) and "train/reconstruction" in set(m0["name"])

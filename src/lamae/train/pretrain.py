@@ -267,13 +267,16 @@ class RunRecord:
         if self.first_loss is None:
             self.first_loss = loss
 
-    def log_row(self, done: int, lr: float, gnorm: float) -> None:
+    def log_row(self, done: int, lr: float, gnorm: float, terms: dict | None = None) -> None:
+        """loss.csv's row, and the tracker's metrics: those and the loss's terms (``train/reconstruction``,
+        ``train/nce``, ...) of the step logged."""
         el = self.elapsed()
         self.writer.writerow([done, f"{self.last_loss:.6f}", f"{lr:.3e}", f"{gnorm:.4f}", f"{el:.2f}",
                               f"{self.ecgs_per_s(el):.1f}"])
         self.log.flush()
         self.tracker.log(done, {"train/loss": self.last_loss, "train/lr": lr, "train/grad_norm": gnorm,
-                                "train/ecgs_per_s": self.ecgs_per_s(el)})
+                                "train/ecgs_per_s": self.ecgs_per_s(el),
+                                **{f"train/{k}": v for k, v in (terms or {}).items()}})
 
     def checkpoint(self, step: int) -> None:
         if self.world > 1:
@@ -303,9 +306,11 @@ class RunRecord:
 
 
 def _step_loss(model: Lamae, net, forward, x, present, step: int, cfg: PretrainConfig, rank: int, world: int,
-               device) -> torch.Tensor:
+               device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Forward and backward of one step's batch (this process's rows); returns the step's mean
-    loss over every process (gradients are left in the parameters)."""
+    loss over every process (gradients are left in the parameters) and its terms: the
+    reconstruction and each scalar a model adds beside it (MVMAE's ``align``, the contrastive
+    term's ``nce``), unweighted, each a mean over every process's part of the batch."""
     # The masks of the whole global batch, sliced like the rows: one process or many take the same step.
     gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
     noise = torch.rand(cfg.batch_size, x.shape[1], model.cfg.n_patches, device=device, generator=gen)[rank::world]
@@ -318,6 +323,7 @@ def _step_loss(model: Lamae, net, forward, x, present, step: int, cfg: PretrainC
     if world > 1:
         torch.distributed.all_reduce(total)
     mean_loss = torch.zeros((), device=device)
+    terms: dict[str, torch.Tensor] = {}
     chunks = list(zip(x.tensor_split(cfg.grad_accum), present.tensor_split(cfg.grad_accum),
                       noise.tensor_split(cfg.grad_accum),
                       drop.tensor_split(cfg.grad_accum) if drop is not None else [None] * cfg.grad_accum))
@@ -335,9 +341,21 @@ def _step_loss(model: Lamae, net, forward, x, present, step: int, cfg: PretrainC
         with ctx:
             loss.backward()
         mean_loss += loss.detach()
+        for name, value in _loss_terms(res).items():
+            share = model.n_targets(pc, dc) / total * world if name == "reconstruction" else len(xc) / len(x)
+            terms[name] = terms.get(name, 0) + value.detach().float() * share
     if world > 1:
         torch.distributed.all_reduce(mean_loss)
-    return mean_loss / world
+        for value in terms.values():
+            torch.distributed.all_reduce(value)
+    return mean_loss / world, {name: value / world for name, value in terms.items()}
+
+
+def _loss_terms(res: dict) -> dict[str, torch.Tensor]:
+    """The terms of a forward's loss to log: the reconstruction, and every other scalar it returns
+    beside its total (none for most members). CPC's reconstruction is its InfoNCE."""
+    return {name: value for name, value in res.items()
+            if name != "loss" and isinstance(value, torch.Tensor) and value.dim() == 0}
 
 
 def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
@@ -398,9 +416,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
                 g["lr"] = lr_at(step, cfg)
             opt.zero_grad(set_to_none=True)
             try:
-                mean_loss = _step_loss(model, net, forward, x, present, step, cfg, rank, world, device)
+                mean_loss, terms = _step_loss(model, net, forward, x, present, step, cfg, rank, world, device)
             except torch.linalg.LinAlgError:  # weights gone to inf/nan: the lead field's solve fails first
-                mean_loss = torch.tensor(float("nan"))
+                mean_loss, terms = torch.tensor(float("nan")), {}
             if not torch.isfinite(mean_loss):
                 saved = (f"The last good checkpoint is named in {out / 'latest.json'}" if (out / "latest.json").exists()
                          else "No checkpoint had been saved yet")
@@ -411,7 +429,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             record.step_done(mean_loss.item(), x.shape[0] * world)
             done = step + 1
             if main and (done % cfg.log_every == 0 or done == cfg.steps):
-                record.log_row(done, lr_at(step, cfg), float(gnorm))
+                record.log_row(done, lr_at(step, cfg), float(gnorm), {k: v.item() for k, v in terms.items()})
                 bar.set_postfix(loss=f"{record.last_loss:.4f}")
             bar.update()
             if done % cfg.checkpoint_every == 0 and done != cfg.steps:
