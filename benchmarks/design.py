@@ -17,6 +17,10 @@ whatever the member recommends):
     python benchmarks/design.py --store STORE --out /tmp/design --seeds 0 1 \\
         --variant LAMAE --variant LAMAE:router_every=2 --variant LAMAE-global:n_latents=8
 
+``--size`` (default ``tiny``, the comparisons' budget) and ``--device`` (default ``cpu``; ``cuda``
+or ``auto`` on a GPU machine) set where and how large every variant trains; a finished run is
+reused only if its settings, size included, are the ones asked for.
+
 Prints one table (mean ± std over seeds) for the variants named and writes design.json with
 every variant x seed finished in --out (each also keeps its own result.json).
 """
@@ -87,26 +91,27 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
     train_over.setdefault("lead_dropout", 0.0)  # explicit: a variant names its lead dropout, or has none
     folder = Path(args.out) / spec.replace(":", "__").replace(",", "_").replace("=", "-") / f"seed-{seed}"
     result_path = folder / "result.json"
-    cfg = PretrainConfig(store=str(store.path), out=str(folder / "pretrain"), size="tiny", architecture=name,
+    cfg = PretrainConfig(store=str(store.path), out=str(folder / "pretrain"), size=args.size, architecture=name,
                          model=model_over, steps=args.steps, batch_size=args.batch_size, base_lr=args.base_lr,
-                         warmup_steps=args.warmup, checkpoint_every=args.steps // 4, seed=seed, device="cpu",
+                         warmup_steps=args.warmup, checkpoint_every=max(1, args.steps // 4), seed=seed, device=args.device,
                          folds=args.pretrain_folds, **train_over)
     if result_path.exists():
         check_finished_run(cfg)  # a member's default may have changed since the run
         res = json.loads(result_path.read_text())
         if "fractions" not in res:  # a result from before the label fractions: add them
-            feats, _ = embed_store(load(folder / "pretrain").model, store, cmp.rows, pooling="latent", progress=False)
+            model = load(folder / "pretrain", device=args.device)
+            feats, _ = embed_store(model.model, store, cmp.rows, pooling="latent", device=model.device, progress=False)
             res["fractions"] = fraction_probes(cmp, feats, seed)
             result_path.write_text(json.dumps(res, indent=2))
         return res
     ensure_pretrained(cfg, progress=False)
-    model = load(folder / "pretrain")
+    model = load(folder / "pretrain", device=args.device)
     res = {"variant": spec, "seed": seed, "probe": {},
            "pretrain_seconds": model.config.get("training", {}).get("seconds")}
     for label, (pooling, readout) in readouts(model).items():
         if readout is not None:
             model.model.aggregator.readout = readout
-        feats, _ = embed_store(model.model, store, cmp.rows, pooling=pooling, progress=False)
+        feats, _ = embed_store(model.model, store, cmp.rows, pooling=pooling, device=model.device, progress=False)
         res["probe"][label] = probe_cv(cmp, feats)
         if label in POOLED:  # the member's own pooled readout: also with fewer labels
             res["fractions"] = fraction_probes(cmp, feats, seed)
@@ -142,6 +147,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--variant", action="append", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (pretraining and evaluation)")
     ap.add_argument("--steps", type=positive_int, default=800)
     ap.add_argument("--batch-size", type=positive_int, default=32)
     ap.add_argument("--base-lr", type=float, default=0.024)
@@ -157,7 +164,7 @@ def main(argv=None):
     # design.json collects every variant x seed finished in this folder, earlier invocations' too
     everything = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*/seed-*/result.json"))]
     (Path(args.out) / "design.json").write_text(json.dumps(everything, indent=2))
-    print(f"store {args.store}; seeds {args.seeds}; {args.steps} steps x {args.batch_size}\n")
+    print(f"store {args.store}; seeds {args.seeds}; {args.size}, {args.steps} steps x {args.batch_size}\n")
     print("| variant | readout | probe macro AUROC | " + " | ".join(f"{h} nMSE / r" for h in HIDE)
           + " | hidden nMSE: intact / zero / shuffle | same-lead nMSE: intact / zero / shuffle |")
     print("|---|---|---|" + "---|" * len(HIDE) + "---|---|")

@@ -1,0 +1,44 @@
+"""benchmarks/design.py end to end on a tiny store: a run, its probes, and a finished run that is
+reused only at the size it was trained with."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def design(monkeypatch, argv):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("design")
+    monkeypatch.setattr(sys, "argv", ["design.py", *map(str, argv)])
+    module.run(module.main)
+
+
+def test_design_trains_at_the_size_and_device_named_and_reuses_only_that_run(store, tmp_path, monkeypatch, capsys):
+    argv = ["--store", store.path, "--out", tmp_path / "d", "--variant", "IndS:n_latents=4", "--seeds", "0",
+            "--steps", "2", "--batch-size", "8", "--warmup", "1", "--size", "tiny", "--device", "cpu"]
+    design(monkeypatch, argv)
+    out = capsys.readouterr().out
+    assert "tiny, 2 steps x 8" in out
+    folder = tmp_path / "d" / "IndS__n_latents-4" / "seed-0"
+    result = json.loads((folder / "result.json").read_text())
+    # 90 ECGs support no label's AUROC (the probes stay empty); the withheld leads are rebuilt
+    assert set(result["probe"]) == {"pooled", "lead_cls"} and set(result["fractions"]) == {"0.01", "0.1"}
+    assert all(np.isfinite(result["recon"][lead]["nmse"]) for lead in ("III", "aVF", "V2", "V5"))
+    trained = json.loads((folder / "pretrain" / "pretrain_config.json").read_text())
+    assert (trained["size"], trained["device"]) == ("tiny", "cpu")
+    config = json.loads((folder / "pretrain" / "checkpoints" / "step-0000002" / "config.json").read_text())
+    assert config["model"]["dim"] == 64                     # tiny's width
+    mtime = (folder / "result.json").stat().st_mtime
+    design(monkeypatch, argv)                                # finished: reused, not retrained
+    assert (folder / "result.json").stat().st_mtime == mtime
+    with pytest.raises(SystemExit) as stop:                  # the same folder at another size: refused, named
+        design(monkeypatch, [*argv[:-4], "--size", "small", "--device", "cpu"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "other model settings" in err and "decoder_depth was 1, now 2" in err, err
