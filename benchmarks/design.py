@@ -21,8 +21,11 @@ whatever the member recommends):
 or ``auto`` on a GPU machine) set where and how large every variant trains; a finished run is
 reused only if its settings, size included, are the ones asked for.
 
-Prints one table (mean ± std over seeds) for the variants named and writes design.json with
-every variant x seed finished in --out (each also keeps its own result.json).
+Prints, for the variants named (mean ± std over seeds): every readout's probe with the withheld
+leads' nMSE and r; the pooled readout with fewer labels, the hidden leads' mean nMSE and the
+pretraining's seconds; and, over two seeds or more, each variant paired with the first (the
+difference, the paired t-test, and in how many seeds the variant's figure is the higher). Writes
+design.json with every variant x seed finished in --out (each also keeps its own result.json).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from lamae.eval.crosslead import crosslead_ablation, has_latents
 from lamae.eval.metrics import node_aurocs
 from lamae.embedding import embed_store
 from lamae.eval.probe import fit_linear_probe
+from lamae.models.config import SIZES
 from lamae.eval.reconstruction import reconstruction_errors
 from lamae.train.pretrain import PretrainConfig, check_finished_run, ensure_pretrained
 from _cli import positive_int, run  # benchmarks/, the folder this script runs from
@@ -147,7 +151,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--variant", action="append", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    ap.add_argument("--size", default="tiny", choices=list(SIZES))
     ap.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (pretraining and evaluation)")
     ap.add_argument("--steps", type=positive_int, default=800)
     ap.add_argument("--batch-size", type=positive_int, default=32)
@@ -181,10 +185,12 @@ def main(argv=None):
                 hid = same = "-"
             print(f"| {v} | {label} | {ms([r['probe'][label] for r in rs])} | {rec} | {hid} | {same} |")
         fractions.append(f"| {v} | " + " | ".join(ms([r["fractions"][f] for r in rs]) for f in FRACTIONS)
-                         + f" | {ms([pooled(r) for r in rs])} |")
-    print("\nthe pooled readout with fewer labels (fractions of the training patients)\n")
-    print("| variant | " + " | ".join(f"{float(f):.0%}" for f in FRACTIONS) + " | 100% |")
-    print("|---|" + "---|" * (len(FRACTIONS) + 1))
+                         + f" | {ms([pooled(r) for r in rs])} | {ms([hidden_nmse(r) for r in rs])}"
+                         + f" | {ms([r.get('pretrain_seconds') for r in rs])} |")
+    print("\nthe pooled readout with fewer labels (fractions of the training patients), the withheld leads' "
+          "mean nMSE and the pretraining's seconds\n")
+    print("| variant | " + " | ".join(f"{float(f):.0%}" for f in FRACTIONS) + " | 100% | hidden nMSE | pretraining s |")
+    print("|---|" + "---|" * (len(FRACTIONS) + 3))
     print("\n".join(fractions))
     if len(args.variant) > 1 and len(args.seeds) > 1:
         print_paired(args.variant, results)
@@ -193,6 +199,13 @@ def main(argv=None):
 def pooled(r: dict) -> float:
     """A result's pooled probe: the router latents' mean for the router members, else the pooled readout."""
     return next((r["probe"][k] for k in POOLED if k in r["probe"]), np.nan)
+
+
+def hidden_nmse(r: dict) -> float:
+    """A result's hidden-lead error: the mean nMSE of the leads withheld together (``HIDE``), for
+    every member that rebuilds leads (the latents' ablation reports the same mean for its intact
+    condition); NaN for CPC, which rebuilds none."""
+    return float(np.mean([v["nmse"] for v in r["recon"].values()])) if r.get("recon") else np.nan
 
 
 def print_paired(variants: list[str], results: list[dict]) -> None:
@@ -204,7 +217,7 @@ def print_paired(variants: list[str], results: list[dict]) -> None:
 
     def measure(r, what):
         if what == "hidden nMSE":
-            return r.get("ablation", {}).get("none", {}).get("hidden_nmse", np.nan)
+            return hidden_nmse(r)
         if what == "pooled":
             return pooled(r)
         if what in FRACTIONS:
@@ -213,7 +226,8 @@ def print_paired(variants: list[str], results: list[dict]) -> None:
 
     first = {r["seed"]: r for r in results if r["variant"] == variants[0]}
     whats = ["pooled", *FRACTIONS, "lead_cls", "hidden nMSE"]
-    print(f"\npaired against {variants[0]} (difference of the means over the same seeds; t, p of the paired t-test)\n")
+    print(f"\npaired against {variants[0]} (difference of the means over the same seeds; t, p of the paired t-test; "
+          "in how many of those seeds the variant's figure is the higher)\n")
     heads = {"pooled": "pooled", "0.01": "pooled, 1% of labels", "0.1": "pooled, 10%"}
     print("| variant | seeds | " + " | ".join(heads.get(w, w) for w in whats) + " |")
     print("|---|---|" + "---|" * len(whats))
@@ -225,7 +239,8 @@ def print_paired(variants: list[str], results: list[dict]) -> None:
             b = np.array([measure(first[s], what) for s in sorted(rs)], float)
             ok = np.isfinite(a) & np.isfinite(b)
             t = paired_tests(a[ok], b[ok])
-            cells.append(f"{t['mean_diff']:+.3f} (t {t['t']:.2f}, p {t['p_ttest']:.2g})" if ok.sum() > 1 else "-")
+            cells.append(f"{t['mean_diff']:+.3f} (t {t['t']:.2f}, p {t['p_ttest']:.2g}; higher in {int((a[ok] > b[ok]).sum())}/{ok.sum()})"
+                         if ok.sum() > 1 else "-")
         print(f"| {v} | {len(rs)} | " + " | ".join(cells) + " |")
 
 

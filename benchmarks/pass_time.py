@@ -4,7 +4,8 @@ Counts each member's training-step FLOPs per ECG (forward and backward, torch's 
 of 2 halved) at a size and rate, then turns a measured throughput of one member (``--measured NAME=ECGS_PER_S``,
 e.g. LAMAE's 504 ECGs/s for ``base`` at 500 Hz on one H100, docs/speed.md) into that member's
 achieved FLOP/s and projects every member's ECGs/s and pass time at the same achieved rate. Only
-the measured member's row is a measurement; the others assume its utilisation.
+the measured member's row is a measurement; the others assume its utilisation. The FLOPs column
+(and each member's FLOPs against the measured one's) is a count, whatever throughput is given.
 
     python benchmarks/pass_time.py                                  # base, 500 Hz, 800k ECGs, LAMAE=504
     python benchmarks/pass_time.py --members LAMAE Joint IndS --size small --measured LAMAE=1873
@@ -35,6 +36,11 @@ def flops_per_ecg(spec: str, size: str, fs: float) -> tuple[int, int]:
     return model.num_parameters(), training_step_flops(model, 2) // 2  # CPC needs 2 ECGs (negatives)
 
 
+def _figure(x: float) -> str:
+    """Three significant digits (0.488, 45.3), whole numbers from 100 on (447, 1326)."""
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", nargs="+", default=["LAMAE", "Joint", "IndS"],
@@ -53,12 +59,12 @@ def main(argv=None) -> None:
     achieved = float(rate) * counted[ref][1]
     print(f"{args.size} at {args.fs:g} Hz, 10 s ECGs; {ref} measured at {float(rate):g} ECGs/s, i.e. "
           f"{achieved / 1e12:.0f} TFLOP/s achieved; the other rows assume that rate\n")
-    print(f"| member | parameters | GFLOP per ECG (fwd + bwd) | ECGs/s | one pass over {args.ecgs:,} ECGs |")
-    print("|---|---|---|---|---|")
+    print(f"| member | parameters | GFLOP per ECG (fwd + bwd) | FLOPs / {ref}'s | ECGs/s | one pass over {args.ecgs:,} ECGs |")
+    print("|---|---|---|---|---|---|")
     for name, (params, flops) in counted.items():
         per_s = achieved / flops
         kind = "measured" if name == ref else "projected"
-        print(f"| {name} | {params / 1e6:.1f}M | {flops / 1e9:.0f} | {per_s:.0f} ({kind}) | "
+        print(f"| {name} | {params / 1e6:.3g}M | {_figure(flops / 1e9)} | {flops / counted[ref][1]:.2f}x | {per_s:.0f} ({kind}) | "
               f"{args.ecgs / per_s / 60:.1f} min |")
 
 

@@ -21,7 +21,7 @@ def design(monkeypatch, argv):
 
 def test_design_trains_at_the_size_and_device_named_and_reuses_only_that_run(store, tmp_path, monkeypatch, capsys):
     argv = ["--store", store.path, "--out", tmp_path / "d", "--variant", "IndS:n_latents=4", "--seeds", "0",
-            "--steps", "2", "--batch-size", "8", "--warmup", "1", "--size", "tiny", "--device", "cpu"]
+            "--steps", "2", "--batch-size", "8", "--warmup", "1", "--size", "tiny", "--device", "auto"]
     design(monkeypatch, argv)
     out = capsys.readouterr().out
     assert "tiny, 2 steps x 8" in out
@@ -31,7 +31,7 @@ def test_design_trains_at_the_size_and_device_named_and_reuses_only_that_run(sto
     assert set(result["probe"]) == {"pooled", "lead_cls"} and set(result["fractions"]) == {"0.01", "0.1"}
     assert all(np.isfinite(result["recon"][lead]["nmse"]) for lead in ("III", "aVF", "V2", "V5"))
     trained = json.loads((folder / "pretrain" / "pretrain_config.json").read_text())
-    assert (trained["size"], trained["device"]) == ("tiny", "cpu")
+    assert (trained["size"], trained["device"]) == ("tiny", "auto")     # as named, not design.py's default
     config = json.loads((folder / "pretrain" / "checkpoints" / "step-0000002" / "config.json").read_text())
     assert config["model"]["dim"] == 64                     # tiny's width
     mtime = (folder / "result.json").stat().st_mtime
@@ -42,3 +42,25 @@ def test_design_trains_at_the_size_and_device_named_and_reuses_only_that_run(sto
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "other model settings" in err and "decoder_depth was 1, now 2" in err, err
+
+
+def test_the_paired_table_pairs_the_hidden_lead_error_of_members_without_latents(monkeypatch, capsys):
+    """S4-MAE has no latents to ablate; its withheld leads' error still pairs (the mean over the
+    hidden leads, as the ablation's intact condition reports it for LAMAE), with the seeds counted."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("design")
+
+    def result(variant, seed, nmse, auroc):
+        return {"variant": variant, "seed": seed, "probe": {"pooled": auroc},
+                "fractions": {"0.01": 0.5, "0.1": 0.6},
+                "recon": {lead: {"nmse": nmse, "corr": 0.9} for lead in module.HIDE}}
+
+    results = [result("A", s, 0.30 + s / 100, 0.80) for s in range(3)]
+    results += [result("B", s, 0.20 + s / 100, 0.80 + (0.01 if s else -0.01)) for s in range(3)]
+    assert module.hidden_nmse(results[0]) == pytest.approx(0.30)
+    assert np.isnan(module.hidden_nmse({"probe": {}}))                     # CPC rebuilds no lead
+    module.print_paired(["A", "B"], results)
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| B |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2].startswith("+0.003") and "higher in 2/3" in cells[2]     # pooled
+    assert cells[-1].startswith("-0.100") and "higher in 0/3" in cells[-1]   # hidden nMSE
