@@ -17,7 +17,9 @@ whatever the member recommends):
     python benchmarks/design.py --store STORE --out /tmp/design --seeds 0 1 \\
         --variant LAMAE --variant LAMAE:router_every=2 --variant LAMAE-global:n_latents=8
 
-``--size`` (default ``tiny``, the comparisons' budget) and ``--device`` (default ``cpu``; ``cuda``
+``--pretrain-store`` pretrains on another store than the one probed (the held-out check: an
+encoder probed on ECGs it never saw, as a user's own data would be); ``--pretrain-folds`` then
+selects that store's folds. ``--size`` (default ``tiny``, the comparisons' budget) and ``--device`` (default ``cpu``; ``cuda``
 or ``auto`` on a GPU machine) set where and how large every variant trains; a finished run is
 reused only if its settings, size included, are the ones asked for.
 
@@ -42,6 +44,7 @@ from lamae.eval.compare import CompareConfig, Comparison, _level_macro, _patient
 from lamae.eval.crosslead import crosslead_ablation, has_latents
 from lamae.eval.metrics import node_aurocs
 from lamae.embedding import embed_store
+from lamae.errors import LamaeError
 from lamae.eval.probe import fit_linear_probe
 from lamae.models.config import SIZES
 from lamae.eval.reconstruction import reconstruction_errors
@@ -95,7 +98,8 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
     train_over.setdefault("lead_dropout", 0.0)  # explicit: a variant names its lead dropout, or has none
     folder = Path(args.out) / spec.replace(":", "__").replace(",", "_").replace("=", "-") / f"seed-{seed}"
     result_path = folder / "result.json"
-    cfg = PretrainConfig(store=str(store.path), out=str(folder / "pretrain"), size=args.size, architecture=name,
+    pretrain_on = args.pretrain_store or str(store.path)  # the probe's store unless another is named
+    cfg = PretrainConfig(store=pretrain_on, out=str(folder / "pretrain"), size=args.size, architecture=name,
                          model=model_over, steps=args.steps, batch_size=args.batch_size, base_lr=args.base_lr,
                          warmup_steps=args.warmup, checkpoint_every=max(1, args.steps // 4), seed=seed, device=args.device,
                          folds=args.pretrain_folds, **train_over)
@@ -160,14 +164,23 @@ def main(argv=None):
     ap.add_argument("--cv", action="store_true", help="cross-validate probes over the store's folds (PTB-XL)")
     ap.add_argument("--split", default="test", help="split for reconstruction and ablation")
     ap.add_argument("--pretrain-folds", type=int, nargs="+", help="pretrain only on these folds (PTB-XL: 1-8)")
+    ap.add_argument("--pretrain-store", help="pretrain on this store (prepared as --store was) and probe --store, "
+                    "so the probes and rebuilt leads are on ECGs the encoder never saw")
     args = ap.parse_args(argv)
     store = EcgStore(args.store)
+    if args.pretrain_store:
+        other = EcgStore(args.pretrain_store).preprocessing
+        if other != store.preprocessing:  # the encoder would be probed on other inputs than it learned
+            raise LamaeError(f"{args.pretrain_store} was prepared with {other}, {args.store} with "
+                             f"{store.preprocessing}; prepare both alike to pretrain on one and probe the other")
     cmp = Comparison(CompareConfig(store=args.store, out=args.out, models=["LAMAE"], cv=args.cv), progress=False)
     results = [run_one(args, store, cmp, v, s) for v in args.variant for s in args.seeds]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     # design.json collects every variant x seed finished in this folder, earlier invocations' too
     everything = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*/seed-*/result.json"))]
     (Path(args.out) / "design.json").write_text(json.dumps(everything, indent=2))
+    if args.pretrain_store:
+        print(f"pretrained on {args.pretrain_store}" + (f" (folds {args.pretrain_folds})" if args.pretrain_folds else ""))
     print(f"store {args.store}; seeds {args.seeds}; {args.size}, {args.steps} steps x {args.batch_size}\n")
     print("| variant | readout | probe macro AUROC | " + " | ".join(f"{h} nMSE / r" for h in HIDE)
           + " | hidden nMSE: intact / zero / shuffle | same-lead nMSE: intact / zero / shuffle |")

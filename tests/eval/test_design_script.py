@@ -64,3 +64,35 @@ def test_the_paired_table_pairs_the_hidden_lead_error_of_members_without_latents
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2].startswith("+0.003") and "higher in 2/3" in cells[2]     # pooled
     assert cells[-1].startswith("-0.100") and "higher in 0/3" in cells[-1]   # hidden nMSE
+
+
+def test_design_pretrains_on_another_store_and_probes_the_one_named(store, tmp_path, monkeypatch, capsys):
+    """The held-out check: the encoder pretrains on --pretrain-store and is probed (and rebuilds
+    leads) on --store; stores prepared differently are refused with both named."""
+    from dataclasses import replace
+
+    from lamae.data.sources import MimicEcgReader
+    from lamae.data.store import prepare
+    from lamae.data.synth import synthesize_mimic
+
+    raw = synthesize_mimic(tmp_path / "raw", 24, seed=11, progress=False)
+    other = prepare(MimicEcgReader(raw), tmp_path / "other", store.preprocessing, chunk_size=32, progress=False)
+    argv = ["--store", store.path, "--pretrain-store", other.path, "--out", tmp_path / "d", "--variant", "IndS",
+            "--seeds", "0", "--steps", "2", "--batch-size", "8", "--warmup", "1"]
+    design(monkeypatch, argv)
+    assert f"pretrained on {other.path}" in capsys.readouterr().out
+    folder = tmp_path / "d" / "IndS" / "seed-0"
+    trained = json.loads((folder / "pretrain" / "pretrain_config.json").read_text())
+    assert Path(trained["store"]) == Path(other.path)
+    config = json.loads((folder / "pretrain" / "checkpoints" / "step-0000002" / "config.json").read_text())
+    assert config["store"]["digest"] == other.digest != store.digest            # pretrained on the other store
+    result = json.loads((folder / "result.json").read_text())
+    assert all(np.isfinite(result["recon"][lead]["nmse"]) for lead in ("III", "aVF", "V2", "V5"))
+
+    coarse = prepare(MimicEcgReader(raw), tmp_path / "coarse", replace(store.preprocessing, bandpass=None),
+                     chunk_size=32, progress=False)
+    with pytest.raises(SystemExit) as stop:
+        design(monkeypatch, [*argv[:3], coarse.path, "--out", tmp_path / "e", *argv[6:]])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(coarse.path) in err and "prepare both alike" in err, err
