@@ -337,9 +337,10 @@ def test_family_members_are_consistent():
         assert spec["kind"] in ("mae", "scratch", "random")
         if spec.get("reuse"):
             assert model_config(spec["reuse"], "tiny") == cfg
-    # LAMAE is the default router model plus its lead field and full-width routers with the
-    # latents' MLP, trained with partial decoding; LamaeConfig itself defaults to no lead field,
-    # narrow routers and full decoding, so checkpoints written before any existed load as trained
-    full = {"router_width": 1.0, "latent_mlp": True}
-    assert model_config("LAMAE", "tiny") == LamaeConfig(**SIZES["tiny"], lead_field=8, decode_ratio=0.5, **full)
-    assert model_config("LAMAE-attn", "tiny") == LamaeConfig(**SIZES["tiny"], decode_ratio=0.5, **full)
+    # LAMAE is the default router model plus its lead field and narrow routers with the latents'
+    # MLP, trained with partial decoding; LamaeConfig itself defaults to no lead field, narrow
+    # routers without the MLP and full decoding, so checkpoints written before any existed load
+    # as trained
+    routers = {"router_width": 0.25, "latent_mlp": True}
+    assert model_config("LAMAE", "tiny") == LamaeConfig(**SIZES["tiny"], lead_field=8, decode_ratio=0.5, **routers)
+    assert model_config("LAMAE-attn", "tiny") == LamaeConfig(**SIZES["tiny"], decode_ratio=0.5, **routers)

@@ -48,11 +48,15 @@ def build_model(size: str = "tiny", **overrides) -> nn.Module:
 # Chosen by design.py runs on two normalisations x 2 seeds of PTB-XL and the synthetic set: the
 # lead field rebuilds withheld leads (III r 0.91-0.99 where routers alone reach 0.2) and the
 # ablation shows the decoder using it; see docs/method.md, "Why these choices".
-# Its routers are full width with an MLP on the latents (model format 2's; ``LamaeConfig``'s
-# default is the narrow router of format 3). Re-decided by issue 40 with evidence beyond the
-# 488-ECG set: five seeds each, the pooled probe +0.033 on the synthetic set (p 0.0065) and -0.004
-# on PTB-XL-500 (p 0.47), and +0.04 on both of the users' held-out sets (docs/results.md).
-_ROUTERS = {"router_width": 1.0, "latent_mlp": True}
+# Its routers are a quarter of the width with an MLP on the latents (``LamaeConfig``'s default
+# is the narrow router without it, model format 3's). Re-decided twice by issue 40 with evidence
+# beyond the 488-ECG set: format 3's narrow routers lost 0.03-0.04 there, and the routers' 2x2
+# put that loss on the latents' MLP, not the width. Narrow with the MLP, against full width with
+# it, over five seeds each: pooled probe +0.021 on PTB-XL-500 (p 0.062) and +0.008 on the
+# synthetic set (p 0.094), and pretrained on one dataset then probed on the other +0.009
+# (p 0.017) and +0.004 (p 0.42), at 0.84x the FLOPs and 0.67x Joint's step at 500 Hz
+# (docs/results.md, "The routers' width").
+_ROUTERS = {"router_width": 0.25, "latent_mlp": True}
 _LAMAE = {"encoder": "router", "aggregator": "latent", "lead_field": 8, **_ROUTERS}
 # LAMAE pretrains with partial decoding: each step rebuilds half of each lead's masked patches
 # (decode_ratio, models/lamae.py), so its 500 Hz ViT-S step costs 0.68x Joint's rather than 0.83x.
