@@ -102,3 +102,24 @@ def test_a_run_resumes_across_a_setting_added_since_its_checkpoint(store, tmp_pa
     del config["model"]["cpc_steps"]  # as written before the setting existed
     written.write_text(json.dumps(config))
     assert pretrain(cfg, resume=True, progress=False)["steps"] == 4
+
+
+@pytest.mark.parametrize("routers", [{"router_width": 1.0, "latent_mlp": True},     # LAMAE for some hours of 2026-12-07
+                                     {"router_width": 0.25, "latent_mlp": False}])  # LAMAE of 2026-12-03 to -07
+def test_lamae_checkpoints_of_earlier_routers_load_as_they_were_trained(tmp_path, routers):
+    """LAMAE's routers changed on 2026-12-07 (narrow with the latents' MLP): a LAMAE written with
+    either earlier design loads with its own routers and gives the outputs it gave, not today's."""
+    from dataclasses import replace
+
+    from lamae.models.family import make_model, model_config
+
+    torch.manual_seed(0)
+    model = make_model(replace(model_config("LAMAE", "tiny"), window_s=2.0, **routers)).eval()
+    assert model.cfg != model_config("LAMAE", "tiny")
+    path = save_checkpoint(tmp_path / "ckpt", model, Preprocessing(fs=100.0, window_s=2.0))
+    loaded, _ = load_checkpoint(path)
+    assert (loaded.cfg.router_width, loaded.cfg.latent_mlp) == (routers["router_width"], routers["latent_mlp"])
+    x = torch.randn(3, 12, 200)
+    with torch.no_grad():
+        np.testing.assert_array_equal(loaded.eval().embed(x, torch.arange(12))[0].numpy(),
+                                      model.embed(x, torch.arange(12))[0].numpy())
