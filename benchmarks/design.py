@@ -19,7 +19,9 @@ whatever the member recommends):
 
 ``--pretrain-store`` pretrains on another store than the one probed (the held-out check: an
 encoder probed on ECGs it never saw, as a user's own data would be); ``--pretrain-folds`` then
-selects that store's folds. ``--size`` (default ``tiny``, the comparisons' budget) and ``--device`` (default ``cpu``; ``cuda``
+selects that store's folds. ``--runs`` takes the pretraining runs from another design folder (any
+missing are trained there), so one set of runs is probed on a second store without retraining.
+``--size`` (default ``tiny``, the comparisons' budget) and ``--device`` (default ``cpu``; ``cuda``
 or ``auto`` on a GPU machine) set where and how large every variant trains; a finished run is
 reused only if its settings, size included, are the ones asked for.
 
@@ -96,10 +98,12 @@ def readouts(model) -> dict[str, tuple[str, str | None]]:
 def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dict:
     name, model_over, train_over = parse_variant(spec)
     train_over.setdefault("lead_dropout", 0.0)  # explicit: a variant names its lead dropout, or has none
-    folder = Path(args.out) / spec.replace(":", "__").replace(",", "_").replace("=", "-") / f"seed-{seed}"
+    cell = Path(spec.replace(":", "__").replace(",", "_").replace("=", "-")) / f"seed-{seed}"
+    folder = Path(args.out) / cell
     result_path = folder / "result.json"
     pretrain_on = args.pretrain_store or str(store.path)  # the probe's store unless another is named
-    cfg = PretrainConfig(store=pretrain_on, out=str(folder / "pretrain"), size=args.size, architecture=name,
+    runs = Path(args.runs or args.out) / cell / "pretrain"  # --runs: another folder's pretraining, reused
+    cfg = PretrainConfig(store=pretrain_on, out=str(runs), size=args.size, architecture=name,
                          model=model_over, steps=args.steps, batch_size=args.batch_size, base_lr=args.base_lr,
                          warmup_steps=args.warmup, checkpoint_every=max(1, args.steps // 4), seed=seed, device=args.device,
                          folds=args.pretrain_folds, **train_over)
@@ -107,13 +111,13 @@ def run_one(args, store: EcgStore, cmp: Comparison, spec: str, seed: int) -> dic
         check_finished_run(cfg)  # a member's default may have changed since the run
         res = json.loads(result_path.read_text())
         if "fractions" not in res:  # a result from before the label fractions: add them
-            model = load(folder / "pretrain", device=args.device)
+            model = load(runs, device=args.device)
             feats, _ = embed_store(model.model, store, cmp.rows, pooling="latent", device=model.device, progress=False)
             res["fractions"] = fraction_probes(cmp, feats, seed)
             result_path.write_text(json.dumps(res, indent=2))
         return res
     ensure_pretrained(cfg, progress=False)
-    model = load(folder / "pretrain", device=args.device)
+    model = load(runs, device=args.device)
     res = {"variant": spec, "seed": seed, "probe": {},
            "pretrain_seconds": model.config.get("training", {}).get("seconds")}
     for label, (pooling, readout) in readouts(model).items():
@@ -164,12 +168,14 @@ def main(argv=None):
     ap.add_argument("--cv", action="store_true", help="cross-validate probes over the store's folds (PTB-XL)")
     ap.add_argument("--split", default="test", help="split for reconstruction and ablation")
     ap.add_argument("--pretrain-folds", type=int, nargs="+", help="pretrain only on these folds (PTB-XL: 1-8)")
+    ap.add_argument("--runs", help="the folder whose pretraining runs (RUNS/VARIANT/seed-N/pretrain) to use, "
+                    "training any missing there; default --out. Probes one set of runs on another store")
     ap.add_argument("--pretrain-store", help="pretrain on this store (prepared as --store was) and probe --store, "
                     "so the probes and rebuilt leads are on ECGs the encoder never saw")
     args = ap.parse_args(argv)
     store = EcgStore(args.store)
     if args.pretrain_store:
-        other = EcgStore(args.pretrain_store).preprocessing
+        other = EcgStore(args.pretrain_store, verify=False).preprocessing  # pretraining verifies its rows
         if other != store.preprocessing:  # the encoder would be probed on other inputs than it learned
             raise LamaeError(f"{args.pretrain_store} was prepared with {other}, {args.store} with "
                              f"{store.preprocessing}; prepare both alike to pretrain on one and probe the other")

@@ -89,6 +89,17 @@ def test_design_pretrains_on_another_store_and_probes_the_one_named(store, tmp_p
     result = json.loads((folder / "result.json").read_text())
     assert all(np.isfinite(result["recon"][lead]["nmse"]) for lead in ("III", "aVF", "V2", "V5"))
 
+    # the same runs probed on the store they were pretrained on (--runs): reused, not retrained
+    checkpoints = sorted(p.name for p in (folder / "pretrain" / "checkpoints").iterdir())
+    mtime = (folder / "pretrain" / "checkpoints" / "step-0000002" / "model.safetensors").stat().st_mtime
+    design(monkeypatch, ["--store", other.path, "--pretrain-store", other.path, "--runs", tmp_path / "d",
+                         "--out", tmp_path / "again", *argv[6:]])
+    assert sorted(p.name for p in (folder / "pretrain" / "checkpoints").iterdir()) == checkpoints
+    assert (folder / "pretrain" / "checkpoints" / "step-0000002" / "model.safetensors").stat().st_mtime == mtime
+    again = tmp_path / "again" / "IndS" / "seed-0"
+    assert (again / "result.json").exists() and not (again / "pretrain").exists()
+    assert json.loads((again / "result.json").read_text())["recon"] != result["recon"]   # another store's leads
+
     coarse = prepare(MimicEcgReader(raw), tmp_path / "coarse", replace(store.preprocessing, bandpass=None),
                      chunk_size=32, progress=False)
     with pytest.raises(SystemExit) as stop:

@@ -55,7 +55,7 @@ def build_model(size: str = "tiny", **overrides) -> nn.Module:
 # it, over five seeds each: pooled probe +0.021 on PTB-XL-500 (p 0.062) and +0.008 on the
 # synthetic set (p 0.094), and pretrained on one dataset then probed on the other +0.009
 # (p 0.017) and +0.004 (p 0.42), at 0.84x the FLOPs and 0.67x Joint's step at 500 Hz
-# (docs/results.md, "The routers' width").
+# (docs/results.md, "The routers' width" and "Held out").
 _ROUTERS = {"router_width": 0.25, "latent_mlp": True}
 _LAMAE = {"encoder": "router", "aggregator": "latent", "lead_field": 8, **_ROUTERS}
 # LAMAE pretrains with partial decoding: each step rebuilds half of each lead's masked patches
