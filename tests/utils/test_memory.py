@@ -36,8 +36,8 @@ def test_keep_freed_memory_sets_glibcs_thresholds_once_on_cpu_only_and_can_be_tu
     assert memory.keep_freed_memory("cpu") is True and len(calls) == 2  # applied once per process
 
 
-# Three forward/backward passes of the tiny model at 250 Hz, batch 64 (activations of up to
-# 80 MB, above glibc's 32 MB mmap limit); prints the page faults of the third.
+# Six forward/backward passes of the tiny model at 250 Hz, batch 64 (activations of up to
+# 80 MB, above glibc's 32 MB mmap limit); prints the page faults of the third to the sixth.
 _FAULTS = """
 import resource, torch
 from lamae.models.family import model_config
@@ -47,27 +47,31 @@ print(keep_freed_memory("cpu"))
 torch.manual_seed(0)
 model = Lamae(model_config("LAMAE", "tiny", {"fs": 250.0}))
 x, leads = torch.randn(64, 12, 2500), torch.arange(12)
-for _ in range(3):
+faults = []
+for _ in range(6):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     model(x, leads)["loss"].backward()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(*faults[2:])
 """
 
 
 @pytest.mark.skipif(not GLIBC, reason="tunes glibc's allocator; elsewhere it does nothing")
 def test_a_training_step_stops_refaulting_its_activations_unless_turned_off():
-    def third_step(setting):
+    def later_steps(setting):
         env = {**os.environ, "LAMAE_KEEP_FREED_MEMORY": setting, "OMP_NUM_THREADS": "1"}
         out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
-        applied, faults = out.stdout.split()
-        return applied, int(faults)
+        applied, *faults = out.stdout.split()
+        return applied, [int(f) for f in faults]
 
-    applied, kept = third_step("1")
-    off, default = third_step("0")
-    assert (applied, off) == ("True", "False")
-    # Without the setting the step maps and zeroes its activations afresh: 92k to 229k pages of
-    # 4 KB seen (glibc moves its mmap threshold as blocks are freed, so the count varies from
-    # run to run and machine to machine); the floor asks for 25k pages (100 MB). With it, the
-    # third step reuses the heap (0 faults seen).
-    assert default > 25_000
-    assert kept < default / 5
+    applied, kept = later_steps("1")
+    off, default = later_steps("0")
+    assert (applied, off) == ("True", "False") and len(kept) == len(default) == 4
+    # Without the setting every step maps and zeroes its activations afresh: 52k to 160k pages
+    # of 4 KB per step seen (glibc moves its mmap threshold as blocks are freed, so the count
+    # varies from run to run and machine to machine); the floor asks for 25k pages (100 MB) at
+    # every step. With it, the heap still grows now and then while its free blocks settle (up
+    # to 24k pages at one step seen), but most steps reuse it whole (0 faults seen at one or
+    # more of the four steps in every run), so the quietest step is compared.
+    assert min(default) > 25_000
+    assert min(kept) < min(default) / 10
